@@ -1,0 +1,90 @@
+"""``adamlab trace``: one scalar parameter through an optimizer, step by step."""
+
+import argparse
+import json
+import math
+
+from rich.table import Table
+
+from ..lab import trace as lab
+from .output import print_table
+
+# Column order for the table; a quantity an optimizer lacks gets no column.
+_COLUMNS = (("step", "t"), ("grad", "grad"), ("g", "g"), ("m", "m"), ("v", "v"),
+            ("v_max", "v_max"), ("sum", "sum"), ("grad_avg", "grad_avg"),
+            ("momentum_buffer", "buffer"), ("bias_correction1", "1-beta1^t"),
+            ("bias_correction2", "1-beta2^t"), ("m_hat", "m_hat"), ("v_hat", "v_hat"),
+            ("lr_t", "lr_t"), ("decay", "decay"), ("update", "update"), ("param", "theta"))
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,0.3, got {text!r}")
+    if not all(math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "trace", help="show an optimizer's internals step by step on one parameter",
+        description="Show every internal quantity of an optimizer, step by step, on one scalar "
+                    "parameter. The defaults reproduce the classic worked example of Adam.",
+        epilog="optimizers: " + "; ".join(f"{name}: {traceable.summary}"
+                                          for name, traceable in lab.OPTIMIZERS.items()))
+    parser.add_argument("--optimizer", choices=lab.OPTIMIZERS, default="adam")
+    parser.add_argument("--grads", type=_numbers, default=lab.WORKED_EXAMPLE_GRADS,
+                        help="the gradient at each step (default 0.5,0.3,0.8,0.6)")
+    parser.add_argument("--theta", type=float, default=1.0, help="starting parameter (default 1.0)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
+    parser.add_argument("--beta1", type=float, help="first-moment decay (adam: 0.9; momentum: its factor, 0.9)")
+    parser.add_argument("--beta2", type=float, help="second-moment decay (adam: 0.999; rmsprop: alpha, 0.99)")
+    parser.add_argument("--eps", type=float, help="denominator's epsilon (default: the optimizer's)")
+    parser.add_argument("--weight-decay", type=float, help="weight decay (default 0; adamw 0.01)")
+    parser.add_argument("--bias-table", action="store_true",
+                        help="print Adam's bias-correction multipliers 1/(1-beta^t) instead")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=run)
+
+
+def _format(value) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def run(args) -> int:
+    if args.bias_table:
+        rows = lab.bias_table(0.9 if args.beta1 is None else args.beta1,
+                              0.999 if args.beta2 is None else args.beta2)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        table = Table(title="Adam's bias corrections: m_hat = m * A, v_hat = v * B")
+        for header in ("t", "A = 1/(1-beta1^t)", "B = 1/(1-beta2^t)"):
+            table.add_column(header, justify="right")
+        for row in rows:
+            table.add_row(str(row["step"]), f"{row['m_multiplier']:.4f}", f"{row['v_multiplier']:.4f}")
+        print_table(table)
+        return 0
+
+    knobs = dict(lr=args.lr, weight_decay=args.weight_decay, beta1=args.beta1,
+                 beta2=args.beta2, eps=args.eps)
+    rows = lab.trace(args.optimizer, args.grads, args.theta, **knobs)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    arguments = lab.hyperparameters(args.optimizer, **knobs)
+    shown = ", ".join(f"{name} = {value:g}" for name, value in arguments.items()
+                      if name in ("lr", "beta1", "beta2", "momentum", "alpha", "eps", "weight_decay"))
+    table = Table(title=f"{args.optimizer} on one parameter, theta0 = {args.theta:g}: {shown}",
+                  caption=lab.OPTIMIZERS[args.optimizer].summary)
+    columns = [(key, header) for key, header in _COLUMNS
+               if any(row.get(key) is not None for row in rows)
+               and not (key == "g" and all(row["g"] == row["grad"] for row in rows))]
+    for _, header in columns:
+        table.add_column(header, justify="right")
+    for row in rows:
+        table.add_row(*(str(row[key]) if key == "step" else _format(row.get(key)) for key, _ in columns))
+    print_table(table)
+    return 0

@@ -1,0 +1,120 @@
+"""One scalar parameter through an optimizer, step by step.
+
+The defaults are the classic worked example of Adam: theta0 = 1.0, gradients
+0.5, 0.3, 0.8, 0.6, lr 0.001, betas (0.9, 0.999), eps 1e-8, which gives
+theta1 = 0.999 and theta2 ~= 0.99804.
+
+>>> rows = trace("adam")
+>>> [round(row["param"], 5) for row in rows[:2]]
+[0.999, 0.99804]
+"""
+
+import inspect
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+
+from ..maths import adagrad, adam, rmsprop, sgd
+from ..maths.hyperparameters import check
+
+WORKED_EXAMPLE_GRADS = (0.5, 0.3, 0.8, 0.6)
+BIAS_TABLE_STEPS = (1, 5, 10, 50, 100, 1000)
+
+#: The keys every traced step has, null where the optimizer has no such quantity.
+STANDARD_KEYS = ("step", "grad", "m", "v", "m_hat", "v_hat", "update", "param")
+
+
+@dataclass(frozen=True)
+class Traceable:
+    """How the trace's knobs drive one optimizer's maths."""
+
+    maths: ModuleType
+    #: knob (beta1, beta2, eps) -> the maths argument it sets; lr and weight_decay always apply.
+    knobs: dict[str, str] = field(default_factory=dict)
+    #: maths arguments fixed by the choice of optimizer, or defaults that differ from the maths'.
+    settings: dict = field(default_factory=dict)
+    summary: str = ""
+
+
+_ADAM_KNOBS = {"beta1": "beta1", "beta2": "beta2", "eps": "eps"}
+
+OPTIMIZERS = {
+    "sgd": Traceable(sgd, summary="plain gradient descent: theta -= lr * g"),
+    "momentum": Traceable(sgd, {"beta1": "momentum"}, {"momentum": 0.9},
+                          "SGD with heavy-ball momentum (--beta1 is the momentum factor)"),
+    "adagrad": Traceable(adagrad, {"eps": "eps"}, summary="AdaGrad: divide by the root of the summed g^2"),
+    "rmsprop": Traceable(rmsprop, {"beta2": "alpha", "eps": "eps"},
+                         summary="RMSprop: divide by the root of a moving average of g^2 (--beta2 is alpha)"),
+    "adam": Traceable(adam, _ADAM_KNOBS, summary="Adam: bias-corrected momentum over bias-corrected RMS"),
+    "adamw": Traceable(adam, _ADAM_KNOBS, {"decoupled_weight_decay": True, "weight_decay": 0.01},
+                       "AdamW: Adam with decoupled weight decay (default 0.01)"),
+    "amsgrad": Traceable(adam, _ADAM_KNOBS, {"amsgrad": True},
+                         "AMSGrad: Adam dividing by the largest v so far"),
+}
+
+
+def hyperparameters(optimizer: str, *, lr: float = 1e-3, weight_decay: float | None = None,
+                    beta1: float | None = None, beta2: float | None = None,
+                    eps: float | None = None) -> dict:
+    """The maths' keyword arguments for ``optimizer`` from the trace's knobs (None: its default)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    traceable = OPTIMIZERS[optimizer]
+    defaults = {name: parameter.default for name, parameter
+                in inspect.signature(traceable.maths.update).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+    arguments = {**defaults, **traceable.settings, "lr": lr}
+    if weight_decay is not None:
+        arguments["weight_decay"] = weight_decay
+    for knob, value in {"beta1": beta1, "beta2": beta2, "eps": eps}.items():
+        if value is None:
+            continue
+        if knob not in traceable.knobs:
+            raise ValueError(f"{knob} does not apply to {optimizer}")
+        arguments[traceable.knobs[knob]] = value
+    check(**{name: value for name, value in arguments.items()
+             if name in ("lr", "weight_decay", "momentum", "alpha", "eps", "beta1", "beta2")})
+    return arguments
+
+
+def trace(optimizer: str = "adam", grads=WORKED_EXAMPLE_GRADS, theta: float = 1.0,
+          **knobs) -> list[dict]:
+    """Run ``optimizer``'s maths on one float64 parameter over ``grads``.
+
+    Returns one dict per step: the keys of :data:`STANDARD_KEYS` (None where the
+    optimizer has no such quantity) and every other intermediate of its formula.
+    ``grad`` is the gradient given; ``g`` the one the formula uses, after
+    weight decay.
+    """
+    arguments = hyperparameters(optimizer, **knobs)
+    grads = [float(grad) for grad in grads]
+    if not grads:
+        raise ValueError("grads must hold at least one gradient")
+    if not all(np.isfinite(grads + [theta])):
+        raise ValueError("grads and theta must be finite numbers")
+    maths = OPTIMIZERS[optimizer].maths
+    init_arguments = inspect.signature(maths.init).parameters
+    state = maths.init(np.float64(theta), **{name: value for name, value in arguments.items()
+                                              if name in init_arguments})
+    param = np.float64(theta)
+    rows = []
+    for t, grad in enumerate(grads, start=1):
+        step = maths.update(np.float64(grad), state, param, **arguments)
+        param, state = step.param, step.state
+        row = dict.fromkeys(STANDARD_KEYS)
+        row.update(step=t, grad=grad, **{name: float(value) for name, value in step.quantities.items()})
+        row["param"] = float(param)
+        rows.append(row)
+    return rows
+
+
+def bias_table(beta1: float = 0.9, beta2: float = 0.999, steps=BIAS_TABLE_STEPS) -> list[dict]:
+    """Adam's bias-correction multipliers 1/(1 - beta^t) for the first and second moment.
+
+    >>> [round(row["m_multiplier"], 3) for row in bias_table(steps=(1, 10))]
+    [10.0, 1.535]
+    """
+    check(beta1=beta1, beta2=beta2)
+    return [{"step": t, "m_multiplier": 1 / adam.bias_correction(beta1, t),
+             "v_multiplier": 1 / adam.bias_correction(beta2, t)} for t in steps]

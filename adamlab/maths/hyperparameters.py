@@ -1,0 +1,81 @@
+"""Allowed values of every hyperparameter, checked in one place.
+
+The optimizers, the trace and every later command call :func:`check`, so a bad
+value gets the same message wherever it comes from.
+"""
+
+import math
+from numbers import Real
+
+import torch
+
+
+class InvalidHyperparameter(ValueError):
+    """A hyperparameter outside its allowed range; ``name`` says which one."""
+
+    def __init__(self, name: str, value, allowed: str):
+        self.name, self.value, self.allowed = name, value, allowed
+        super().__init__(f"{name} must be {allowed}, got {value!r}")
+
+
+# name -> (lowest, highest, whether the highest itself is allowed)
+_RANGES = {
+    "lr": (0.0, math.inf, False),
+    "eps": (0.0, math.inf, False),
+    "weight_decay": (0.0, math.inf, False),
+    "momentum": (0.0, math.inf, False),
+    "dampening": (0.0, 1.0, True),
+    "alpha": (0.0, 1.0, True),
+    "lr_decay": (0.0, math.inf, False),
+    "initial_accumulator_value": (0.0, math.inf, False),
+    "beta1": (0.0, 1.0, False),
+    "beta2": (0.0, 1.0, False),
+}
+
+
+def _scalar(name: str, value) -> float:
+    """The number inside ``value``: a real number or a one-element tensor."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise InvalidHyperparameter(name, f"tensor of shape {tuple(value.shape)}", "a number or a one-element tensor")
+        if value.is_complex():
+            raise TypeError(f"{name} must be a real number or a one-element tensor, got a complex tensor")
+        return float(value.item())
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _describe(low: float, high: float, high_allowed: bool) -> str:
+    if math.isinf(high):
+        return f">= {low:g}"
+    return f"in [{low:g}, {high:g}{']' if high_allowed else ')'}"
+
+
+def check(**hyperparameters) -> None:
+    """Raise if any hyperparameter is outside its allowed range.
+
+    ``betas`` may be given as a pair and is checked as ``betas[0]`` and ``betas[1]``.
+
+    >>> check(lr=1e-3, betas=(0.9, 0.999))
+    >>> check(lr=-1.0)
+    Traceback (most recent call last):
+    ...
+    adamlab.maths.hyperparameters.InvalidHyperparameter: lr must be >= 0, got -1.0
+    """
+    for name, value in hyperparameters.items():
+        if name == "betas":
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise InvalidHyperparameter("betas", value, "a pair (beta1, beta2)")
+            for index, beta in enumerate(value):
+                _check_one(f"betas[{index}]", beta, *_RANGES[f"beta{index + 1}"])
+        else:
+            _check_one(name, value, *_RANGES[name])
+
+
+def _check_one(name: str, value, low: float, high: float, high_allowed: bool) -> None:
+    number = _scalar(name, value)
+    # Written so that NaN fails every comparison and is rejected.
+    below_high = number <= high if high_allowed else number < high
+    if not (number >= low and below_high):
+        raise InvalidHyperparameter(name, value if not isinstance(value, torch.Tensor) else number, _describe(low, high, high_allowed))

@@ -1,0 +1,19 @@
+"""The two element-wise functions the maths needs beyond arithmetic operators.
+
+Every update rule in ``adamlab.maths`` is written with ``+ - * /`` and these, so
+one statement of the maths runs on Python floats and NumPy arrays (the float64
+reference) and on torch tensors (the optimizers), in the caller's own precision.
+"""
+
+import numpy as np
+import torch
+
+
+def sqrt(x):
+    """Element-wise square root, returned in the type of ``x``."""
+    return x.sqrt() if isinstance(x, torch.Tensor) else np.sqrt(x)
+
+
+def maximum(a, b):
+    """Element-wise maximum of two arrays of one kind."""
+    return torch.maximum(a, b) if isinstance(a, torch.Tensor) else np.maximum(a, b)

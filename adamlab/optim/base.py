@@ -1,0 +1,185 @@
+"""What adamlab's torch optimizers share: validation, state layout and one step loop.
+
+A subclass names its maths module (``adamlab.maths.<family>``), the state keys it
+keeps under torch.optim's names with the maths field each one holds, and its
+constructor. The step loop here feeds every parameter's gradient, state and
+hyperparameters to that module's ``update`` and writes the result back in place.
+"""
+
+import inspect
+from collections.abc import Mapping
+from types import ModuleType
+
+import torch
+
+from ..maths.hyperparameters import check
+
+
+def _real(tensor: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as real pairs: the maths treats real and imaginary parts as two reals, as torch.optim does."""
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
+
+
+def _zero_dim(value):
+    """A one-element tensor hyperparameter as a 0-d view, so it broadcasts like a number."""
+    return value.reshape(()) if isinstance(value, torch.Tensor) else value
+
+
+def _step_dtype() -> torch.dtype:
+    # torch.optim's convention for the "step" counter, kept so checkpoints match.
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base of adamlab's optimizers: ``torch.optim.Optimizer`` driven by ``adamlab.maths``."""
+
+    maths: ModuleType
+    #: torch.optim's state key -> the field of the maths state that holds it.
+    state_fields: dict[str, str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "maths" in cls.__dict__:
+            signature = inspect.signature(cls.maths.update)
+            cls._maths_arguments = tuple(
+                name for name, parameter in signature.parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+
+    # --- what a subclass may refine -------------------------------------------------
+
+    def _check_group(self, group: dict) -> None:
+        """Raise if a parameter group's hyperparameters or flags are not allowed."""
+        name = type(self).__name__
+        check(**{key: value for key, value in group.items()
+                 if key in ("lr", "betas", "eps", "weight_decay", "momentum", "dampening",
+                            "alpha", "lr_decay", "initial_accumulator_value")})
+        if group.get("differentiable"):
+            raise ValueError(f"adamlab.{name} does not support differentiable=True; "
+                             f"use torch.optim.{name} to differentiate through the step")
+        for flag in ("foreach", "fused"):
+            if group.get(flag):
+                raise ValueError(f"adamlab.{name} has no {flag} implementation; "
+                                 f"leave {flag}=None for its own")
+
+    def _state_keys(self, group: dict) -> tuple[str, ...]:
+        """The keys of a parameter's state once it has taken a step, in torch.optim's order."""
+        return tuple(self.state_fields)
+
+    def _init_state(self, param: torch.Tensor, group: dict) -> dict:
+        """A parameter's state before its first step: zeros, and a ``step`` counter."""
+        state = {}
+        for key in self._state_keys(group):
+            if key == "step":
+                # Off capturable mode the counter lives on the CPU, so reading it costs no device sync.
+                device = param.device if group.get("capturable") else "cpu"
+                state[key] = torch.zeros((), dtype=_step_dtype(), device=device)
+            else:
+                state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        return state
+
+    def _hyperparameters(self, group: dict) -> dict:
+        """The maths' keyword arguments from a parameter group."""
+        values = {name: _zero_dim(group[name]) for name in self._maths_arguments if name in group}
+        if "betas" in group:
+            values["beta1"], values["beta2"] = map(_zero_dim, group["betas"])
+        return values
+
+    # --- torch.optim.Optimizer ----------------------------------------------------
+
+    def add_param_group(self, param_group: dict) -> None:
+        self._check_group({**self.defaults, **param_group})
+        super().add_param_group(param_group)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        # Checkpoints from older torch versions lack the newer flags.
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Take one optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = [(param, group) for group in self.param_groups for param in group["params"]
+                if param.grad is not None]
+        for param, _ in work:  # check everything before changing anything
+            if param.grad.is_sparse:
+                raise RuntimeError(f"adamlab.{type(self).__name__} does not support sparse gradients")
+        for param, group in work:
+            self._update(param, group)
+        return loss
+
+    def _update(self, param: torch.Tensor, group: dict) -> None:
+        state = self.state[param]
+        if not state:
+            state.update(self._init_state(param, group))
+        real_param = _real(param)
+        fields = dict.fromkeys(self.maths.State._fields)
+        for key, field in self.state_fields.items():
+            if key in state:
+                fields[field] = _real(state[key])
+        if "step" in state:
+            step = state["step"]
+            fields["step"] = (step.to(torch.promote_types(step.dtype, real_param.dtype))
+                              if group.get("capturable") else step.item())
+        new = self.maths.update(_real(param.grad), self.maths.State(**fields), real_param,
+                                **self._hyperparameters(group))
+        real_param.copy_(new.param)
+        for key, field in self.state_fields.items():
+            value = getattr(new.state, field)
+            if key == "step" or value is None:
+                continue
+            if key in state:
+                _real(state[key]).copy_(value)
+            else:  # a buffer born at the first step (SGD's momentum)
+                value = value.clone()
+                state[key] = torch.view_as_complex(value) if param.is_complex() else value
+        if "step" in state:
+            state["step"] += 1
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load a state saved by this optimizer or by torch.optim's class of the same name.
+
+        A state_dict of another model, optimizer or configuration raises a
+        ``ValueError`` that names the first mismatch, and changes nothing.
+        """
+        self._check_loadable(state_dict)
+        super().load_state_dict(state_dict)
+
+    def _check_loadable(self, state_dict) -> None:
+        name = f"adamlab.{type(self).__name__}"
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ValueError(f"{name}.load_state_dict expects a mapping with 'state' and "
+                             f"'param_groups' (from Optimizer.state_dict()), got {type(state_dict).__name__}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"the state_dict has {len(saved_groups)} parameter groups, "
+                             f"this {name} has {len(self.param_groups)}")
+        params_by_id = {}
+        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"parameter group {index} has {len(saved['params'])} parameters "
+                                 f"in the state_dict, {len(group['params'])} in this {name}")
+            merged = {**self.defaults, **saved}
+            self._check_group(merged)
+            for position, (param_id, param) in enumerate(zip(saved["params"], group["params"])):
+                params_by_id[param_id] = (f"parameter {position} of group {index}", param, merged)
+        for param_id, param_state in state_dict["state"].items():
+            if param_id not in params_by_id:
+                raise ValueError(f"the state_dict has state for parameter id {param_id!r}, "
+                                 f"which none of its parameter groups lists")
+            where, param, group = params_by_id[param_id]
+            if not param_state:
+                continue
+            expected = self._state_keys(group)
+            if set(param_state) != set(expected):
+                raise ValueError(f"the state of {where} has keys {sorted(param_state)}, "
+                                 f"{name} with these settings keeps {sorted(expected)}")
+            for key, value in param_state.items():
+                if key != "step" and isinstance(value, torch.Tensor) and value.shape != param.shape:
+                    raise ValueError(f"state {key!r} of {where} has shape {tuple(value.shape)}, "
+                                     f"the parameter has shape {tuple(param.shape)}")

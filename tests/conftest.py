@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+import adamlab
+
+#: adamlab's optimizers and torch.optim's of the same name.
+OPTIMIZER_NAMES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")
+
+
+def make_mlp(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype)
+
+
+class Batches:
+    """Seeded minibatches of a fixed regression problem: the same sequence for every run."""
+
+    def __init__(self, dtype=torch.float32, seed=1):
+        generator = torch.Generator().manual_seed(seed)
+        self.inputs = torch.randn(256, 5, generator=generator).to(dtype)
+        self.targets = torch.randn(256, 3, generator=generator).to(dtype)
+        self.seed = seed
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        while True:
+            index = torch.randint(0, 256, (16,), generator=generator)
+            yield self.inputs[index], self.targets[index]
+
+
+def train(model, optimizer, steps, batches=None, start=0):
+    """Take ``steps`` steps on the minibatch sequence, starting at its ``start``-th batch."""
+    batches = iter(batches or Batches(next(model.parameters()).dtype))
+    for _ in range(start):
+        next(batches)
+    for _ in range(steps):
+        inputs, targets = next(batches)
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(inputs), targets).backward()
+        optimizer.step()
+    return model
+
+
+@pytest.fixture(params=OPTIMIZER_NAMES)
+def name(request):
+    return request.param
+
+
+def pair(name):
+    """adamlab's class and torch.optim's class of one name."""
+    return getattr(adamlab, name), getattr(torch.optim, name)

@@ -1,0 +1,95 @@
+"""The trace's numbers come from the maths; torch's optimizers must take the same steps."""
+
+import pytest
+import torch
+
+import adamlab
+from adamlab.lab.trace import OPTIMIZERS, STANDARD_KEYS, bias_table, trace
+
+GRADS = (0.5, 0.3, 0.8, 0.6, -0.4, 1.2)
+
+#: Each traced optimizer as torch.optim builds it, with the trace's defaults (lr 0.001).
+AS_TORCH = {
+    "sgd": ("SGD", dict(lr=1e-3)),
+    "momentum": ("SGD", dict(lr=1e-3, momentum=0.9)),
+    "adagrad": ("Adagrad", dict(lr=1e-3)),
+    "rmsprop": ("RMSprop", dict(lr=1e-3)),
+    "adam": ("Adam", dict(lr=1e-3)),
+    "adamw": ("AdamW", dict(lr=1e-3)),
+    "amsgrad": ("Adam", dict(lr=1e-3, amsgrad=True)),
+}
+
+
+def test_every_traceable_optimizer_is_checked():
+    assert AS_TORCH.keys() == OPTIMIZERS.keys()
+
+
+@pytest.mark.parametrize("module", [torch.optim, adamlab], ids=["torch.optim", "adamlab"])
+@pytest.mark.parametrize("optimizer", AS_TORCH)
+def test_trace_takes_the_steps_the_torch_optimizer_takes(optimizer, module):
+    name, kwargs = AS_TORCH[optimizer]
+    param = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+    torch_optimizer = getattr(module, name)([param], **kwargs)
+    params = []
+    for grad in GRADS:
+        param.grad = torch.tensor(grad, dtype=torch.float64)
+        torch_optimizer.step()
+        params.append(param.item())
+    assert [row["param"] for row in trace(optimizer, GRADS)] == pytest.approx(params, rel=1e-13)
+
+
+def test_trace_defaults_reproduce_the_worked_example():
+    rows = trace()
+    assert [row["grad"] for row in rows] == [0.5, 0.3, 0.8, 0.6]
+    assert rows[0]["param"] == pytest.approx(0.999, abs=1e-10)
+    assert rows[1]["param"] == pytest.approx(0.99804, abs=5e-6)
+    assert rows[0]["m_hat"] == pytest.approx(0.5) and rows[0]["v_hat"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_row_has_the_standard_keys(optimizer):
+    for t, row in enumerate(trace(optimizer), start=1):
+        assert set(STANDARD_KEYS) <= row.keys() and row["step"] == t
+        assert row["update"] is not None and row["param"] is not None
+    if optimizer in ("sgd", "momentum", "adagrad"):
+        assert row["m"] is None and row["v_hat"] is None
+
+
+def test_knobs_reach_the_maths():
+    slow, fast = trace("adam", beta1=0.0), trace("adam", beta1=0.99)
+    assert slow[1]["m_hat"] == pytest.approx(0.3)  # no momentum: m_hat is the gradient
+    assert fast[1]["m_hat"] != pytest.approx(0.3)
+    assert trace("rmsprop", beta2=0.5)[0]["v"] == pytest.approx(0.5 * 0.25)  # beta2 is alpha
+    assert trace("momentum", beta1=0.5)[1]["momentum_buffer"] == pytest.approx(0.5 * 0.5 + 0.3)
+    assert trace("adamw", weight_decay=0.0)[0]["param"] == trace("adam")[0]["param"]
+
+
+@pytest.mark.parametrize("optimizer, knobs, message", [
+    ("sgd", dict(beta1=0.9), "beta1 does not apply to sgd"),
+    ("adagrad", dict(beta2=0.9), "beta2 does not apply to adagrad"),
+    ("adam", dict(lr=-1.0), r"lr must be >= 0"),
+    ("adam", dict(beta1=1.0), r"beta1 must be in \[0, 1\)"),
+    ("rmsprop", dict(beta2=2.0), r"alpha must be in \[0, 1\]"),
+    ("nope", {}, "unknown optimizer 'nope'"),
+])
+def test_bad_knobs_are_rejected(optimizer, knobs, message):
+    with pytest.raises(ValueError, match=message):
+        trace(optimizer, **knobs)
+
+
+def test_bad_gradients_are_rejected():
+    with pytest.raises(ValueError, match="at least one gradient"):
+        trace("adam", grads=())
+    with pytest.raises(ValueError, match="finite"):
+        trace("adam", grads=(0.5, float("inf")))
+
+
+def test_bias_table_multipliers():
+    rows = {row["step"]: row for row in bias_table()}
+    assert list(rows) == [1, 5, 10, 50, 100, 1000]
+    assert rows[1]["m_multiplier"] == pytest.approx(10.0)
+    assert rows[1]["v_multiplier"] == pytest.approx(1000.0)
+    assert rows[1000]["m_multiplier"] == pytest.approx(1.0)
+    assert rows[100]["v_multiplier"] == pytest.approx(1 / (1 - 0.999**100))
+    with pytest.raises(ValueError, match="beta2"):
+        bias_table(beta2=1.0)

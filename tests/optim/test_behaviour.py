@@ -1,0 +1,276 @@
+"""Every optimizer through the same checks: convergence, checkpoints, odd parameters, torch's tooling."""
+
+import io
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import adamlab
+
+from ..conftest import Batches, make_mlp, pair, train
+
+#: Settings under which each optimizer solves the two problems below.
+SOLVERS = {
+    "SGD": dict(lr=1e-3, momentum=0.9),
+    "Adagrad": dict(lr=1.0),
+    "RMSprop": dict(lr=2e-3),
+    "Adam": dict(lr=0.05),
+    "AdamW": dict(lr=0.05, weight_decay=0.0),
+}
+
+
+def rosenbrock(point):
+    x, y = point[0], point[1]
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+def minimize(optimizer_class, function, start, steps, **kwargs):
+    point = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
+    optimizer = optimizer_class([point], **kwargs)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        function(point).backward()
+        optimizer.step()
+    return point.detach(), function(point).item()
+
+
+def test_converges_on_a_quadratic(name):
+    target = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    scales = torch.tensor([1.0, 10.0, 0.1], dtype=torch.float64)
+    point, loss = minimize(getattr(adamlab, name), lambda p: (scales * (p - target) ** 2).sum(),
+                           [0.0, 0.0, 0.0], 3000, **SOLVERS[name])
+    assert loss < 1e-3 * (scales * target**2).sum().item()
+
+
+def test_converges_on_rosenbrock(name):
+    start = [-1.5, 2.0]
+    point, loss = minimize(getattr(adamlab, name), rosenbrock, start, 3000, **SOLVERS[name])
+    assert loss < rosenbrock(torch.tensor(start)).item() / 250
+    assert torch.linalg.vector_norm(point - 1.0) < 0.3
+
+
+def test_state_dict_round_trip(name):
+    model = make_mlp()
+    optimizer = getattr(adamlab, name)(model.parameters(), **SOLVERS[name])
+    train(model, optimizer, 5)
+    saved = optimizer.state_dict()
+    fresh = getattr(adamlab, name)(model.parameters())
+    fresh.load_state_dict(saved)
+    reloaded = fresh.state_dict()
+    assert reloaded["param_groups"] == saved["param_groups"]
+    for index, state in saved["state"].items():
+        assert reloaded["state"][index].keys() == state.keys()
+        for key, value in state.items():
+            assert torch.equal(reloaded["state"][index][key], value)
+
+
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(name):
+    optimizer_class = getattr(adamlab, name)
+    model = make_mlp()
+    optimizer = optimizer_class(model.parameters(), **SOLVERS[name])
+    train(model, optimizer, 20)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, buffer)
+    train(model, optimizer, 20, start=20)
+
+    buffer.seek(0)
+    checkpoint = torch.load(buffer, weights_only=True)
+    resumed = make_mlp(seed=99)
+    resumed.load_state_dict(checkpoint["model"])
+    resumed_optimizer = optimizer_class(resumed.parameters())
+    resumed_optimizer.load_state_dict(checkpoint["optimizer"])
+    train(resumed, resumed_optimizer, 20, start=20)
+    for original, restored in zip(model.parameters(), resumed.parameters()):
+        assert torch.equal(original, restored)
+
+
+def test_zero_size_parameter(name):
+    empty = torch.nn.Parameter(torch.empty(0, 3))
+    optimizer = getattr(adamlab, name)([empty], **SOLVERS[name])
+    empty.grad = torch.empty(0, 3)
+    optimizer.step()
+    optimizer.step()
+    assert empty.shape == (0, 3)
+    assert all(value.shape in ((0, 3), ()) for value in optimizer.state[empty].values())
+
+
+def test_parameter_without_gradient_is_left_alone(name):
+    used, unused = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    optimizer = getattr(adamlab, name)([used, unused], **SOLVERS[name])
+    before = optimizer.state_dict()["state"].get(1)
+    used.grad = torch.ones(3)
+    optimizer.step()
+    assert torch.equal(unused, torch.ones(3))
+    assert not torch.equal(used, torch.ones(3))
+    assert optimizer.state_dict()["state"].get(1) == before  # Adagrad's eager state stays as built
+
+
+def test_closure_is_evaluated_and_its_loss_returned(name):
+    point = torch.nn.Parameter(torch.tensor([2.0]))
+    optimizer = getattr(adamlab, name)([point], **SOLVERS[name])
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (point**2).sum()
+        loss.backward()
+        return loss
+
+    assert optimizer.step(closure).item() == 4.0
+    assert point.item() < 2.0
+
+
+def test_zero_grad_clears_gradients(name):
+    model = make_mlp()
+    optimizer = getattr(adamlab, name)(model.parameters())
+    train(model, optimizer, 1)
+    optimizer.zero_grad()
+    assert all(param.grad is None for param in model.parameters())
+
+
+def test_add_param_group_trains_the_new_group_with_its_own_settings(name):
+    first, second = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    optimizer = getattr(adamlab, name)([first], lr=0.1)
+    optimizer.add_param_group({"params": [second], "lr": 0.0})
+    first.grad, second.grad = torch.ones(2), torch.ones(2)
+    optimizer.step()
+    assert optimizer.param_groups[1]["lr"] == 0.0
+    assert torch.equal(second, torch.ones(2))
+    assert (first < 1).all()
+
+
+@pytest.mark.parametrize("make_scheduler", [
+    lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5),
+    # OneCycleLR also cycles momentum (beta1 for Adam) where the optimizer starts with it.
+    lambda optimizer: torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=0.01, total_steps=10,
+        cycle_momentum=type(optimizer).__name__ in ("SGD", "Adam", "AdamW")),
+], ids=["StepLR", "OneCycleLR"])
+def test_learning_rate_schedulers_drive_it_as_they_drive_torch(name, make_scheduler):
+    results = []
+    for optimizer_class in pair(name):
+        model = make_mlp(torch.float64)
+        optimizer = optimizer_class(model.parameters(), lr=0.01)
+        scheduler = make_scheduler(optimizer)
+        batches = iter(Batches(torch.float64))
+        for _ in range(10):
+            inputs, targets = next(batches)
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs), targets).backward()
+            optimizer.step()
+            scheduler.step()
+        results.append((optimizer.param_groups[0]["lr"], list(model.parameters())))
+    (ours_lr, ours), (torch_lr, theirs) = results
+    assert ours_lr == torch_lr
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
+
+
+def test_bfloat16_keeps_state_in_bfloat16_and_follows_torch(name):
+    models = [make_mlp(torch.bfloat16), make_mlp(torch.bfloat16)]
+    optimizers = [cls(model.parameters(), lr=0.01) for cls, model in zip(pair(name), models)]
+    for model, optimizer in zip(models, optimizers):
+        train(model, optimizer, 10, Batches(torch.bfloat16))
+    for ours, theirs in zip(*(model.parameters() for model in models)):
+        state = optimizers[0].state[ours]
+        assert all(value.dtype == torch.bfloat16 for key, value in state.items() if key != "step")
+        # Eight bits of mantissa: the two roundings of each formula may differ by an ulp a step.
+        torch.testing.assert_close(ours, theirs, rtol=0.05, atol=0.02)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "maximize": True}], ids=["default", "decay"])
+def test_complex_parameters_follow_torch(name, kwargs):
+    extra = {"SGD": dict(momentum=0.9, nesterov=True), "RMSprop": dict(centered=True, momentum=0.5),
+             "Adam": dict(amsgrad=True)}.get(name, {})
+    generator = torch.Generator().manual_seed(3)
+    start = torch.randn(4, 3, dtype=torch.complex128, generator=generator)
+    grads = [torch.randn(4, 3, dtype=torch.complex128, generator=generator) for _ in range(20)]
+    results = []
+    for optimizer_class in pair(name):
+        param = torch.nn.Parameter(start.clone())
+        optimizer = optimizer_class([param], lr=0.01, **kwargs, **extra)
+        for grad in grads:
+            param.grad = grad.clone()
+            optimizer.step()
+        results.append((param, optimizer.state[param]))
+    (ours, ours_state), (theirs, torch_state) = results
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=0)
+    for key, value in torch_state.items():
+        assert ours_state[key].dtype == value.dtype
+        torch.testing.assert_close(ours_state[key], value, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("direction", ["torch to adamlab", "adamlab to torch"])
+def test_a_checkpoint_moves_between_torch_and_adamlab_mid_training(name, direction):
+    ours_class, torch_class = pair(name)
+    first, second = (torch_class, ours_class) if direction == "torch to adamlab" else (ours_class, torch_class)
+    kwargs = SOLVERS[name] | {"weight_decay": 0.01}
+    unbroken_model = make_mlp(torch.float64)
+    train(unbroken_model, torch_class(unbroken_model.parameters(), **kwargs), 40)
+
+    model = make_mlp(torch.float64)
+    optimizer = first(model.parameters(), **kwargs)
+    train(model, optimizer, 20)
+    switched = second(model.parameters(), **kwargs)
+    switched.load_state_dict(optimizer.state_dict())
+    train(model, switched, 20, start=20)
+    for a, b in zip(model.parameters(), unbroken_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
+
+
+def test_adamw_without_weight_decay_is_adam():
+    models = [make_mlp(), make_mlp()]
+    train(models[0], adamlab.Adam(models[0].parameters(), lr=0.01), 30)
+    train(models[1], adamlab.AdamW(models[1].parameters(), lr=0.01, weight_decay=0.0), 30)
+    for a, b in zip(*(model.parameters() for model in models)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "RMSprop"])
+def test_capturable_keeps_the_step_on_the_parameter_device_and_changes_no_result(name):
+    results = []
+    for capturable in (False, True):
+        model = make_mlp(torch.float64)
+        optimizer = getattr(adamlab, name)(model.parameters(), lr=torch.tensor(0.01, dtype=torch.float64),
+                                           capturable=capturable)
+        train(model, optimizer, 10)
+        step = optimizer.state[next(model.parameters())]["step"]
+        assert step.device == next(model.parameters()).device and step.item() == 10
+        results.append(list(model.parameters()))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+
+
+def test_a_tensor_learning_rate_can_be_changed_in_place():
+    point = torch.nn.Parameter(torch.tensor([1.0]))
+    lr = torch.tensor(0.5)
+    optimizer = adamlab.SGD([point], lr=lr)
+    lr.fill_(0.0)  # the group holds the caller's tensor, as torch.optim's does
+    point.grad = torch.tensor([1.0])
+    optimizer.step()
+    assert point.item() == 1.0
+
+
+@settings(max_examples=20, deadline=None)
+@given(name=st.sampled_from(["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]),
+       torch_steps=st.integers(0, 8), adamlab_steps=st.integers(1, 8), amsgrad=st.booleans())
+def test_state_moved_torch_to_adamlab_to_torch_continues_identically(name, torch_steps, adamlab_steps, amsgrad):
+    ours_class, torch_class = pair(name)
+    kwargs = dict(lr=0.01, weight_decay=0.01) | (dict(amsgrad=amsgrad) if name.startswith("Adam") else {})
+    kwargs |= dict(momentum=0.9) if name in ("SGD", "RMSprop") else {}
+    total = torch_steps + adamlab_steps + 5
+    unbroken = make_mlp(torch.float64)
+    train(unbroken, torch_class(unbroken.parameters(), **kwargs), total)
+
+    model = make_mlp(torch.float64)
+    legs = [(torch_class, torch_steps), (ours_class, adamlab_steps), (torch_class, 5)]
+    state, done = None, 0
+    for optimizer_class, steps in legs:
+        optimizer = optimizer_class(model.parameters(), **kwargs)
+        if state is not None:
+            optimizer.load_state_dict(state)
+        train(model, optimizer, steps, start=done)
+        state, done = optimizer.state_dict(), done + steps
+    for a, b in zip(model.parameters(), unbroken.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=0)

@@ -16,7 +16,7 @@ from types import ModuleType
 import numpy as np
 
 from ..maths import adagrad, adam, rmsprop, sgd
-from ..maths.hyperparameters import check
+from ..maths.hyperparameters import check, check_known
 
 WORKED_EXAMPLE_GRADS = (0.5, 0.3, 0.8, 0.6)
 BIAS_TABLE_STEPS = (1, 5, 10, 50, 100, 1000)
@@ -73,8 +73,7 @@ def hyperparameters(optimizer: str, *, lr: float = 1e-3, weight_decay: float | N
         if knob not in traceable.knobs:
             raise ValueError(f"{knob} does not apply to {optimizer}")
         arguments[traceable.knobs[knob]] = value
-    check(**{name: value for name, value in arguments.items()
-             if name in ("lr", "weight_decay", "momentum", "alpha", "eps", "beta1", "beta2")})
+    check_known(arguments)
     return arguments
 
 

@@ -5,6 +5,7 @@ value gets the same message wherever it comes from.
 """
 
 import math
+from collections.abc import Mapping
 from numbers import Real
 
 import torch
@@ -37,7 +38,8 @@ def _scalar(name: str, value) -> float:
     """The number inside ``value``: a real number or a one-element tensor."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise InvalidHyperparameter(name, f"tensor of shape {tuple(value.shape)}", "a number or a one-element tensor")
+            raise InvalidHyperparameter(name, f"tensor of shape {tuple(value.shape)}",
+                                        "a number or a one-element tensor")
         if value.is_complex():
             raise TypeError(f"{name} must be a real number or a one-element tensor, got a complex tensor")
         return float(value.item())
@@ -73,9 +75,15 @@ def check(**hyperparameters) -> None:
             _check_one(name, value, *_RANGES[name])
 
 
+def check_known(settings: Mapping) -> None:
+    """Check every entry of ``settings`` (a parameter group, say) that has an allowed range."""
+    check(**{name: value for name, value in settings.items() if name in _RANGES or name == "betas"})
+
+
 def _check_one(name: str, value, low: float, high: float, high_allowed: bool) -> None:
     number = _scalar(name, value)
     # Written so that NaN fails every comparison and is rejected.
     below_high = number <= high if high_allowed else number < high
     if not (number >= low and below_high):
-        raise InvalidHyperparameter(name, value if not isinstance(value, torch.Tensor) else number, _describe(low, high, high_allowed))
+        shown = number if isinstance(value, torch.Tensor) else value
+        raise InvalidHyperparameter(name, shown, _describe(low, high, high_allowed))

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import torch
 
-from ..maths.hyperparameters import check
+from ..maths.hyperparameters import check_known
 
 
 def _real(tensor: torch.Tensor) -> torch.Tensor:
@@ -50,9 +50,7 @@ class Optimizer(torch.optim.Optimizer):
     def _check_group(self, group: dict) -> None:
         """Raise if a parameter group's hyperparameters or flags are not allowed."""
         name = type(self).__name__
-        check(**{key: value for key, value in group.items()
-                 if key in ("lr", "betas", "eps", "weight_decay", "momentum", "dampening",
-                            "alpha", "lr_decay", "initial_accumulator_value")})
+        check_known(group)
         if group.get("differentiable"):
             raise ValueError(f"adamlab.{name} does not support differentiable=True; "
                              f"use torch.optim.{name} to differentiate through the step")

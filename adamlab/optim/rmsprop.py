@@ -51,8 +51,8 @@ class RMSprop(Optimizer):
                  centered: bool = False, capturable: bool = False, foreach: bool | None = None,
                  maximize: bool = False, differentiable: bool = False):
         super().__init__(params, dict(
-            lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-            centered=centered, capturable=capturable, foreach=foreach, maximize=maximize,
+            lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+            weight_decay=weight_decay, capturable=capturable, foreach=foreach, maximize=maximize,
             differentiable=differentiable))
 
     def _state_keys(self, group):

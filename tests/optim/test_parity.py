@@ -64,6 +64,9 @@ def test_matches_torch_after_100_steps(name, kwargs, dtype):
     train(ours_model, ours, 100, batches)
     train(torch_model, reference, 100, batches)
 
+    groups = [{key: value for key, value in group.items() if key != "capturable"}
+              for group in (ours.state_dict()["param_groups"][0], reference.state_dict()["param_groups"][0])]
+    assert list(groups[0]) == list(groups[1]) and groups[0] == groups[1]
     for ours_param, torch_param in zip(ours_model.parameters(), torch_model.parameters()):
         torch.testing.assert_close(ours_param, torch_param, **TOLERANCES[dtype])
         ours_state, torch_state = ours.state[ours_param], reference.state[torch_param]

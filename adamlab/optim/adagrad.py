@@ -57,3 +57,9 @@ class Adagrad(Optimizer):
         state = super()._init_state(param, group)
         _real(state["sum"]).fill_(group["initial_accumulator_value"])
         return state
+
+    def share_memory(self) -> None:
+        """Move the ``sum`` accumulators to shared memory, as ``torch.optim.Adagrad.share_memory``."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                self.state[param]["sum"].share_memory_()

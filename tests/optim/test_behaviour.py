@@ -1,5 +1,6 @@
 """Every optimizer through the same checks: convergence, checkpoints, odd parameters, torch's tooling."""
 
+import copy
 import io
 
 import pytest
@@ -274,3 +275,24 @@ def test_state_moved_torch_to_adamlab_to_torch_continues_identically(name, torch
         state, done = optimizer.state_dict(), done + steps
     for a, b in zip(model.parameters(), unbroken.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
+
+
+def test_step_hooks_fire_and_the_optimizer_deep_copies(name):
+    model = make_mlp()
+    optimizer = getattr(adamlab, name)(model.parameters(), lr=0.01)
+    calls = []
+    optimizer.register_step_pre_hook(lambda opt, args, kwargs: calls.append("pre"))
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: calls.append("post"))
+    train(model, optimizer, 2)
+    assert calls == ["pre", "post", "pre", "post"]
+    twin_model, twin = copy.deepcopy((model, optimizer))  # one copy, so the twin keeps its own parameters
+    train(model, optimizer, 3, start=2)
+    train(twin_model, twin, 3, start=2)
+    for a, b in zip(model.parameters(), twin_model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_adagrad_shares_its_accumulators():
+    optimizer = adamlab.Adagrad(make_mlp().parameters())
+    optimizer.share_memory()
+    assert all(state["sum"].is_shared() for state in optimizer.state.values())

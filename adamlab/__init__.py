@@ -2,10 +2,14 @@
 
 ``adamlab.AdamW`` drops in for ``torch.optim.AdamW`` (and likewise ``SGD``,
 ``Adagrad``, ``RMSprop``, ``Adam``); ``adamlab.maths`` holds the readable maths
-they all run; ``adamlab trace`` shows it step by step.
+they all run; ``param_groups`` and the schedules (``warmup_cosine``,
+``linear_decay``, ``warmup_constant``, driven by ``drive``) are the standard
+recipe around them; ``adamlab trace`` and ``adamlab train`` show them at work.
 """
 
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
+from .recipe import drive, linear_decay, param_groups, warmup_constant, warmup_cosine
 
 __version__ = "0.1.0"
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "RMSprop", "__version__"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "RMSprop", "__version__", "drive", "linear_decay",
+           "param_groups", "warmup_constant", "warmup_cosine"]

@@ -5,9 +5,9 @@ import sys
 
 from .. import __version__
 from ..maths.hyperparameters import InvalidHyperparameter
-from . import trace
+from . import trace, train
 
-COMMANDS = (trace,)
+COMMANDS = (train, trace)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -39,4 +39,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
     except ValueError as error:
         print(f"adamlab {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"adamlab {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 2

@@ -1,0 +1,49 @@
+"""Pictures of training runs, drawn with matplotlib and written atomically."""
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no window, no display needed
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..files import atomic_write  # noqa: E402
+
+
+def _smoothed(values: list[float], window: int) -> list[float]:
+    """Trailing mean over ``window`` steps: per-step losses of small batches are noisy."""
+    out, total = [], 0.0
+    for index, value in enumerate(values):
+        total += value
+        if index >= window:
+            total -= values[index - window]
+        out.append(total / min(index + 1, window))
+    return out
+
+
+def plot_losses(runs: list[tuple[str, "History"]], path: str | Path, title: str) -> None:  # noqa: F821
+    """Training and validation loss against step, one colour per run, to a PNG at ``path``."""
+    figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
+    for index, (label, history) in enumerate(runs):
+        colour = f"C{index}"
+        steps = range(1, len(history.batch_loss) + 1)
+        window = max(1, len(history.batch_loss) // 50)
+        axes.plot(steps, _smoothed(history.batch_loss, window), color=colour, alpha=0.35, linewidth=1,
+                  label=f"{label}: batch loss (mean of {window} steps)")
+        axes.plot(history.eval_step, history.train_loss, color=colour, linestyle="--", marker=".",
+                  label=f"{label}: train loss")
+        axes.plot(history.eval_step, history.val_loss, color=colour, marker="o", markersize=3,
+                  label=f"{label}: validation loss")
+    axes.set_xlabel("step")
+    axes.set_ylabel("cross-entropy per character (nats)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    with atomic_write(path) as file:
+        file.write(buffer.getvalue())

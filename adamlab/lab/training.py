@@ -1,0 +1,303 @@
+"""Training the names GPT: the recipes, one run's state, checkpoints that resume exactly.
+
+>>> run = Training(RECIPES["microgpt"].replace(steps=3, eval_every=3))
+>>> run.run()
+>>> run.summary(samples=2)["steps"]
+3
+"""
+
+import dataclasses
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import optim as adamlab_optim
+from ..files import atomic_write
+from ..recipe import SCHEDULES, drive, param_groups
+from .gpt import GPT, GPTConfig
+from .names import DEFAULT_CORPUS, Vocabulary, encode_all, read_names, split
+
+#: The optimizers a run can use, by command-line name.
+OPTIMIZERS = {
+    "sgd": adamlab_optim.SGD, "adagrad": adamlab_optim.Adagrad, "rmsprop": adamlab_optim.RMSprop,
+    "adam": adamlab_optim.Adam, "adamw": adamlab_optim.AdamW,
+    "torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW,
+}
+
+CHECKPOINT_FORMAT = "adamlab-train-1"
+#: Training loss is measured on this many training names (the first of the seeded shuffle), to keep
+#: evaluation cheap on large corpora; validation loss on the whole validation split.
+TRAIN_EVAL_NAMES = 2000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run's numbers."""
+
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    schedule: str = "warmup-cosine"
+    warmup: int | None = None  # None: 5% of the steps
+    min_lr: float | None = None  # warmup-cosine's floor; None: a tenth of lr
+    clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    steps: int = 2000
+    batch_size: int = 32
+    n_layer: int = 2
+    n_embd: int = 64
+    n_head: int = 4
+    block_size: int = 16
+    norm: str = "rmsnorm"
+    init_std: float = 0.02
+    seed: int = 1337
+    validation_fraction: float = 0.1
+    eval_every: int | None = None  # None: 20 evaluations over the run
+    data: str | None = None  # a names file; None for adamlab's own corpus
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def settled(self) -> "TrainConfig":
+        """This config with the settings left to the run's length filled in."""
+        return self.replace(
+            warmup=self.steps // 20 if self.warmup is None else self.warmup,
+            min_lr=self.lr / 10 if self.min_lr is None else self.min_lr,
+            eval_every=max(1, self.steps // 20) if self.eval_every is None else self.eval_every)
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("steps", "batch_size", "n_layer", "n_embd", "n_head", "block_size", "eval_every"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.warmup is not None and (isinstance(self.warmup, bool) or not isinstance(self.warmup, int)
+                                        or self.warmup < 0):
+            raise ValueError(f"warmup must be a whole number >= 0, got {self.warmup!r}")
+        if not self.clip >= 0:
+            raise ValueError(f"clip must be >= 0 (0: no clipping), got {self.clip!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+
+
+RECIPES = {
+    # AdamW, warmup then cosine decay, clipping at 1.0, decay on matrices only, 32 names a step.
+    "default": TrainConfig(),
+    # microgpt's configuration: one layer, 16 channels, one name a step, Adam with linear decay.
+    "microgpt": TrainConfig(optimizer="adam", lr=1e-2, betas=(0.85, 0.99), eps=1e-8, weight_decay=0.0,
+                            schedule="linear-decay", warmup=0, min_lr=0.0, clip=0.0, steps=1000,
+                            batch_size=1, n_layer=1, n_embd=16, n_head=4, block_size=16, init_std=0.08),
+}
+
+
+def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    """The configured optimizer over ``groups``, given only the settings its class takes."""
+    optimizer_class = OPTIMIZERS[config.optimizer]
+    accepted = inspect.signature(optimizer_class).parameters
+    settings = {name: getattr(config, name) for name in ("lr", "betas", "eps") if name in accepted}
+    return optimizer_class(groups, **settings)
+
+
+@dataclass
+class History:
+    """What a run has seen: the loss of every step, and both splits' loss at each evaluation."""
+
+    batch_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+
+
+class Training:
+    """One training run of the names GPT, from a config or from a checkpoint."""
+
+    def __init__(self, config: TrainConfig = RECIPES["default"], device: str = "cpu"):
+        config = config.settled()
+        self.config, self.device = config, torch.device(device)
+        names = read_names(config.data)
+        self.vocabulary = Vocabulary.of(names)
+        train_names, val_names = split(names, config.validation_fraction, config.seed)
+        self.splits = {name: tuple(tensor.to(self.device) for tensor in
+                                   encode_all(part, self.vocabulary, config.block_size))
+                       for name, part in (("train", train_names), ("val", val_names))}
+        self.split_sizes = {"train": len(train_names), "val": len(val_names)}
+        self.eval_sets = {"train": tuple(tensor[:TRAIN_EVAL_NAMES] for tensor in self.splits["train"]),
+                          "val": self.splits["val"]}
+
+        torch.manual_seed(config.seed)
+        self.model = GPT(GPTConfig(self.vocabulary.size, config.block_size, config.n_layer,
+                                   config.n_embd, config.n_head, config.norm,
+                                   config.init_std)).to(self.device)
+        self.groups = param_groups(self.model, config.weight_decay)
+        self.optimizer = make_optimizer(config, self.groups.groups)
+        schedule = SCHEDULES[config.schedule]
+        settings = {"warmup_steps": config.warmup, "total_steps": config.steps, "min_lr": config.min_lr}
+        accepted = inspect.signature(schedule).parameters
+        self.scheduler = drive(self.optimizer, schedule,
+                               **{name: value for name, value in settings.items() if name in accepted})
+        self.batches = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.history = History()
+        self.seconds = 0.0  # wall time spent in run(), over every segment of the run
+        self.train_seconds, self.train_tokens = 0.0, 0
+        self.stop_requested = False
+
+    @property
+    def parameters(self) -> int:
+        return sum(param.numel() for param in self.model.parameters())
+
+    def train_step(self) -> float:
+        """One optimizer step on a batch of training names; returns the batch's loss."""
+        inputs, targets = self.splits["train"]
+        index = torch.randint(0, len(inputs), (self.config.batch_size,), generator=self.batches)
+        index = index.to(self.device)
+        batch_inputs, batch_targets = inputs[index], targets[index]
+        started = time.perf_counter()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        _, loss = self.model(batch_inputs, batch_targets)
+        loss.backward()
+        if self.config.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self.train_seconds += time.perf_counter() - started
+        self.train_tokens += int((batch_targets >= 0).sum())
+        self.history.batch_loss.append(loss.item())
+        self.history.lr.append(float(lr))
+        return self.history.batch_loss[-1]
+
+    @torch.no_grad()
+    def evaluate(self, split_name: str) -> float:
+        """Mean cross-entropy per predicted character, over the split's evaluation names."""
+        self.model.eval()
+        inputs, targets = self.eval_sets[split_name]
+        total, count = 0.0, 0
+        for start in range(0, len(inputs), 1024):
+            logits, _ = self.model(inputs[start:start + 1024])
+            chunk = targets[start:start + 1024]
+            losses = torch.nn.functional.cross_entropy(logits.flatten(0, 1), chunk.flatten(),
+                                                       ignore_index=-1, reduction="sum")
+            total, count = total + losses.item(), count + int((chunk >= 0).sum())
+        return total / count
+
+    def _record_evaluation(self) -> None:
+        if self.history.eval_step and self.history.eval_step[-1] == self.step:
+            return
+        self.history.eval_step.append(self.step)
+        self.history.train_loss.append(self.evaluate("train"))
+        self.history.val_loss.append(self.evaluate("val"))
+
+    def run(self, on_step: Callable[["Training"], None] | None = None,
+            save_to: str | Path | None = None) -> None:
+        """Train until ``config.steps`` or until ``stop_requested`` is set.
+
+        ``on_step`` is called after every step (progress display); ``save_to`` receives a
+        checkpoint at every evaluation and when the run ends or stops.
+        """
+        clock_base, started = self.seconds, time.perf_counter()
+        if self.step == 0:
+            self._record_evaluation()
+        while self.step < self.config.steps and not self.stop_requested:
+            self.train_step()
+            if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
+                self._record_evaluation()
+            self.seconds = clock_base + time.perf_counter() - started
+            if save_to is not None and self.step % self.config.eval_every == 0:
+                self.save(save_to)
+            if on_step is not None:
+                on_step(self)
+        if save_to is not None:
+            self.save(save_to)
+
+    def samples(self, count: int = 10, temperature: float = 0.8) -> list[str]:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        self.model.eval()
+        return [self.vocabulary.decode(tokens) for tokens in self.model.sample(count, generator, temperature)]
+
+    def summary(self, samples: int = 10) -> dict:
+        """The run's results: the keys of ``adamlab train --json``."""
+        history = self.history
+        finished = bool(history.eval_step) and history.eval_step[-1] == self.step
+        return {
+            "final_train_loss": history.train_loss[-1] if finished else self.evaluate("train"),
+            "final_val_loss": history.val_loss[-1] if finished else self.evaluate("val"),
+            "steps": self.step,
+            "seconds": self.seconds,
+            "tokens_per_s": self.train_tokens / self.train_seconds if self.train_seconds else 0.0,
+            "samples": self.samples(samples),
+            "optimizer": self.config.optimizer,
+            "parameters": self.parameters,
+            "param_groups": self.groups.counts,
+            "data": self.config.data or DEFAULT_CORPUS,
+        }
+
+    # --- checkpoints --------------------------------------------------------------
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this run exactly, as tensors and plain values only."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(self.config),
+            "vocabulary": list(self.vocabulary.characters),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "batches": self.batches.get_state(),
+            "history": dataclasses.asdict(self.history),
+            "clock": {"seconds": self.seconds, "train_seconds": self.train_seconds,
+                      "train_tokens": self.train_tokens},
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint atomically: a reader finds the old file or the new one, never half of one."""
+        with atomic_write(path) as file:
+            torch.save(self.checkpoint(), file)
+
+    @classmethod
+    def resume(cls, path: str | Path, device: str = "cpu") -> "Training":
+        """The run saved in ``path``, ready to continue where it stopped."""
+        checkpoint = load_checkpoint(path)
+        config = checkpoint["config"]
+        config["betas"] = tuple(config["betas"])
+        run = cls(TrainConfig(**config), device)
+        if list(run.vocabulary.characters) != checkpoint["vocabulary"]:
+            raise ValueError(f"{path}: the data file no longer gives the vocabulary this run was trained with")
+        run.model.load_state_dict(checkpoint["model"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        run.scheduler.load_state_dict(checkpoint["scheduler"])
+        run.batches.set_state(checkpoint["batches"])
+        run.step = checkpoint["step"]
+        run.history = History(**checkpoint["history"])
+        clock = checkpoint["clock"]
+        run.seconds, run.train_seconds, run.train_tokens = (clock["seconds"], clock["train_seconds"],
+                                                             clock["train_tokens"])
+        return run
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a training checkpoint without running any code from it."""
+    path = Path(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such checkpoint") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, not a checkpoint") from None
+    except Exception as error:  # torch raises many kinds for a file it cannot unpickle
+        raise ValueError(f"{path}: not a readable adamlab checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an adamlab train checkpoint")
+    return checkpoint

@@ -18,7 +18,7 @@ def setup_commands():
 def test_the_readme_opens_with_the_two_setup_commands():
     assert README.index("```bash") < 20
     install_and_run, install_and_test = setup_commands()
-    assert install_and_run.endswith("adamlab trace")
+    assert install_and_run.endswith("adamlab train")
     assert install_and_test.endswith("python -m pytest")
 
 

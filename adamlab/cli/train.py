@@ -130,6 +130,9 @@ def run(args) -> int:
         raise ValueError(f"--samples must be >= 0, got {args.samples}")
     if args.compare and (args.save or args.resume):
         raise ValueError("--compare runs two trainings; it cannot be combined with --save or --resume")
+    for option, path in (("--plot", None if args.no_plot else args.plot), ("--save", args.save)):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise ValueError(f"{option} {path}: {Path(path).resolve().parent} is not a directory")
     device = _device(args.device)
     training = _start(args, device)
     runs = [(training.config.optimizer, training)]

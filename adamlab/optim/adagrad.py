@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import adagrad
-from .base import Optimizer, _real
+from .base import Kernel, Optimizer, _real
 
 
 class Adagrad(Optimizer):
@@ -24,8 +24,10 @@ class Adagrad(Optimizer):
         initial_accumulator_value: where ``sum`` starts (default 0).
         eps: added to the denominator (default 1e-10).
         maximize: maximize the objective instead of minimizing (default False).
-        foreach, differentiable, fused: torch.optim's implementation flags;
-            adamlab has its own implementation and rejects True.
+        fused: None (default) takes the fused CPU kernel where it can, False
+            forces the simple path, True demands the kernel.
+        foreach, differentiable: torch.optim's implementation flags; adamlab
+            rejects True.
 
     Example::
 
@@ -57,6 +59,11 @@ class Adagrad(Optimizer):
         state = super()._init_state(param, group)
         _real(state["sum"]).fill_(group["initial_accumulator_value"])
         return state
+
+    def _kernel(self, group):
+        h = self._hyperparameters(group)
+        return Kernel("adagrad", ("sum",), (h["lr"], h["lr_decay"], h["weight_decay"], h["eps"]),
+                      ("maximize",) if h["maximize"] else ())
 
     def share_memory(self) -> None:
         """Move the ``sum`` accumulators to shared memory, as ``torch.optim.Adagrad.share_memory``."""

@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import adam
-from .base import Optimizer
+from .base import Kernel, Optimizer
 
 _UPDATE = r"""
     .. code-block:: text
@@ -29,8 +29,10 @@ _ARGS = """
         maximize: maximize the objective instead of minimizing (default False).
         capturable: keep the step counter on the parameter's device and never
             read it on the host, for CUDA graphs (default False).
-        foreach, differentiable, fused: torch.optim's implementation flags;
-            adamlab has its own implementation and rejects True.
+        fused: None (default) takes the fused CPU kernel where it can, False
+            forces the simple path, True demands the kernel.
+        foreach, differentiable: torch.optim's implementation flags; adamlab
+            rejects True.
 """
 
 
@@ -68,6 +70,13 @@ class Adam(Optimizer):
 
     def _state_keys(self, group):
         return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
+    def _kernel(self, group):
+        h = self._hyperparameters(group)
+        options = [name for name, on in (("maximize", h["maximize"]), ("amsgrad", h["amsgrad"]),
+                                         ("decoupled", h["decoupled_weight_decay"])) if on]
+        return Kernel("adam", ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if h["amsgrad"] else ()),
+                      (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]), tuple(options))
 
 
 class AdamW(Adam):

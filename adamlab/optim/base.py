@@ -7,11 +7,14 @@ hyperparameters to that module's ``update`` and writes the result back in place.
 """
 
 import inspect
+import sys
 from collections.abc import Mapping
 from types import ModuleType
+from typing import NamedTuple
 
 import torch
 
+from .. import kernels
 from ..maths.hyperparameters import check_known
 
 
@@ -25,6 +28,35 @@ def _zero_dim(value):
     return value.reshape(()) if isinstance(value, torch.Tensor) else value
 
 
+class Kernel(NamedTuple):
+    """How a parameter group runs on the fused kernel: which one, over which state, with what."""
+
+    name: str
+    state_keys: tuple[str, ...]  # the state tensors after param and grad, in the kernel's order
+    scalars: tuple  # hyperparameters, in the kernel's order
+    options: tuple[str, ...]  # the kernel's option flags that are set
+
+
+_warned_unavailable = False
+
+
+def _fused_kernels_usable(group: dict, name: str) -> bool:
+    """Whether the group asks for the fused path (fused None or True) and the kernels are here."""
+    global _warned_unavailable
+    if group.get("fused") is False:
+        return False
+    try:
+        kernels.library()
+    except kernels.KernelsUnavailable as error:
+        if group.get("fused"):
+            raise RuntimeError(f"adamlab.{name}(fused=True): {error}") from None
+        if not _warned_unavailable:
+            print(f"adamlab: fused kernels unavailable, using the simple path ({error})", file=sys.stderr)
+            _warned_unavailable = True
+        return False
+    return True
+
+
 def _step_dtype() -> torch.dtype:
     # torch.optim's convention for the "step" counter, kept so checkpoints match.
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -36,6 +68,8 @@ class Optimizer(torch.optim.Optimizer):
     maths: ModuleType
     #: torch.optim's state key -> the field of the maths state that holds it.
     state_fields: dict[str, str]
+    #: State the fused kernel may create at a parameter's first step (SGD's momentum buffer).
+    born_at_first_step: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -54,10 +88,9 @@ class Optimizer(torch.optim.Optimizer):
         if group.get("differentiable"):
             raise ValueError(f"adamlab.{name} does not support differentiable=True; "
                              f"use torch.optim.{name} to differentiate through the step")
-        for flag in ("foreach", "fused"):
-            if group.get(flag):
-                raise ValueError(f"adamlab.{name} has no {flag} implementation; "
-                                 f"leave {flag}=None for its own")
+        if group.get("foreach"):
+            raise ValueError(f"adamlab.{name} has no foreach implementation; leave foreach=None "
+                             f"for its fused step (or fused=False for the simple one)")
 
     def _state_keys(self, group: dict) -> tuple[str, ...]:
         """The keys of a parameter's state once it has taken a step, in torch.optim's order."""
@@ -74,6 +107,10 @@ class Optimizer(torch.optim.Optimizer):
             else:
                 state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
+
+    def _kernel(self, group: dict) -> Kernel:
+        """The fused kernel's arguments for a parameter group."""
+        raise NotImplementedError
 
     def _hyperparameters(self, group: dict) -> dict:
         """The maths' keyword arguments from a parameter group."""
@@ -107,14 +144,69 @@ class Optimizer(torch.optim.Optimizer):
         for param, _ in work:  # check everything before changing anything
             if param.grad.is_sparse:
                 raise RuntimeError(f"adamlab.{type(self).__name__} does not support sparse gradients")
-        for param, group in work:
-            self._update(param, group)
+        for group in self.param_groups:
+            params = [param for param in group["params"] if param.grad is not None]
+            for param in params:
+                if not self.state[param]:
+                    self.state[param].update(self._init_state(param, group))
+            simple = params
+            if params and _fused_kernels_usable(group, type(self).__name__):
+                simple = self._fused_update(params, self._kernel(group), group)
+            for param in simple:
+                self._update(param, group)
         return loss
 
+    def _fused_update(self, params: list[torch.Tensor], kernel: Kernel, group: dict) -> list[torch.Tensor]:
+        """Run the kernel over every parameter it can take; return the others for the simple path.
+
+        One kernel call per kind of row (parameter dtype, step dtype, first step or not). This
+        loop runs for every parameter at every step, so it checks only what can change: a
+        parameter's storage and gradient, and the state tensors it finds.
+        """
+        buckets: dict[tuple, list[list[torch.Tensor]]] = {}
+        others = []
+        keys, has_step = kernel.state_keys, "step" in self.state_fields
+        for param in params:
+            state, grad = self.state[param], param.grad
+            dtype = param.dtype
+            first_step = False
+            for key in keys:
+                if key not in state and key in self.born_at_first_step:  # the kernel writes it first
+                    state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
+                    first_step = True
+            try:
+                row = [param, grad] + [state[key] for key in keys]
+            except KeyError:
+                row = None
+            step = state.get("step") if has_step else None
+            if (row is None or not param.is_cpu or not kernels.fusable_dtype(_real(param).dtype)
+                    or any(not tensor.is_contiguous() or tensor.dtype != dtype for tensor in row)
+                    or (has_step and (step is None or not step.is_cpu
+                                      or step.dtype not in (torch.float32, torch.float64)))):
+                self._refuse_if_fused_required(param, group)
+                others.append(param)
+                continue
+            if param.is_complex():
+                row = [torch.view_as_real(tensor) for tensor in row]
+            if has_step:
+                row.append(step)
+            buckets.setdefault((row[0].dtype, step.dtype if has_step else None, first_step), []).append(row)
+        for (dtype, step_dtype, first_step), rows in buckets.items():
+            options = kernel.options + (("step_f64",) if step_dtype == torch.float64 else ()) \
+                + (("first_step",) if first_step else ())
+            kernels.run(kernel.name, dtype, rows, kernel.scalars, options)
+        return others
+
+    def _refuse_if_fused_required(self, param: torch.Tensor, group: dict) -> None:
+        if group.get("fused"):
+            raise ValueError(
+                f"adamlab.{type(self).__name__}(fused=True) cannot take a parameter of shape "
+                f"{tuple(param.shape)}: its fused kernel needs a float32, float64 or bfloat16 CPU "
+                f"tensor with contiguous gradient and state of the same dtype")
+
     def _update(self, param: torch.Tensor, group: dict) -> None:
+        """The simple path: the maths on tensors, written back in place."""
         state = self.state[param]
-        if not state:
-            state.update(self._init_state(param, group))
         real_param = _real(param)
         fields = dict.fromkeys(self.maths.State._fields)
         for key, field in self.state_fields.items():

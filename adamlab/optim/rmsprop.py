@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import rmsprop
-from .base import Optimizer
+from .base import Kernel, Optimizer
 
 
 class RMSprop(Optimizer):
@@ -29,8 +29,11 @@ class RMSprop(Optimizer):
         capturable: keep the step counter on the parameter's device and never
             read it on the host, for CUDA graphs (default False).
         maximize: maximize the objective instead of minimizing (default False).
-        foreach, differentiable: torch.optim's implementation flags; adamlab has
-            its own implementation and rejects True.
+        foreach, differentiable: torch.optim's implementation flags; adamlab
+            rejects True.
+        fused: None (default) takes the fused CPU kernel where it can, False
+            forces the simple path, True demands the kernel (torch.optim.RMSprop
+            has no such argument).
 
     Example::
 
@@ -49,12 +52,23 @@ class RMSprop(Optimizer):
     def __init__(self, params, lr: float | torch.Tensor = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
                  centered: bool = False, capturable: bool = False, foreach: bool | None = None,
-                 maximize: bool = False, differentiable: bool = False):
+                 maximize: bool = False, differentiable: bool = False, *,
+                 fused: bool | None = None):
         super().__init__(params, dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
             weight_decay=weight_decay, capturable=capturable, foreach=foreach, maximize=maximize,
-            differentiable=differentiable))
+            differentiable=differentiable, fused=fused))
 
     def _state_keys(self, group):
         return ("step", "square_avg") + (("momentum_buffer",) if group["momentum"] > 0 else ()) \
             + (("grad_avg",) if group["centered"] else ())
+
+    def _kernel(self, group):
+        h = self._hyperparameters(group)
+        momentum = h["momentum"] > 0
+        keys = ("square_avg",) + (("momentum_buffer",) if momentum else ()) \
+            + (("grad_avg",) if h["centered"] else ())
+        options = [name for name, on in (("maximize", h["maximize"]), ("momentum", momentum),
+                                         ("centered", h["centered"])) if on]
+        return Kernel("rmsprop", keys, (h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"]),
+                      tuple(options))

@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import sgd
-from .base import Optimizer
+from .base import Kernel, Optimizer
 
 
 class SGD(Optimizer):
@@ -23,8 +23,10 @@ class SGD(Optimizer):
         weight_decay: L2 penalty (default 0).
         nesterov: use Nesterov momentum; needs momentum > 0 and no dampening (default False).
         maximize: maximize the objective instead of minimizing (default False).
-        foreach, differentiable, fused: torch.optim's implementation flags;
-            adamlab has its own implementation and rejects True.
+        fused: None (default) takes the fused CPU kernel where it can, False
+            forces the simple path, True demands the kernel.
+        foreach, differentiable: torch.optim's implementation flags; adamlab
+            rejects True.
 
     Example::
 
@@ -38,6 +40,7 @@ class SGD(Optimizer):
 
     maths = sgd
     state_fields = {"momentum_buffer": "momentum_buffer"}
+    born_at_first_step = ("momentum_buffer",)
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-3, momentum: float = 0,
                  dampening: float = 0, weight_decay: float | torch.Tensor = 0,
@@ -59,3 +62,11 @@ class SGD(Optimizer):
 
     def _init_state(self, param, group):
         return {}  # the momentum buffer starts as the first gradient, at the first step
+
+    def _kernel(self, group):
+        h = self._hyperparameters(group)
+        momentum = h["momentum"] != 0
+        options = [name for name, on in (("maximize", h["maximize"]), ("nesterov", h["nesterov"]),
+                                         ("momentum", momentum)) if on]
+        return Kernel("sgd", ("momentum_buffer",) if momentum else (),
+                      (h["lr"], h["momentum"], h["dampening"], h["weight_decay"]), tuple(options))

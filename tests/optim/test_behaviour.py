@@ -296,3 +296,32 @@ def test_adagrad_shares_its_accumulators():
     optimizer = adamlab.Adagrad(make_mlp().parameters())
     optimizer.share_memory()
     assert all(state["sum"].is_shared() for state in optimizer.state.values())
+
+
+@pytest.mark.parametrize("fused", [None, False], ids=["fused", "simple"])
+def test_grad_scaler_skips_a_step_with_inf_gradients_and_leaves_the_state_alone(name, fused):
+    model = make_mlp()
+    optimizer = getattr(adamlab, name)(model.parameters(), lr=0.01, fused=fused)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    batches = iter(Batches())
+
+    def scaled_step(poison):
+        inputs, targets = next(batches)
+        optimizer.zero_grad()
+        scaler.scale(torch.nn.functional.mse_loss(model(inputs), targets)).backward()
+        if poison:
+            next(model.parameters()).grad[0, 0] = float("inf")
+        scaler.step(optimizer)
+        scaler.update()
+
+    scaled_step(poison=False)
+    params = [param.detach().clone() for param in model.parameters()]
+    state = copy.deepcopy(optimizer.state_dict())
+    scaled_step(poison=True)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), params))
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            assert torch.equal(optimizer.state_dict()["state"][index][key], value), key
+    assert scaler.get_scale() == 512.0  # the scaler backed off
+    scaled_step(poison=False)
+    assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), params))

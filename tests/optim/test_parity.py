@@ -9,6 +9,8 @@ same MLP on the same minibatches for 100 steps; parameters and state must agree.
 import pytest
 import torch
 
+import adamlab
+
 from ..conftest import OPTIMIZER_NAMES, Batches, make_mlp, pair, train
 
 from torch.testing._internal.common_optimizers import optim_db  # needs the expecttest package
@@ -51,22 +53,29 @@ def test_the_database_covers_every_optimizer():
     assert len(CONFIGURATIONS) >= 40
 
 
+PATHS = {"fused": {}, "simple": {"fused": False}}
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name, kwargs", CONFIGURATIONS)
-def test_matches_torch_after_100_steps(name, kwargs, dtype):
+def test_matches_torch_after_100_steps(name, kwargs, dtype, path):
     ours_class, torch_class = pair(name)
     # torch.optim runs capturable mode on accelerators only; it changes no maths.
     torch_kwargs = {key: value for key, value in kwargs.items() if key != "capturable"}
     ours_model, torch_model = make_mlp(dtype), make_mlp(dtype)
-    ours = ours_class(ours_model.parameters(), **in_dtype(kwargs, dtype))
+    ours = ours_class(ours_model.parameters(), **in_dtype(kwargs, dtype), **PATHS[path])
     reference = torch_class(torch_model.parameters(), **in_dtype(torch_kwargs, dtype))
     batches = Batches(dtype)
     train(ours_model, ours, 100, batches)
     train(torch_model, reference, 100, batches)
 
-    groups = [{key: value for key, value in group.items() if key != "capturable"}
-              for group in (ours.state_dict()["param_groups"][0], reference.state_dict()["param_groups"][0])]
-    assert list(groups[0]) == list(groups[1]) and groups[0] == groups[1]
+    # The same group layout, but for adamlab's `fused` flag, which torch's RMSprop lacks.
+    ours_group, torch_group = ours.state_dict()["param_groups"][0], reference.state_dict()["param_groups"][0]
+    ours_group = {key: value for key, value in ours_group.items() if key in torch_group}
+    assert list(ours_group) == list(torch_group)
+    assert {key: value for key, value in ours_group.items() if key not in ("capturable", "fused")} == \
+        {key: value for key, value in torch_group.items() if key not in ("capturable", "fused")}
     for ours_param, torch_param in zip(ours_model.parameters(), torch_model.parameters()):
         torch.testing.assert_close(ours_param, torch_param, **TOLERANCES[dtype])
         ours_state, torch_state = ours.state[ours_param], reference.state[torch_param]
@@ -74,3 +83,18 @@ def test_matches_torch_after_100_steps(name, kwargs, dtype):
         for key, value in torch_state.items():
             assert ours_state[key].dtype == value.dtype, key
             torch.testing.assert_close(ours_state[key].cpu(), value, **TOLERANCES[dtype], msg=key)
+
+
+@pytest.mark.parametrize("name, kwargs", CONFIGURATIONS)
+def test_the_fused_kernel_runs_by_default_and_agrees_with_the_simple_path(name, kwargs, monkeypatch):
+    calls = []
+    run = adamlab.kernels.run
+    monkeypatch.setattr(adamlab.kernels, "run", lambda *args, **kw: calls.append(args[0]) or run(*args, **kw))
+    models = [make_mlp(), make_mlp()]
+    optimizers = [getattr(adamlab, name)(model.parameters(), **kwargs, **extra)
+                  for model, extra in zip(models, ({}, {"fused": False}))]
+    for model, optimizer in zip(models, optimizers):
+        train(model, optimizer, 100)
+    assert len(calls) == 100  # one call a step: every parameter of the group in one kernel
+    for fused, simple in zip(*(model.parameters() for model in models)):
+        torch.testing.assert_close(fused, simple, rtol=1e-5, atol=1e-5)

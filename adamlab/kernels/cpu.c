@@ -1,0 +1,110 @@
+/* adamlab's fused CPU steps: one pass over memory per parameter, all tensors of a group in one call.
+ *
+ * Each kernel restates one update of adamlab/maths/ element by element; the parity tests pin
+ * the two together. The body (cpu_body.h) is compiled once per storage type: float32,
+ * float64, and bfloat16 computed in float32.
+ *
+ * Calling convention, the same for every kernel:
+ *   count    tensors in the call
+ *   pointers count rows of K data pointers: param, grad, the state tensors, then the step counter
+ *   sizes    elements of each tensor
+ *   scalars  the hyperparameters, in the order each kernel documents
+ *   options  OPTION_* bits
+ *   threads  OpenMP threads
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OPTION_MAXIMIZE = 1, OPTION_DECOUPLED = 2, OPTION_AMSGRAD = 4, OPTION_NESTEROV = 8,
+    OPTION_CENTERED = 16, OPTION_MOMENTUM = 32, OPTION_FIRST_STEP = 64, OPTION_STEP_F64 = 128,
+};
+
+/* Work is cut into chunks of at most CHUNK elements, so that a few large tensors and many
+ * small ones spread alike over the threads, in one parallel region without barriers. */
+#define CHUNK 32768
+typedef struct { int64_t tensor, start, end; } chunk_t;
+
+static int64_t make_chunks(int64_t count, const int64_t *sizes, chunk_t **out) {
+    int64_t total = 0;
+    for (int64_t t = 0; t < count; t++) total += (sizes[t] + CHUNK - 1) / CHUNK;
+    chunk_t *chunks = malloc(sizeof(chunk_t) * (total > 0 ? total : 1));
+    int64_t n = 0;
+    for (int64_t t = 0; t < count; t++)
+        for (int64_t start = 0; start < sizes[t]; start += CHUNK) {
+            chunks[n].tensor = t;
+            chunks[n].start = start;
+            chunks[n].end = start + CHUNK < sizes[t] ? start + CHUNK : sizes[t];
+            n++;
+        }
+    *out = chunks;
+    return n;
+}
+
+/* Adds one to every tensor's step counter (a 0-d float32 or float64 tensor, as torch.optim
+ * keeps it) and returns the new counts. */
+static double *advance_steps(int64_t count, void **pointers, int columns, int64_t options) {
+    double *steps = malloc(sizeof(double) * (count > 0 ? count : 1));
+    for (int64_t t = 0; t < count; t++) {
+        void *counter = pointers[t * columns + columns - 1];
+        if (options & OPTION_STEP_F64) steps[t] = ++*(double *)counter;
+        else steps[t] = ++*(float *)counter;
+    }
+    return steps;
+}
+
+static inline float bf16_load(uint16_t x) {
+    uint32_t bits = (uint32_t)x << 16;
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static inline uint16_t bf16_store(float value) {  /* round to nearest, ties to even */
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);  /* NaN */
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+/* The floor of any optimizer step: read four arrays, write three in place, no maths. */
+void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, int threads) {
+    chunk_t *chunks;
+    int64_t n = make_chunks(count, sizes, &chunks);
+#pragma omp parallel for schedule(static) num_threads(threads) if (n > 1)
+    for (int64_t c = 0; c < n; c++) {
+        float *restrict p = pointers[chunks[c].tensor * 4], *restrict g = pointers[chunks[c].tensor * 4 + 1];
+        float *restrict a = pointers[chunks[c].tensor * 4 + 2], *restrict b = pointers[chunks[c].tensor * 4 + 3];
+        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+            float x = g[i];
+            p[i] += x;
+            a[i] += x;
+            b[i] += x;
+        }
+    }
+    free(chunks);
+}
+
+#define STORAGE float
+#define REAL float
+#define LOAD(x) (x)
+#define STORE(x) (x)
+#define NAME(kernel) adamlab_##kernel##_f32
+#include "cpu_body.h"
+
+#define STORAGE double
+#define REAL double
+#define LOAD(x) (x)
+#define STORE(x) (x)
+#define NAME(kernel) adamlab_##kernel##_f64
+#include "cpu_body.h"
+
+#define STORAGE uint16_t
+#define REAL float
+#define LOAD(x) bf16_load(x)
+#define STORE(x) bf16_store(x)
+#define NAME(kernel) adamlab_##kernel##_bf16
+#include "cpu_body.h"

@@ -1,0 +1,152 @@
+/* The kernels for one storage type: included by cpu.c with STORAGE, REAL, LOAD, STORE and NAME set. */
+
+#define SQRT(x) (sizeof(REAL) == sizeof(float) ? sqrtf((float)(x)) : sqrt((double)(x)))
+#define FOR_EACH_CHUNK                                                         \
+    chunk_t *chunks;                                                           \
+    int64_t chunk_count = make_chunks(count, sizes, &chunks);                  \
+    _Pragma("omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1)") \
+    for (int64_t c = 0; c < chunk_count; c++)
+#define COLUMN(k) ((STORAGE *restrict)pointers[chunks[c].tensor * columns + (k)])
+
+/* SGD. scalars: lr, momentum, dampening, weight_decay. columns: param, grad[, momentum_buffer]. */
+void NAME(sgd)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
+               int64_t options, int threads) {
+    const REAL lr = scalars[0], momentum = scalars[1], dampening = scalars[2], decay = scalars[3];
+    const int with_momentum = (options & OPTION_MOMENTUM) != 0, first = (options & OPTION_FIRST_STEP) != 0;
+    const int nesterov = (options & OPTION_NESTEROV) != 0;
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    const int columns = with_momentum ? 3 : 2;
+    FOR_EACH_CHUNK {
+        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
+        STORAGE *restrict buffer = with_momentum ? COLUMN(2) : NULL;
+        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+            REAL theta = LOAD(param[i]);
+            REAL g = sign * LOAD(grad[i]) + decay * theta;
+            REAL direction = g;
+            if (with_momentum) {
+                REAL b = first ? g : momentum * LOAD(buffer[i]) + (1 - dampening) * g;
+                buffer[i] = STORE(b);
+                direction = nesterov ? g + momentum * b : b;
+            }
+            param[i] = STORE(theta - lr * direction);
+        }
+    }
+    free(chunks);
+}
+
+/* AdaGrad. scalars: lr, lr_decay, weight_decay, eps. columns: param, grad, sum, step. */
+void NAME(adagrad)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
+                   int64_t options, int threads) {
+    const int columns = 4;
+    const REAL decay = scalars[2], eps = scalars[3];
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    double *steps = advance_steps(count, pointers, columns, options);
+    FOR_EACH_CHUNK {
+        const REAL lr_t = scalars[0] / (1 + (steps[chunks[c].tensor] - 1) * scalars[1]);
+        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1), *restrict sum = COLUMN(2);
+        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+            REAL theta = LOAD(param[i]);
+            REAL g = sign * LOAD(grad[i]) + decay * theta;
+            REAL s = LOAD(sum[i]) + g * g;
+            sum[i] = STORE(s);
+            param[i] = STORE(theta - lr_t * g / (SQRT(s) + eps));
+        }
+    }
+    free(chunks);
+    free(steps);
+}
+
+/* RMSprop. scalars: lr, alpha, eps, weight_decay, momentum.
+ * columns: param, grad, square_avg[, momentum_buffer][, grad_avg], step. */
+void NAME(rmsprop)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
+                   int64_t options, int threads) {
+    const REAL lr = scalars[0], alpha = scalars[1], eps = scalars[2], decay = scalars[3], momentum = scalars[4];
+    const int with_momentum = (options & OPTION_MOMENTUM) != 0, centered = (options & OPTION_CENTERED) != 0;
+    const int columns = 4 + with_momentum + centered;
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    double *steps = advance_steps(count, pointers, columns, options);
+    FOR_EACH_CHUNK {
+        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1), *restrict square_avg = COLUMN(2);
+        STORAGE *restrict buffer = with_momentum ? COLUMN(3) : NULL;
+        STORAGE *restrict grad_avg = centered ? COLUMN(3 + with_momentum) : NULL;
+        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+            REAL theta = LOAD(param[i]);
+            REAL g = sign * LOAD(grad[i]) + decay * theta;
+            REAL v = alpha * LOAD(square_avg[i]) + (1 - alpha) * g * g;
+            square_avg[i] = STORE(v);
+            REAL spread = v;
+            if (centered) {
+                REAL mean = alpha * LOAD(grad_avg[i]) + (1 - alpha) * g;
+                grad_avg[i] = STORE(mean);
+                spread = v - mean * mean;
+            }
+            REAL ratio = g / (SQRT(spread) + eps);
+            if (with_momentum) {
+                REAL b = momentum * LOAD(buffer[i]) + ratio;
+                buffer[i] = STORE(b);
+                ratio = b;
+            }
+            param[i] = STORE(theta - lr * ratio);
+        }
+    }
+    free(chunks);
+    free(steps);
+}
+
+/* Adam and AdamW. scalars: lr, beta1, beta2, eps, weight_decay.
+ * columns: param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq], step. */
+void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
+                int64_t options, int threads) {
+    const REAL lr = scalars[0], beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3];
+    const int amsgrad = (options & OPTION_AMSGRAD) != 0, decoupled = (options & OPTION_DECOUPLED) != 0;
+    const REAL l2 = decoupled ? 0 : scalars[4], shrink = decoupled ? 1 - scalars[0] * scalars[4] : 1;
+    const int columns = 5 + amsgrad;
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    double *steps = advance_steps(count, pointers, columns, options);
+    FOR_EACH_CHUNK {
+        const double t = steps[chunks[c].tensor];
+        /* lr * m_hat / (sqrt(v_hat) + eps) with the bias corrections folded into two constants. */
+        const REAL step_size = scalars[0] / (1 - pow(scalars[1], t));
+        const REAL root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
+        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
+        STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
+        STORAGE *restrict max_exp_avg_sq = amsgrad ? COLUMN(4) : NULL;
+        if (sign == 1 && l2 == 0 && !amsgrad) {  /* the common case, without the arithmetic it skips */
+            for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+                REAL theta = LOAD(param[i]);
+                REAL g = LOAD(grad[i]);
+                REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
+                REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
+                exp_avg[i] = STORE(m);
+                exp_avg_sq[i] = STORE(v);
+                param[i] = STORE(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps));
+            }
+        } else {
+            for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+                REAL theta = LOAD(param[i]);
+                REAL g = sign * LOAD(grad[i]) + l2 * theta;
+                REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
+                REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
+                exp_avg[i] = STORE(m);
+                exp_avg_sq[i] = STORE(v);
+                if (amsgrad) {
+                    REAL kept = LOAD(max_exp_avg_sq[i]);
+                    v = kept > v ? kept : v;
+                    max_exp_avg_sq[i] = STORE(v);
+                }
+                param[i] = STORE(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps));
+            }
+        }
+    }
+    free(chunks);
+    free(steps);
+}
+
+#undef SQRT
+#undef FOR_EACH_CHUNK
+#undef COLUMN
+#undef STORAGE
+#undef REAL
+#undef LOAD
+#undef STORE
+#undef NAME

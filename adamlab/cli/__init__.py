@@ -5,9 +5,9 @@ import sys
 
 from .. import __version__
 from ..maths.hyperparameters import InvalidHyperparameter
-from . import trace, train
+from . import bench, trace, train
 
-COMMANDS = (train, trace)
+COMMANDS = (train, trace, bench)
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -90,6 +90,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 
 #define STORAGE float
 #define REAL float
+#define SQRT sqrtf
 #define LOAD(x) (x)
 #define STORE(x) (x)
 #define NAME(kernel) adamlab_##kernel##_f32
@@ -97,6 +98,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 
 #define STORAGE double
 #define REAL double
+#define SQRT sqrt
 #define LOAD(x) (x)
 #define STORE(x) (x)
 #define NAME(kernel) adamlab_##kernel##_f64
@@ -104,6 +106,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 
 #define STORAGE uint16_t
 #define REAL float
+#define SQRT sqrtf
 #define LOAD(x) bf16_load(x)
 #define STORE(x) bf16_store(x)
 #define NAME(kernel) adamlab_##kernel##_bf16

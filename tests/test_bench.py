@@ -1,0 +1,57 @@
+"""``adamlab bench``: what it measures and how it reports, on layouts small enough for a test."""
+
+import json
+
+import pytest
+
+from adamlab import bench
+from adamlab.cli import main
+
+
+@pytest.fixture
+def tiny_layouts(monkeypatch):
+    monkeypatch.setattr(bench, "layouts", lambda quick=False: {"few": [(300,)] * 3, "many": [(20,)] * 40})
+
+
+def test_every_implementation_is_timed_and_reported_as_ratios(tiny_layouts, capsys):
+    assert main(["bench", "--optimizers", "adamw,rmsprop", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    keys = {"optimizer", "impl", "layout", "params", "ms_per_step", "ratio_vs_torch_fused", "ratio_vs_floor"}
+    assert all(set(result) == keys for result in results)
+    seen = {(r["layout"], r["optimizer"], r["impl"]) for r in results}
+    for layout in ("few", "many"):
+        assert (layout, "floor", "stream") in seen
+        for impl in ("adamlab", "adamlab-simple", "torch-single", "torch-foreach", "torch-fused"):
+            assert (layout, "adamw", impl) in seen
+        assert (layout, "rmsprop", "torch-fused") not in seen  # torch has no fused RMSprop
+    by_key = {(r["layout"], r["optimizer"], r["impl"]): r for r in results}
+    assert by_key[("few", "adamw", "torch-fused")]["ratio_vs_torch_fused"] == 1.0
+    fastest_torch = min(by_key[("few", "rmsprop", impl)]["ms_per_step"] for impl in ("torch-single", "torch-foreach"))
+    rmsprop = by_key[("few", "rmsprop", "adamlab")]
+    assert rmsprop["ratio_vs_torch_fused"] == pytest.approx(rmsprop["ms_per_step"] / fastest_torch)
+    floor = by_key[("many", "floor", "stream")]["ms_per_step"]
+    adamw = by_key[("many", "adamw", "adamlab")]
+    assert adamw["params"] == 800 and adamw["ratio_vs_floor"] == pytest.approx(adamw["ms_per_step"] / floor)
+
+
+def test_the_table(tiny_layouts, capsys):
+    assert main(["bench", "--optimizers", "sgd-momentum"]) == 0
+    out = capsys.readouterr().out
+    assert "vs torch fused" in out and "vs floor" in out and "sgd-momentum" in out and "few:" in out
+
+
+def test_layouts_match_what_the_issue_names():
+    full, quick = bench.layouts(), bench.layouts(quick=True)
+    assert [len(shapes) for shapes in full.values()] == [10, 148, 1000]
+    counts = [sum(int(__import__("math").prod(shape)) for shape in shapes) for shapes in full.values()]
+    assert counts[0] == 20_000_000 and 123e6 < counts[1] < 125e6 and counts[2] == 2_000_000
+    assert sum(int(__import__("math").prod(s)) for s in quick["gpt2-quarter"]) < counts[1] / 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--optimizers", "adamw,lion9"], "--optimizers: unknown lion9"),
+    (["--repeats", "3"], "--repeats must be >= 10"),
+])
+def test_bad_options(capsys, argv, message):
+    assert main(["bench", *argv]) == 2
+    assert message in capsys.readouterr().err

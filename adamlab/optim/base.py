@@ -169,28 +169,25 @@ class Optimizer(torch.optim.Optimizer):
         for param in params:
             state, grad = self.state[param], param.grad
             dtype = param.dtype
-            first_step = False
-            for key in keys:
-                if key not in state and key in self.born_at_first_step:  # the kernel writes it first
-                    state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
-                    first_step = True
-            try:
-                row = [param, grad] + [state[key] for key in keys]
-            except KeyError:
-                row = None
+            missing = [key for key in keys if key not in state]
+            present = [param, grad] + [state[key] for key in keys if key in state]
             step = state.get("step") if has_step else None
-            if (row is None or not param.is_cpu or not kernels.fusable_dtype(_real(param).dtype)
-                    or any(not tensor.is_contiguous() or tensor.dtype != dtype for tensor in row)
+            if (any(key not in self.born_at_first_step for key in missing) or not param.is_cpu
+                    or not kernels.fusable_dtype(_real(param).dtype)
+                    or any(not tensor.is_contiguous() or tensor.dtype != dtype for tensor in present)
                     or (has_step and (step is None or not step.is_cpu
                                       or step.dtype not in (torch.float32, torch.float64)))):
                 self._refuse_if_fused_required(param, group)
                 others.append(param)
                 continue
+            for key in missing:  # born now: the kernel's first-step mode writes it before reading it
+                state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
+            row = [param, grad] + [state[key] for key in keys]
             if param.is_complex():
                 row = [torch.view_as_real(tensor) for tensor in row]
             if has_step:
                 row.append(step)
-            buckets.setdefault((row[0].dtype, step.dtype if has_step else None, first_step), []).append(row)
+            buckets.setdefault((row[0].dtype, step.dtype if has_step else None, bool(missing)), []).append(row)
         for (dtype, step_dtype, first_step), rows in buckets.items():
             options = kernel.options + (("step_f64",) if step_dtype == torch.float64 else ()) \
                 + (("first_step",) if first_step else ())

@@ -325,3 +325,12 @@ def test_grad_scaler_skips_a_step_with_inf_gradients_and_leaves_the_state_alone(
     assert scaler.get_scale() == 512.0  # the scaler backed off
     scaled_step(poison=False)
     assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), params))
+
+
+def test_sgd_momentum_on_a_parameter_the_kernel_cannot_take_starts_from_the_gradient():
+    strided = torch.nn.Parameter(torch.ones(4, 4)[:, ::2])
+    optimizer = adamlab.SGD([strided], lr=0.1, momentum=0.9)
+    strided.grad = torch.ones(4, 2)
+    optimizer.step()  # the simple path, with no half-made buffer left behind by the fused one
+    assert torch.equal(optimizer.state[strided]["momentum_buffer"], torch.ones(4, 2))
+    assert torch.allclose(strided, torch.full((4, 2), 0.9))

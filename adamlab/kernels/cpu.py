@@ -6,6 +6,7 @@ every later process loads the cached library at once. The library takes raw data
 through ctypes, so building it needs no torch headers.
 """
 
+import array
 import ctypes
 import hashlib
 import os
@@ -118,22 +119,27 @@ def library() -> ctypes.CDLL:
 
 
 def _pointers(rows: list[list[torch.Tensor]]):
-    flat = [tensor.data_ptr() for row in rows for tensor in row]
-    sizes = [row[0].numel() for row in rows]
-    return (ctypes.c_void_p * len(flat))(*flat), (ctypes.c_int64 * len(sizes))(*sizes)
+    """The rows' data pointers and sizes as C arrays (array.array fills them fastest)."""
+    flat = array.array("Q", [tensor.data_ptr() for row in rows for tensor in row] or [0])
+    sizes = array.array("q", [row[0].numel() for row in rows] or [0])
+    # The arrays must outlive the call: they are returned with the pointers into them.
+    return ((flat, ctypes.cast(flat.buffer_info()[0], ctypes.POINTER(ctypes.c_void_p))),
+            (sizes, ctypes.cast(sizes.buffer_info()[0], ctypes.POINTER(ctypes.c_int64))))
 
 
 def run(kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]], scalars, options=()) -> None:
     """Run ``kernel`` over ``rows``: one row of contiguous CPU tensors per parameter, in the
     kernel's column order (param, grad, state..., step)."""
-    pointers, sizes = _pointers(rows)
+    (_, pointers), (_, sizes) = keep = _pointers(rows)
     values = (ctypes.c_double * len(scalars))(*map(float, scalars))
     bits = sum(OPTIONS[name] for name in options)
     function = getattr(library(), f"adamlab_{kernel}_{_SUFFIXES[dtype]}")
     function(len(rows), pointers, sizes, values, bits, torch.get_num_threads())
+    del keep
 
 
 def stream(rows: list[list[torch.Tensor]]) -> None:
     """The memory floor of a step: read four float32 arrays, write three in place."""
-    pointers, sizes = _pointers(rows)
+    (_, pointers), (_, sizes) = keep = _pointers(rows)
     library().adamlab_stream_f32(len(rows), pointers, sizes, torch.get_num_threads())
+    del keep

@@ -38,6 +38,8 @@ class Kernel(NamedTuple):
 
 
 _warned_unavailable = False
+_COMPLEX = (torch.complex64, torch.complex128)  # taken by the kernels as pairs of reals
+_FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16) + _COMPLEX
 
 
 def _fused_kernels_usable(group: dict, name: str) -> bool:
@@ -167,27 +169,32 @@ class Optimizer(torch.optim.Optimizer):
         others = []
         keys, has_step = kernel.state_keys, "step" in self.state_fields
         for param in params:
-            state, grad = self.state[param], param.grad
-            dtype = param.dtype
-            missing = [key for key in keys if key not in state]
-            present = [param, grad] + [state[key] for key in keys if key in state]
+            state, grad, dtype = self.state[param], param.grad, param.dtype
+            tensors = [state.get(key) for key in keys]
+            missing = any(tensor is None for tensor in tensors)
             step = state.get("step") if has_step else None
-            if (any(key not in self.born_at_first_step for key in missing) or not param.is_cpu
-                    or not kernels.fusable_dtype(_real(param).dtype)
-                    or any(not tensor.is_contiguous() or tensor.dtype != dtype for tensor in present)
-                    or (has_step and (step is None or not step.is_cpu
-                                      or step.dtype not in (torch.float32, torch.float64)))):
+            fusable = (dtype in _FUSED_DTYPES and param.is_cpu and param.is_contiguous()
+                       and grad.dtype == dtype and grad.is_contiguous()
+                       and all(tensor is None or (tensor.dtype == dtype and tensor.is_contiguous())
+                               for tensor in tensors)
+                       and (not missing or all(key in self.born_at_first_step
+                                               for key, tensor in zip(keys, tensors) if tensor is None))
+                       and (not has_step or (step is not None and step.is_cpu
+                                             and step.dtype in (torch.float32, torch.float64))))
+            if not fusable:
                 self._refuse_if_fused_required(param, group)
                 others.append(param)
                 continue
-            for key in missing:  # born now: the kernel's first-step mode writes it before reading it
-                state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
-            row = [param, grad] + [state[key] for key in keys]
-            if param.is_complex():
+            if missing:  # born now: the kernel's first-step mode writes it before reading it
+                for index, key in enumerate(keys):
+                    if tensors[index] is None:
+                        tensors[index] = state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
+            row = [param, grad, *tensors]
+            if dtype in _COMPLEX:
                 row = [torch.view_as_real(tensor) for tensor in row]
             if has_step:
                 row.append(step)
-            buckets.setdefault((row[0].dtype, step.dtype if has_step else None, bool(missing)), []).append(row)
+            buckets.setdefault((row[0].dtype, step.dtype if has_step else None, missing), []).append(row)
         for (dtype, step_dtype, first_step), rows in buckets.items():
             options = kernel.options + (("step_f64",) if step_dtype == torch.float64 else ()) \
                 + (("first_step",) if first_step else ())

@@ -62,15 +62,22 @@ class Result:
     ratio_vs_floor: float | None = None
 
 
-def median_ms(step: Callable[[], None], repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
+def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median milliseconds of each step, timed in turns: one step of each, ``repeats`` rounds.
+
+    Taking turns spreads the machine's noisy moments over every contender alike, so their
+    ratios hold even when the absolute times wander.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) * 1e3 for name, values in times.items()}
 
 
 def implementations(optimizer: str) -> dict[str, Callable]:
@@ -92,16 +99,16 @@ def implementations(optimizer: str) -> dict[str, Callable]:
     return built
 
 
-def floor_ms(tensors: list[torch.Tensor], repeats: int) -> float:
+def floor_step(tensors: list[torch.Tensor]) -> Callable[[], None]:
     """An in-place stream over the bytes of a float32 Adam step: read 4 arrays, write 3."""
     rows = [[tensor, torch.empty_like(tensor), torch.zeros_like(tensor), torch.zeros_like(tensor)]
             for tensor in tensors]
-    return median_ms(lambda: kernels.cpu.stream(rows), repeats)
+    return lambda: kernels.cpu.stream(rows)
 
 
 def run(optimizers=tuple(OPTIMIZERS), quick: bool = False, repeats: int = 10,
         on_progress: Callable[[str], None] = lambda message: None) -> list[Result]:
-    """Time every installed implementation of every optimizer on every layout."""
+    """Time every installed implementation of every optimizer on every layout, with the floor."""
     results = []
     generator = torch.Generator().manual_seed(0)
     for layout, shapes in layouts(quick).items():
@@ -109,17 +116,22 @@ def run(optimizers=tuple(OPTIMIZERS), quick: bool = False, repeats: int = 10,
         for param in params:
             param.grad = torch.randn(param.shape, generator=generator) * 1e-2
         count = sum(param.numel() for param in params)
-        on_progress(f"{layout}: the memory floor")
-        floor = floor_ms([param.detach() for param in params], repeats)
-        results.append(Result("floor", "stream", layout, count, floor, ratio_vs_floor=1.0))
         for optimizer in optimizers:
-            times = {}
+            on_progress(f"{layout}: {optimizer}")
+            # Each implementation steps its own copy of the parameters, so none starts from
+            # another's result; all copies share the gradients.
+            steps = {"floor": floor_step([param.detach() for param in params])}
             for impl, build in implementations(optimizer).items():
-                on_progress(f"{layout}: {optimizer} ({impl})")
-                instance = build(params)
-                times[impl] = median_ms(instance.step, repeats)
-                del instance
-                gc.collect()
+                copies = [torch.nn.Parameter(param.detach().clone()) for param in params]
+                for copy, param in zip(copies, params):
+                    copy.grad = param.grad
+                steps[impl] = build(copies).step
+            times = interleaved_medians(steps, repeats)
+            del steps
+            gc.collect()
+            floor = times.pop("floor")
+            if optimizer == optimizers[0]:
+                results.append(Result("floor", "stream", layout, count, floor, ratio_vs_floor=1.0))
             # torch's fused step where it has one, else its fastest.
             reference = times.get("torch-fused") or min(times[impl] for impl in times if impl.startswith("torch"))
             for impl, ms in times.items():

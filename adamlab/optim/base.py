@@ -59,6 +59,101 @@ def _fused_kernels_usable(group: dict, name: str) -> bool:
     return True
 
 
+class _Entry(NamedTuple):
+    param: torch.Tensor
+    dtype: torch.dtype
+    state: dict
+    tensors: tuple  # the state tensors the kernel reads, then the step counter, as the plan found them
+    row: list  # the kernel's row but for the gradient
+    complex: bool
+    bucket: tuple  # (dtype the kernel sees, step counter dtype, first step)
+
+
+class _Plan(NamedTuple):
+    """The parameters of a group that the fused kernel takes, with their state, checked once."""
+
+    group: dict
+    states: dict  # the optimizer's state mapping the plan was made from
+    keys: tuple[str, ...]  # the state tensors the kernel reads
+    watched: tuple[str, ...]  # those and the step counter: replacing one voids the plan
+    param_ids: tuple[int, ...]  # the parameters that had gradients (the plan keeps them alive)
+    entries: list[_Entry]
+    others: list[torch.Tensor]  # parameters for the simple path
+    first_step: bool  # some state is born in this step: the plan serves this step only
+
+    def serves(self, optimizer: "Optimizer", group: dict, params: list, kernel: Kernel) -> bool:
+        return (self.group is group and self.states is optimizer.state and self.keys == kernel.state_keys
+                and self.param_ids == tuple(map(id, params)))
+
+    @classmethod
+    def make(cls, optimizer: "Optimizer", params, kernel: Kernel, group: dict) -> "_Plan":
+        entries, others, any_first = [], [], False
+        keys, has_step = kernel.state_keys, "step" in optimizer.state_fields
+        watched = keys + ("step",) if has_step else keys
+        for param in params:
+            grad, dtype = param.grad, param.dtype
+            state = optimizer.state.get(param) or optimizer._init_state(param, group)
+            if watched:  # torch keeps no entry for a parameter without state (SGD without momentum)
+                optimizer.state[param] = state
+            tensors = [state.get(key) for key in keys]
+            missing = any(tensor is None for tensor in tensors)
+            step = state.get("step") if has_step else None
+            fusable = (dtype in _FUSED_DTYPES and param.is_cpu and param.is_contiguous()
+                       and grad.dtype == dtype and grad.is_contiguous()
+                       and all(tensor is None or (tensor.dtype == dtype and tensor.is_contiguous())
+                               for tensor in tensors)
+                       and (not missing or all(key in optimizer.born_at_first_step
+                                               for key, tensor in zip(keys, tensors) if tensor is None))
+                       and (not has_step or (step is not None and step.is_cpu
+                                             and step.dtype in (torch.float32, torch.float64))))
+            if not fusable:
+                optimizer._refuse_if_fused_required(param, group)
+                others.append(param)
+                continue
+            if missing:  # born now: the kernel's first-step mode writes it before reading it
+                any_first = True
+                for index, key in enumerate(keys):
+                    if tensors[index] is None:
+                        tensors[index] = state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
+            complex_ = dtype in _COMPLEX
+            row = [torch.view_as_real(tensor) if complex_ else tensor for tensor in (param, *tensors)]
+            if has_step:
+                row.append(step)
+                tensors.append(step)
+            bucket = (row[0].dtype, step.dtype if has_step else None, missing)
+            entries.append(_Entry(param, dtype, state, tuple(tensors), row, complex_, bucket))
+        return cls(group, optimizer.state, keys, watched, tuple(map(id, params)), entries, others, any_first)
+
+    def rows(self) -> dict[tuple, list[list[torch.Tensor]]] | None:
+        """The kernel's rows by bucket, gradients included; None if something the plan relied on
+        has changed (a gradient's layout, a parameter's storage, a state tensor replaced)."""
+        buckets: dict[tuple, list[list[torch.Tensor]]] = {}
+        states, watched, n_keys = self.states, self.watched, len(self.keys)
+        for entry in self.entries:
+            param = entry.param
+            grad = param.grad
+            if (grad is None or grad.dtype != param.dtype or not grad.is_contiguous()
+                    or param.dtype != entry.dtype or not param.is_contiguous()):
+                return None
+            if watched:
+                state = entry.state
+                if states.get(param) is not state:
+                    return None
+                for key, tensor in zip(watched, entry.tensors):
+                    if state.get(key) is not tensor:
+                        return None
+            if entry.complex:  # views of the storage as it is now
+                row = [torch.view_as_real(tensor) for tensor in (param, grad, *entry.tensors[:n_keys])]
+                row += entry.row[n_keys + 1:]
+            else:
+                row = [param, grad, *entry.row[1:]]
+            bucket = buckets.get(entry.bucket)
+            if bucket is None:
+                buckets[entry.bucket] = bucket = []
+            bucket.append(row)
+        return buckets
+
+
 def _step_dtype() -> torch.dtype:
     # torch.optim's convention for the "step" counter, kept so checkpoints match.
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -127,6 +222,13 @@ class Optimizer(torch.optim.Optimizer):
         self._check_group({**self.defaults, **param_group})
         super().add_param_group(param_group)
 
+    @property
+    def _plans(self) -> dict:
+        """The fused kernel's plans, one per parameter group (never saved with the state)."""
+        if "_fused_plans" not in self.__dict__:
+            self.__dict__["_fused_plans"] = {}
+        return self.__dict__["_fused_plans"]
+
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
         # Checkpoints from older torch versions lack the newer flags.
@@ -148,9 +250,6 @@ class Optimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"adamlab.{type(self).__name__} does not support sparse gradients")
         for group in self.param_groups:
             params = [param for param in group["params"] if param.grad is not None]
-            for param in params:
-                if not self.state[param]:
-                    self.state[param].update(self._init_state(param, group))
             simple = params
             if params and _fused_kernels_usable(group, type(self).__name__):
                 simple = self._fused_update(params, self._kernel(group), group)
@@ -161,45 +260,22 @@ class Optimizer(torch.optim.Optimizer):
     def _fused_update(self, params: list[torch.Tensor], kernel: Kernel, group: dict) -> list[torch.Tensor]:
         """Run the kernel over every parameter it can take; return the others for the simple path.
 
-        One kernel call per kind of row (parameter dtype, step dtype, first step or not). This
-        loop runs for every parameter at every step, so it checks only what can change: a
-        parameter's storage and gradient, and the state tensors it finds.
+        Which parameters those are, and where their state lives, is worked out once and kept
+        as a plan while it holds: this runs for every parameter at every step, and on 1,000
+        small tensors its Python would otherwise cost more than the kernel.
         """
-        buckets: dict[tuple, list[list[torch.Tensor]]] = {}
-        others = []
-        keys, has_step = kernel.state_keys, "step" in self.state_fields
-        for param in params:
-            state, grad, dtype = self.state[param], param.grad, param.dtype
-            tensors = [state.get(key) for key in keys]
-            missing = any(tensor is None for tensor in tensors)
-            step = state.get("step") if has_step else None
-            fusable = (dtype in _FUSED_DTYPES and param.is_cpu and param.is_contiguous()
-                       and grad.dtype == dtype and grad.is_contiguous()
-                       and all(tensor is None or (tensor.dtype == dtype and tensor.is_contiguous())
-                               for tensor in tensors)
-                       and (not missing or all(key in self.born_at_first_step
-                                               for key, tensor in zip(keys, tensors) if tensor is None))
-                       and (not has_step or (step is not None and step.is_cpu
-                                             and step.dtype in (torch.float32, torch.float64))))
-            if not fusable:
-                self._refuse_if_fused_required(param, group)
-                others.append(param)
-                continue
-            if missing:  # born now: the kernel's first-step mode writes it before reading it
-                for index, key in enumerate(keys):
-                    if tensors[index] is None:
-                        tensors[index] = state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
-            row = [param, grad, *tensors]
-            if dtype in _COMPLEX:
-                row = [torch.view_as_real(tensor) for tensor in row]
-            if has_step:
-                row.append(step)
-            buckets.setdefault((row[0].dtype, step.dtype if has_step else None, missing), []).append(row)
+        plan = self._plans.get(id(group))
+        buckets = plan.rows() if plan is not None and plan.serves(self, group, params, kernel) else None
+        if buckets is None:
+            plan = self._plans[id(group)] = _Plan.make(self, params, kernel, group)
+            buckets = plan.rows()
         for (dtype, step_dtype, first_step), rows in buckets.items():
             options = kernel.options + (("step_f64",) if step_dtype == torch.float64 else ()) \
                 + (("first_step",) if first_step else ())
             kernels.run(kernel.name, dtype, rows, kernel.scalars, options)
-        return others
+        if plan.first_step:  # the buffers born in this step are ordinary state from now on
+            del self._plans[id(group)]
+        return plan.others
 
     def _refuse_if_fused_required(self, param: torch.Tensor, group: dict) -> None:
         if group.get("fused"):
@@ -210,7 +286,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def _update(self, param: torch.Tensor, group: dict) -> None:
         """The simple path: the maths on tensors, written back in place."""
-        state = self.state[param]
+        state = self.state.get(param) or self._init_state(param, group)
         real_param = _real(param)
         fields = dict.fromkeys(self.maths.State._fields)
         for key, field in self.state_fields.items():
@@ -234,6 +310,8 @@ class Optimizer(torch.optim.Optimizer):
                 state[key] = torch.view_as_complex(value) if param.is_complex() else value
         if "step" in state:
             state["step"] += 1
+        if state:  # torch keeps no entry for a parameter without state (SGD without momentum)
+            self.state[param] = state
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a state saved by this optimizer or by torch.optim's class of the same name.

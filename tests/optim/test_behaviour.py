@@ -334,3 +334,69 @@ def test_sgd_momentum_on_a_parameter_the_kernel_cannot_take_starts_from_the_grad
     optimizer.step()  # the simple path, with no half-made buffer left behind by the fused one
     assert torch.equal(optimizer.state[strided]["momentum_buffer"], torch.ones(4, 2))
     assert torch.allclose(strided, torch.full((4, 2), 0.9))
+
+
+def _drop_a_gradient(model, optimizer):
+    model[0].bias.grad = None
+
+
+def _replace_a_state_tensor(model, optimizer):
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            state[key] = value.clone()
+
+
+def _replace_a_parameters_state(model, optimizer):
+    param = model[2].weight
+    if param in optimizer.state:
+        optimizer.state[param] = {key: value.clone() for key, value in optimizer.state[param].items()}
+
+
+def _replace_a_parameter_storage(model, optimizer):
+    model[0].weight.data = model[0].weight.data.clone()
+
+
+def _transpose_a_gradient(model, optimizer):
+    grad = model[0].weight.grad
+    model[0].weight.grad = grad.t().contiguous().t()  # same values, column-major
+
+
+def _reload_an_older_checkpoint(model, optimizer):
+    optimizer.load_state_dict(optimizer.checkpoint)
+
+
+def _change_the_hyperparameters(model, optimizer):
+    for group in optimizer.param_groups:
+        group["lr"] *= 0.5
+        if isinstance(optimizer, (adamlab.SGD, torch.optim.SGD)):  # its momentum buffer is born late
+            group["momentum"] = 0.5
+
+
+@pytest.mark.parametrize("change", [_drop_a_gradient, _replace_a_state_tensor, _replace_a_parameters_state,
+                                    _replace_a_parameter_storage,
+                                    _transpose_a_gradient, _reload_an_older_checkpoint,
+                                    _change_the_hyperparameters])
+def test_what_changes_between_steps_is_seen_as_torch_sees_it(name, change):
+    """The fused path keeps what it worked out about a group between steps; every change a
+    training script can make there must still reach the next step."""
+    ours_class, torch_class = pair(name)
+    kwargs = SOLVERS[name] | ({"momentum": 0.0} if name in ("SGD", "RMSprop") else {})
+    models, states = [], []
+    for optimizer_class in (ours_class, torch_class):
+        model = make_mlp(torch.float64)
+        optimizer = optimizer_class(model.parameters(), **kwargs)
+        batches = iter(Batches(torch.float64))
+        for step in range(8):
+            inputs, targets = next(batches)
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs), targets).backward()
+            if step == 2:
+                optimizer.checkpoint = copy.deepcopy(optimizer.state_dict())
+            if step in (4, 5):
+                change(model, optimizer)
+            optimizer.step()
+        models.append(model)
+        states.append(optimizer.state_dict()["state"])
+    for a, b in zip(*(model.parameters() for model in models)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
+    torch.testing.assert_close(states[0], states[1], rtol=1e-10, atol=0)

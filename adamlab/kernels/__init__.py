@@ -1,7 +1,8 @@
-"""Fused optimizer steps: every tensor of a parameter group updated in one pass, in native code.
+"""Fused optimizer steps: every tensor of a parameter group updated in one pass.
 
-Only the CPU has kernels so far (``cpu.c``, built with the system C compiler on first use and
-cached); parameters elsewhere take the simple path, which runs ``adamlab.maths`` on tensors.
+On the CPU, hand-written C kernels (``cpu.c``, built with the system C compiler on first use
+and cached). On CUDA, ``adamlab.maths`` itself compiled by torch.compile (``compiled.py``).
+Parameters neither can take follow the simple path, which runs the maths on tensors.
 """
 
 from .cpu import KernelsUnavailable, fusable_dtype, library, run

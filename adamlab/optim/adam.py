@@ -29,8 +29,9 @@ _ARGS = """
         maximize: maximize the objective instead of minimizing (default False).
         capturable: keep the step counter on the parameter's device and never
             read it on the host, for CUDA graphs (default False).
-        fused: None (default) takes the fused CPU kernel where it can, False
-            forces the simple path, True demands the kernel.
+        fused: None (default) takes the fused step where it can (the CPU
+            kernel, or the compiled maths on CUDA), False forces the simple
+            path, True demands the fused step.
         foreach, differentiable: torch.optim's implementation flags; adamlab
             rejects True.
 """

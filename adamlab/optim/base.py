@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 
 from .. import kernels
+from ..kernels import compiled
 from ..maths.hyperparameters import check_known
 
 
@@ -38,6 +39,7 @@ class Kernel(NamedTuple):
 
 
 _warned_unavailable = False
+_warned_uncompiled = False
 _COMPLEX = (torch.complex64, torch.complex128)  # taken by the kernels as pairs of reals
 _FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16) + _COMPLEX
 
@@ -91,6 +93,9 @@ class _Plan(NamedTuple):
         keys, has_step = kernel.state_keys, "step" in optimizer.state_fields
         watched = keys + ("step",) if has_step else keys
         for param in params:
+            if param.device.type in compiled.DEVICES or not param.is_cpu:
+                others.append(param)  # for the compiled path, where it can take them
+                continue
             grad, dtype = param.grad, param.dtype
             state = optimizer.state.get(param) or optimizer._init_state(param, group)
             if watched:  # torch keeps no entry for a parameter without state (SGD without momentum)
@@ -98,7 +103,7 @@ class _Plan(NamedTuple):
             tensors = [state.get(key) for key in keys]
             missing = any(tensor is None for tensor in tensors)
             step = state.get("step") if has_step else None
-            fusable = (dtype in _FUSED_DTYPES and param.is_cpu and param.is_contiguous()
+            fusable = (dtype in _FUSED_DTYPES and param.is_contiguous()
                        and grad.dtype == dtype and grad.is_contiguous()
                        and all(tensor is None or (tensor.dtype == dtype and tensor.is_contiguous())
                                for tensor in tensors)
@@ -250,12 +255,60 @@ class Optimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"adamlab.{type(self).__name__} does not support sparse gradients")
         for group in self.param_groups:
             params = [param for param in group["params"] if param.grad is not None]
-            simple = params
             if params and _fused_kernels_usable(group, type(self).__name__):
-                simple = self._fused_update(params, self._kernel(group), group)
-            for param in simple:
+                params = self._fused_update(params, self._kernel(group), group)
+            if params and group.get("fused") is not False:
+                params = self._compiled_update(params, group)
+            for param in params:
                 self._update(param, group)
         return loss
+
+    def _compiled_update(self, params: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
+        """Step the parameters on a GPU with the compiled maths; return the others.
+
+        A parameter whose state is not all there yet (SGD's momentum buffer, born from the
+        first gradient) takes the simple path for that one step.
+        """
+        global _warned_uncompiled
+        keys = self._state_keys(group)
+        capturable = group.get("capturable")
+        batches, others = {}, []
+        for param in params:
+            if param.device.type not in compiled.DEVICES:
+                if not param.is_cpu:  # the CPU kernel's plan has refused the CPU's already
+                    self._refuse_if_fused_required(param, group)
+                others.append(param)
+                continue
+            state = self.state.get(param) or self._init_state(param, group)
+            if param.grad.dtype != param.dtype or not all(key in state for key in keys):
+                others.append(param)
+                continue
+            if state:
+                self.state[param] = state
+            batches.setdefault((param.device, _real(param).dtype), []).append((param, state))
+        names = tuple(self.state_fields[key] for key in keys if key != "step")
+        hyperparameters = self._hyperparameters(group)
+        for batch in batches.values():
+            steps = [state.get("step") for _, state in batch]
+            step_values = [None if step is None else
+                           step.to(torch.promote_types(step.dtype, _real(param).dtype)) if capturable
+                           else step.item() for (param, _), step in zip(batch, steps)]
+            try:
+                compiled.update(self.maths, names, [_real(param) for param, _ in batch],
+                                [_real(param.grad) for param, _ in batch],
+                                [[_real(state[key]) for key in keys if key != "step"] for _, state in batch],
+                                step_values, hyperparameters)
+            except compiled.CompilerUnavailable as error:
+                if group.get("fused"):
+                    raise RuntimeError(f"adamlab.{type(self).__name__}(fused=True): {error}") from None
+                if not _warned_uncompiled:
+                    print(f"adamlab: no fused GPU step, using the simple path ({error})", file=sys.stderr)
+                    _warned_uncompiled = True
+                others.extend(param for param, _ in batch)
+                continue
+            if steps[0] is not None:
+                torch._foreach_add_(steps, 1)
+        return others
 
     def _fused_update(self, params: list[torch.Tensor], kernel: Kernel, group: dict) -> list[torch.Tensor]:
         """Run the kernel over every parameter it can take; return the others for the simple path.
@@ -281,8 +334,8 @@ class Optimizer(torch.optim.Optimizer):
         if group.get("fused"):
             raise ValueError(
                 f"adamlab.{type(self).__name__}(fused=True) cannot take a parameter of shape "
-                f"{tuple(param.shape)}: its fused kernel needs a float32, float64 or bfloat16 CPU "
-                f"tensor with contiguous gradient and state of the same dtype")
+                f"{tuple(param.shape)} on {param.device}: its fused step needs a CUDA tensor, or a "
+                f"float32, float64 or bfloat16 CPU tensor with contiguous gradient and state of the same dtype")
 
     def _update(self, param: torch.Tensor, group: dict) -> None:
         """The simple path: the maths on tensors, written back in place."""

@@ -31,9 +31,10 @@ class RMSprop(Optimizer):
         maximize: maximize the objective instead of minimizing (default False).
         foreach, differentiable: torch.optim's implementation flags; adamlab
             rejects True.
-        fused: None (default) takes the fused CPU kernel where it can, False
-            forces the simple path, True demands the kernel (torch.optim.RMSprop
-            has no such argument).
+        fused: None (default) takes the fused step where it can (the CPU
+            kernel, or the compiled maths on CUDA), False forces the simple
+            path, True demands the fused step (torch.optim.RMSprop has no such
+            argument).
 
     Example::
 

@@ -23,8 +23,9 @@ class SGD(Optimizer):
         weight_decay: L2 penalty (default 0).
         nesterov: use Nesterov momentum; needs momentum > 0 and no dampening (default False).
         maximize: maximize the objective instead of minimizing (default False).
-        fused: None (default) takes the fused CPU kernel where it can, False
-            forces the simple path, True demands the kernel.
+        fused: None (default) takes the fused step where it can (the CPU
+            kernel, or the compiled maths on CUDA), False forces the simple
+            path, True demands the fused step.
         foreach, differentiable: torch.optim's implementation flags; adamlab
             rejects True.
 

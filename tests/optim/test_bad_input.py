@@ -59,7 +59,8 @@ def test_fused_true_refuses_a_parameter_its_kernel_cannot_take_before_any_change
     optimizer = adamlab.Adam([plain, strided], fused=True)
     plain.grad, strided.grad = torch.ones(3), torch.ones(4, 2)
     with pytest.raises(ValueError, match=r"adamlab\.Adam\(fused=True\) cannot take a parameter of shape "
-                                         r"\(4, 2\): its fused kernel needs a float32, float64 or bfloat16 CPU tensor"):
+                                         r"\(4, 2\) on cpu: its fused step needs a CUDA tensor, or a float32, float64 "
+                                         r"or bfloat16 CPU tensor with contiguous gradient"):
         optimizer.step()
     assert torch.equal(plain, torch.ones(3))
     adamlab.Adam([strided]).step()  # by default such a parameter takes the simple path

@@ -5,6 +5,7 @@ measured in the same run: the machine is shared and noisy, so absolute milliseco
 different runs do not compare.
 """
 
+import functools
 import gc
 import importlib
 import statistics
@@ -24,6 +25,16 @@ OPTIMIZERS = {
     "sgd-momentum": ("SGD", {"momentum": 0.9}),
     "adagrad": ("Adagrad", {}),
     "rmsprop": ("RMSprop", {}),
+}
+
+#: Bytes a float32 step moves per parameter: the arrays it reads plus those it writes back.
+BYTES_PER_PARAMETER = {
+    "floor": 4 * 7,  # reads p, g, a, b; writes p, a, b
+    "adam": 4 * 7,  # reads p, g, m, v; writes p, m, v
+    "adamw": 4 * 7,
+    "sgd-momentum": 4 * 5,  # reads p, g, b; writes p, b
+    "adagrad": 4 * 5,  # reads p, g, sum; writes p, sum
+    "rmsprop": 4 * 5,  # reads p, g, v; writes p, v
 }
 
 #: Optional peers, measured where installed: (module, class name) for each optimizer.
@@ -60,22 +71,28 @@ class Result:
     ms_per_step: float
     ratio_vs_torch_fused: float | None = None
     ratio_vs_floor: float | None = None
+    device: str = "cpu"
+    gb_per_s: float | None = None  # the step's bytes (BYTES_PER_PARAMETER) over its time
 
 
-def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 3) -> dict[str, float]:
+def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 3,
+                        synchronize: Callable[[], None] = lambda: None) -> dict[str, float]:
     """Median milliseconds of each step, timed in turns: one step of each, ``repeats`` rounds.
 
     Taking turns spreads the machine's noisy moments over every contender alike, so their
-    ratios hold even when the absolute times wander.
+    ratios hold even when the absolute times wander. ``synchronize`` waits for a GPU's queued
+    work, so a step's time includes its kernels and not just their launch.
     """
     for step in steps.values():
         for _ in range(warmup):
             step()
+    synchronize()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
             started = time.perf_counter()
             step()
+            synchronize()
             times[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) * 1e3 for name, values in times.items()}
 
@@ -99,22 +116,50 @@ def implementations(optimizer: str) -> dict[str, Callable]:
     return built
 
 
+def stream(rows: list[list[torch.Tensor]]) -> None:
+    """The floor off the CPU: for each row (p, g, a, b), add g to p, a and b in place, which
+    compiled is one pass reading four arrays and writing three (the C stream's arithmetic)."""
+    for p, g, a, b in rows:
+        p.add_(g)
+        a.add_(g)
+        b.add_(g)
+
+
+@functools.cache
+def _compiled_stream() -> Callable:
+    return torch.compile(stream, dynamic=True, fullgraph=True)
+
+
 def floor_step(tensors: list[torch.Tensor]) -> Callable[[], None]:
-    """An in-place stream over the bytes of a float32 Adam step: read 4 arrays, write 3."""
+    """An in-place stream over the bytes of a float32 Adam step: read 4 arrays, write 3.
+
+    On the CPU the C kernel's own loop; elsewhere :func:`stream`, compiled by the same
+    torch.compile that builds adamlab's GPU steps.
+    """
     rows = [[tensor, torch.empty_like(tensor), torch.zeros_like(tensor), torch.zeros_like(tensor)]
             for tensor in tensors]
-    return lambda: kernels.cpu.stream(rows)
+    if tensors and tensors[0].is_cpu:
+        return lambda: kernels.cpu.stream(rows)
+    return lambda: _compiled_stream()(rows)
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    if device.type == "cpu":
+        return lambda: None
+    return getattr(torch, device.type).synchronize
 
 
 def run(optimizers=tuple(OPTIMIZERS), quick: bool = False, repeats: int = 10,
-        on_progress: Callable[[str], None] = lambda message: None) -> list[Result]:
+        on_progress: Callable[[str], None] = lambda message: None, device: str = "cpu") -> list[Result]:
     """Time every installed implementation of every optimizer on every layout, with the floor."""
     results = []
+    device = torch.device(device)
+    synchronize = _synchronizer(device)
     generator = torch.Generator().manual_seed(0)
     for layout, shapes in layouts(quick).items():
-        params = [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in shapes]
+        params = [torch.nn.Parameter(torch.randn(shape, generator=generator).to(device)) for shape in shapes]
         for param in params:
-            param.grad = torch.randn(param.shape, generator=generator) * 1e-2
+            param.grad = (torch.randn(param.shape, generator=generator) * 1e-2).to(device)
         count = sum(param.numel() for param in params)
         for optimizer in optimizers:
             on_progress(f"{layout}: {optimizer}")
@@ -126,16 +171,21 @@ def run(optimizers=tuple(OPTIMIZERS), quick: bool = False, repeats: int = 10,
                 for copy, param in zip(copies, params):
                     copy.grad = param.grad
                 steps[impl] = build(copies).step
-            times = interleaved_medians(steps, repeats)
+            times = interleaved_medians(steps, repeats, synchronize=synchronize)
             del steps
             gc.collect()
+
+            def measured(name, impl, ms, *ratios):
+                gb_per_s = BYTES_PER_PARAMETER[name] * count / (ms * 1e-3) / 1e9
+                return Result(name, impl, layout, count, ms, *ratios, device=str(device), gb_per_s=gb_per_s)
+
             floor = times.pop("floor")
             if optimizer == optimizers[0]:
-                results.append(Result("floor", "stream", layout, count, floor, ratio_vs_floor=1.0))
+                results.append(measured("floor", "stream", floor, None, 1.0))
             # torch's fused step where it has one, else its fastest.
             reference = times.get("torch-fused") or min(times[impl] for impl in times if impl.startswith("torch"))
             for impl, ms in times.items():
-                results.append(Result(optimizer, impl, layout, count, ms, ms / reference, ms / floor))
+                results.append(measured(optimizer, impl, ms, ms / reference, ms / floor))
         del params
         gc.collect()
     return results

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from adamlab import bench
 from adamlab.cli import main
@@ -16,8 +17,10 @@ def tiny_layouts(monkeypatch):
 def test_every_implementation_is_timed_and_reported_as_ratios(tiny_layouts, capsys):
     assert main(["bench", "--optimizers", "adamw,rmsprop", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    keys = {"optimizer", "impl", "layout", "params", "ms_per_step", "ratio_vs_torch_fused", "ratio_vs_floor"}
+    keys = {"optimizer", "impl", "layout", "params", "ms_per_step", "ratio_vs_torch_fused", "ratio_vs_floor",
+            "device", "gb_per_s"}
     assert all(set(result) == keys for result in results)
+    assert all(result["device"] == "cpu" for result in results)
     seen = {(r["layout"], r["optimizer"], r["impl"]) for r in results}
     for layout in ("few", "many"):
         assert (layout, "floor", "stream") in seen
@@ -32,12 +35,23 @@ def test_every_implementation_is_timed_and_reported_as_ratios(tiny_layouts, caps
     floor = by_key[("many", "floor", "stream")]["ms_per_step"]
     adamw = by_key[("many", "adamw", "adamlab")]
     assert adamw["params"] == 800 and adamw["ratio_vs_floor"] == pytest.approx(adamw["ms_per_step"] / floor)
+    # Adam moves 28 bytes a parameter, SGD with momentum 20.
+    assert adamw["gb_per_s"] == pytest.approx(28 * 800 / (adamw["ms_per_step"] * 1e-3) / 1e9)
 
 
 def test_the_table(tiny_layouts, capsys):
     assert main(["bench", "--optimizers", "sgd-momentum"]) == 0
     out = capsys.readouterr().out
-    assert "vs torch fused" in out and "vs floor" in out and "sgd-momentum" in out and "few:" in out
+    assert "vs torch fused" in out and "vs floor" in out and "GB/s" in out and "sgd-momentum" in out
+    assert "few: 900 float32 parameters on cpu" in out
+
+
+def test_the_floor_off_the_cpu_is_the_same_stream_compiled():
+    """Where the C stream cannot run, the floor is torch.compile's pass over the same arrays."""
+    rows = [[torch.full((n,), 1.0), torch.full((n,), 2.0), torch.zeros(n), torch.ones(n)] for n in (5, 300)]
+    bench._compiled_stream()(rows)
+    for p, g, a, b in rows:
+        assert torch.equal(p, torch.full_like(p, 3.0)) and torch.equal(a, g) and torch.equal(b, torch.full_like(b, 3.0))
 
 
 def test_layouts_match_what_the_issue_names():
@@ -51,6 +65,7 @@ def test_layouts_match_what_the_issue_names():
 @pytest.mark.parametrize("argv, message", [
     (["--optimizers", "adamw,lion9"], "--optimizers: unknown lion9"),
     (["--repeats", "3"], "--repeats must be >= 10"),
+    (["--device", "nowhere"], "--device nowhere is not usable here"),
 ])
 def test_bad_options(capsys, argv, message):
     assert main(["bench", *argv]) == 2

@@ -1,5 +1,6 @@
-"""Printing helpers shared by the commands."""
+"""Helpers shared by the commands: the --device option, printing tables."""
 
+import torch
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
@@ -12,3 +13,15 @@ def print_table(table: Table) -> None:
     if wanted > console.width:
         console = Console(width=wanted)
     console.print(table)
+
+
+def usable_device(name: str) -> str:
+    """The --device option checked: "auto" picks CUDA where there is one; a device that cannot
+    hold a tensor here is a ValueError naming it."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.empty(0, device=name)
+    except (RuntimeError, AssertionError) as error:
+        raise ValueError(f"--device {name} is not usable here ({str(error).splitlines()[0]})") from None
+    return name

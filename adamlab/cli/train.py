@@ -1,19 +1,17 @@
 """``adamlab train``: a small GPT learns to make up names."""
 
-import argparse
 import json
 import signal
 import sys
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..lab.training import OPTIMIZERS, RECIPES, TrainConfig, Training
 from ..recipe import SCHEDULES
-from .output import print_table
+from .output import print_table, usable_device
 
 # Options that set the run's numbers: they default to the recipe's value and may not
 # be given with --resume, which continues a run with its own settings.
@@ -58,16 +56,6 @@ def add_parser(commands) -> None:
     parser.add_argument("--samples", type=int, default=10, help="names to sample at the end")
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
     parser.set_defaults(run=run)
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.empty(0, device=name)
-    except (RuntimeError, AssertionError) as error:
-        raise ValueError(f"--device {name} is not usable here ({str(error).splitlines()[0]})") from None
-    return name
 
 
 def _config(args) -> TrainConfig:
@@ -133,7 +121,7 @@ def run(args) -> int:
     for option, path in (("--plot", None if args.no_plot else args.plot), ("--save", args.save)):
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise ValueError(f"{option} {path}: {Path(path).resolve().parent} is not a directory")
-    device = _device(args.device)
+    device = usable_device(args.device)
     training = _start(args, device)
     runs = [(training.config.optimizer, training)]
     if args.compare:

@@ -54,6 +54,11 @@ def test_the_floor_off_the_cpu_is_the_same_stream_compiled():
         assert torch.equal(p, torch.full_like(p, 3.0)) and torch.equal(a, g) and torch.equal(b, torch.full_like(b, 3.0))
 
 
+def test_layouts_can_be_chosen(tiny_layouts, capsys):
+    assert main(["bench", "--optimizers", "adagrad", "--layouts", "many", "--json"]) == 0
+    assert {result["layout"] for result in json.loads(capsys.readouterr().out)} == {"many"}
+
+
 def test_layouts_match_what_the_issue_names():
     full, quick = bench.layouts(), bench.layouts(quick=True)
     assert [len(shapes) for shapes in full.values()] == [10, 148, 1000]
@@ -66,6 +71,8 @@ def test_layouts_match_what_the_issue_names():
     (["--optimizers", "adamw,lion9"], "--optimizers: unknown lion9"),
     (["--repeats", "3"], "--repeats must be >= 10"),
     (["--device", "nowhere"], "--device nowhere is not usable here"),
+    (["--layouts", "10-large,huge"], "--layouts: unknown huge; choose from 10-large, gpt2-small, 1000-small"),
+    (["--quick", "--layouts", "gpt2-small"], "--layouts: unknown gpt2-small; choose from 10-large, gpt2-quarter"),
 ])
 def test_bad_options(capsys, argv, message):
     assert main(["bench", *argv]) == 2

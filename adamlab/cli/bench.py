@@ -23,6 +23,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--optimizers", default=",".join(bench.OPTIMIZERS),
                         help=f"comma-separated, from {', '.join(bench.OPTIMIZERS)} (default: all)")
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per measurement (>= 10)")
+    parser.add_argument("--layouts", default=None,
+                        help="comma-separated, from 10-large, gpt2-small (gpt2-quarter with --quick), "
+                             "1000-small (default: all)")
     parser.add_argument("--device", default="cpu", help="where the parameters live: cpu (default) or cuda")
     parser.add_argument("--json", action="store_true", help="print one JSON object per measurement")
     parser.set_defaults(run=run)
@@ -34,13 +37,22 @@ def run(args) -> int:
     if unknown or not optimizers:
         raise ValueError(f"--optimizers: unknown {', '.join(unknown) or 'empty list'}; "
                          f"choose from {', '.join(bench.OPTIMIZERS)}")
+    known = list(bench.layouts(args.quick))
+    only_layouts = None
+    if args.layouts is not None:
+        only_layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
+        unknown = [name for name in only_layouts if name not in known]
+        if unknown or not only_layouts:
+            raise ValueError(f"--layouts: unknown {', '.join(unknown) or 'empty list'}; "
+                             f"choose from {', '.join(known)}")
     if args.repeats < 10:
         raise ValueError(f"--repeats must be >= 10 (a median of fewer steps says little), got {args.repeats}")
     device = usable_device(args.device)
     console = Console(stderr=True)
     with console.status("benchmarking") as status:
         results = bench.run(optimizers, args.quick, args.repeats,
-                            on_progress=lambda message: status.update(f"benchmarking {message}"), device=device)
+                            on_progress=lambda message: status.update(f"benchmarking {message}"), device=device,
+                            only_layouts=only_layouts)
     if args.json:
         print(json.dumps([dataclasses.asdict(result) for result in results], indent=2))
         return 0

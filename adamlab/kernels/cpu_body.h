@@ -44,12 +44,21 @@ void NAME(adagrad)(int64_t count, void **pointers, const int64_t *sizes, const d
     FOR_EACH_CHUNK {
         const REAL lr_t = scalars[0] / (1 + (steps[chunks[c].tensor] - 1) * scalars[1]);
         STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1), *restrict sum = COLUMN(2);
-        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-            REAL theta = LOAD(param[i]);
-            REAL g = sign * LOAD(grad[i]) + decay * theta;
-            REAL s = LOAD(sum[i]) + g * g;
-            sum[i] = STORE(s);
-            param[i] = STORE(theta - lr_t * g / (SQRT(s) + eps));
+        if (sign == 1 && decay == 0) {  /* the common case, without the arithmetic it would skip */
+            for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+                REAL g = LOAD(grad[i]);
+                REAL s = LOAD(sum[i]) + g * g;
+                sum[i] = STORE(s);
+                param[i] = STORE(LOAD(param[i]) - lr_t * g / (SQRT(s) + eps));
+            }
+        } else {
+            for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+                REAL theta = LOAD(param[i]);
+                REAL g = sign * LOAD(grad[i]) + decay * theta;
+                REAL s = LOAD(sum[i]) + g * g;
+                sum[i] = STORE(s);
+                param[i] = STORE(theta - lr_t * g / (SQRT(s) + eps));
+            }
         }
     }
     free(chunks);

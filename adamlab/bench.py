@@ -25,6 +25,7 @@ OPTIMIZERS = {
     "sgd-momentum": ("SGD", {"momentum": 0.9}),
     "adagrad": ("Adagrad", {}),
     "rmsprop": ("RMSprop", {}),
+    "lion": ("Lion", {}),
 }
 
 #: Bytes a float32 step moves per parameter: the arrays it reads plus those it writes back.
@@ -35,6 +36,7 @@ BYTES_PER_PARAMETER = {
     "sgd-momentum": 4 * 5,  # reads p, g, b; writes p, b
     "adagrad": 4 * 5,  # reads p, g, sum; writes p, sum
     "rmsprop": 4 * 5,  # reads p, g, v; writes p, v
+    "lion": 4 * 5,  # reads p, g, m; writes p, m
 }
 
 #: Optional peers, measured where installed: (module, class name) for each optimizer.
@@ -42,6 +44,7 @@ PEERS = {
     "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam"}),
     "heavyball": ("heavyball", {"adamw": "ForeachAdamW"}),
     "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit"}),
+    "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),
 }
 
 
@@ -100,20 +103,31 @@ def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warm
 def implementations(optimizer: str) -> dict[str, Callable]:
     """Every way of building ``optimizer`` that is installed here, by implementation name."""
     class_name, settings = OPTIMIZERS[optimizer]
-    ours, theirs = getattr(adamlab_optim, class_name), getattr(torch.optim, class_name)
+    ours, theirs = getattr(adamlab_optim, class_name), getattr(torch.optim, class_name, None)
     built = {
         "adamlab": lambda params: ours(params, **settings),
         "adamlab-simple": lambda params: ours(params, fused=False, **settings),
-        "torch-single": lambda params: theirs(params, foreach=False, **settings),
-        "torch-foreach": lambda params: theirs(params, foreach=True, **settings),
     }
-    if "fused" in theirs.__init__.__code__.co_varnames:
-        built["torch-fused"] = lambda params: theirs(params, fused=True, **settings)
+    if theirs is not None:  # torch.optim has no Lion
+        built["torch-single"] = lambda params: theirs(params, foreach=False, **settings)
+        built["torch-foreach"] = lambda params: theirs(params, foreach=True, **settings)
+        if "fused" in theirs.__init__.__code__.co_varnames:
+            built["torch-fused"] = lambda params: theirs(params, fused=True, **settings)
     for peer, (module_name, classes) in PEERS.items():
         if optimizer in classes and importlib.util.find_spec(module_name.split(".")[0]) is not None:
             peer_class = getattr(importlib.import_module(module_name), classes[optimizer])
             built[peer] = lambda params, peer_class=peer_class: peer_class(params)
     return built
+
+
+def reference(times: dict[str, float]) -> float | None:
+    """What "vs torch fused" divides by: torch's fused step where it has one, else torch's
+    fastest, else (an optimizer torch lacks) the fastest installed peer's; None if none ran."""
+    if "torch-fused" in times:
+        return times["torch-fused"]
+    peers = [ms for impl, ms in times.items() if impl.startswith("torch")] or \
+            [ms for impl, ms in times.items() if not impl.startswith("adamlab")]
+    return min(peers, default=None)
 
 
 def stream(rows: list[list[torch.Tensor]]) -> None:
@@ -199,10 +213,9 @@ def run(optimizers=tuple(OPTIMIZERS), quick: bool = False, repeats: int = 10,
             floor = times.pop("floor")
             if optimizer == optimizers[0]:
                 results.append(measured("floor", "stream", floor, None, 1.0))
-            # torch's fused step where it has one, else its fastest.
-            reference = times.get("torch-fused") or min(times[impl] for impl in times if impl.startswith("torch"))
+            baseline = reference(times)
             for impl, ms in times.items():
-                results.append(measured(optimizer, impl, ms, ms / reference, ms / floor))
+                results.append(measured(optimizer, impl, ms, None if baseline is None else ms / baseline, ms / floor))
         del params
         gc.collect()
     return results

@@ -39,6 +39,16 @@ def test_every_implementation_is_timed_and_reported_as_ratios(tiny_layouts, caps
     assert adamw["gb_per_s"] == pytest.approx(28 * 800 / (adamw["ms_per_step"] * 1e-3) / 1e9)
 
 
+def test_an_optimizer_torch_lacks_is_measured_against_its_peer(tiny_layouts, capsys):
+    assert main(["bench", "--optimizers", "lion", "--layouts", "few", "--json"]) == 0
+    results = {r["impl"]: r for r in json.loads(capsys.readouterr().out) if r["optimizer"] == "lion"}
+    assert set(results) == {"adamlab", "adamlab-simple", "lion-pytorch"}  # the test extras install it
+    assert results["lion-pytorch"]["ratio_vs_torch_fused"] == 1.0
+    assert results["adamlab"]["ratio_vs_torch_fused"] == pytest.approx(
+        results["adamlab"]["ms_per_step"] / results["lion-pytorch"]["ms_per_step"])
+    assert bench.reference({"adamlab": 1.0}) is None
+
+
 def test_the_table(tiny_layouts, capsys):
     assert main(["bench", "--optimizers", "sgd-momentum"]) == 0
     out = capsys.readouterr().out

@@ -152,6 +152,28 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
     free(steps);
 }
 
+/* Lion. scalars: lr, beta1, beta2, weight_decay. columns: param, grad, exp_avg. */
+void NAME(lion)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
+                int64_t options, int threads) {
+    const int columns = 3;
+    const REAL lr = scalars[0], beta1 = scalars[1], beta2 = scalars[2];
+    const REAL shrink = 1 - scalars[0] * scalars[3];
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    FOR_EACH_CHUNK {
+        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1), *restrict exp_avg = COLUMN(2);
+        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+            REAL g = sign * LOAD(grad[i]);
+            REAL m = LOAD(exp_avg[i]);
+            REAL interpolated = beta1 * m + (1 - beta1) * g;
+            /* torch.sign's: -1, 0 or 1, and NaN stays NaN. */
+            REAL direction = interpolated > 0 ? 1 : interpolated < 0 ? -1 : interpolated;
+            param[i] = STORE(LOAD(param[i]) * shrink - lr * direction);
+            exp_avg[i] = STORE(beta2 * m + (1 - beta2) * g);
+        }
+    }
+    free(chunks);
+}
+
 #undef SQRT
 #undef FOR_EACH_CHUNK
 #undef COLUMN

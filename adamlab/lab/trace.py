@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ..maths import adagrad, adam, rmsprop, sgd
+from ..maths import adagrad, adam, lion, rmsprop, sgd
 from ..maths.hyperparameters import check, check_known
 
 WORKED_EXAMPLE_GRADS = (0.5, 0.3, 0.8, 0.6)
@@ -51,6 +51,8 @@ OPTIMIZERS = {
                        "AdamW: Adam with decoupled weight decay (default 0.01)"),
     "amsgrad": Traceable(adam, _ADAM_KNOBS, {"amsgrad": True},
                          "AMSGrad: Adam dividing by the largest v so far"),
+    "lion": Traceable(lion, {"beta1": "beta1", "beta2": "beta2"},
+                      summary="Lion: a step of exactly lr along the sign of an interpolated momentum"),
 }
 
 

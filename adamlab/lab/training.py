@@ -24,7 +24,7 @@ from .names import DEFAULT_CORPUS, Vocabulary, encode_all, read_names, split
 #: The optimizers a run can use, by command-line name.
 OPTIMIZERS = {
     "sgd": adamlab_optim.SGD, "adagrad": adamlab_optim.Adagrad, "rmsprop": adamlab_optim.RMSprop,
-    "adam": adamlab_optim.Adam, "adamw": adamlab_optim.AdamW,
+    "adam": adamlab_optim.Adam, "adamw": adamlab_optim.AdamW, "lion": adamlab_optim.Lion,
     "torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW,
 }
 

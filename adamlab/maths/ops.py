@@ -1,4 +1,4 @@
-"""The two element-wise functions the maths needs beyond arithmetic operators.
+"""The element-wise functions the maths needs beyond arithmetic operators.
 
 Every update rule in ``adamlab.maths`` is written with ``+ - * /`` and these, so
 one statement of the maths runs on Python floats and NumPy arrays (the float64
@@ -17,3 +17,8 @@ def sqrt(x):
 def maximum(a, b):
     """Element-wise maximum of two arrays of one kind."""
     return torch.maximum(a, b) if isinstance(a, torch.Tensor) else np.maximum(a, b)
+
+
+def sign(x):
+    """Element-wise sign: -1, 0 or 1 (NaN stays NaN), in the type of ``x``."""
+    return x.sign() if isinstance(x, torch.Tensor) else np.sign(x)

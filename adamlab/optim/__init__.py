@@ -3,7 +3,8 @@
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .base import Optimizer
+from .lion import Lion
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "SGD"]
+__all__ = ["Adagrad", "Adam", "AdamW", "Lion", "Optimizer", "RMSprop", "SGD"]

@@ -1,5 +1,6 @@
 """The trace's numbers come from the maths; torch's optimizers must take the same steps."""
 
+import lion_pytorch
 import pytest
 import torch
 
@@ -8,7 +9,8 @@ from adamlab.lab.trace import OPTIMIZERS, STANDARD_KEYS, bias_table, trace
 
 GRADS = (0.5, 0.3, 0.8, 0.6, -0.4, 1.2)
 
-#: Each traced optimizer as torch.optim builds it, with the trace's defaults (lr 0.001).
+#: Each traced optimizer as torch.optim builds it, with the trace's defaults (lr 0.001);
+#: torch.optim has no Lion, so the lion-pytorch package stands in for it.
 AS_TORCH = {
     "sgd": ("SGD", dict(lr=1e-3)),
     "momentum": ("SGD", dict(lr=1e-3, momentum=0.9)),
@@ -17,6 +19,7 @@ AS_TORCH = {
     "adam": ("Adam", dict(lr=1e-3)),
     "adamw": ("AdamW", dict(lr=1e-3)),
     "amsgrad": ("Adam", dict(lr=1e-3, amsgrad=True)),
+    "lion": ("Lion", dict(lr=1e-3)),
 }
 
 
@@ -28,6 +31,8 @@ def test_every_traceable_optimizer_is_checked():
 @pytest.mark.parametrize("optimizer", AS_TORCH)
 def test_trace_takes_the_steps_the_torch_optimizer_takes(optimizer, module):
     name, kwargs = AS_TORCH[optimizer]
+    if module is torch.optim and not hasattr(torch.optim, name):
+        module = lion_pytorch
     param = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
     torch_optimizer = getattr(module, name)([param], **kwargs)
     params = []

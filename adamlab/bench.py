@@ -26,6 +26,7 @@ OPTIMIZERS = {
     "adagrad": ("Adagrad", {}),
     "rmsprop": ("RMSprop", {}),
     "lion": ("Lion", {}),
+    "lamb": ("LAMB", {}),
 }
 
 #: Bytes a float32 step moves per parameter: the arrays it reads plus those it writes back.
@@ -37,11 +38,12 @@ BYTES_PER_PARAMETER = {
     "adagrad": 4 * 5,  # reads p, g, sum; writes p, sum
     "rmsprop": 4 * 5,  # reads p, g, v; writes p, v
     "lion": 4 * 5,  # reads p, g, m; writes p, m
+    "lamb": 4 * 7,  # as Adam, in the best case of one pass
 }
 
 #: Optional peers, measured where installed: (module, class name) for each optimizer.
 PEERS = {
-    "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam"}),
+    "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam", "lamb": "Lamb"}),
     "heavyball": ("heavyball", {"adamw": "ForeachAdamW"}),
     "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit"}),
     "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),

@@ -25,6 +25,7 @@ from .names import DEFAULT_CORPUS, Vocabulary, encode_all, read_names, split
 OPTIMIZERS = {
     "sgd": adamlab_optim.SGD, "adagrad": adamlab_optim.Adagrad, "rmsprop": adamlab_optim.RMSprop,
     "adam": adamlab_optim.Adam, "adamw": adamlab_optim.AdamW, "lion": adamlab_optim.Lion,
+    "lamb": adamlab_optim.LAMB,
     "torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW,
 }
 

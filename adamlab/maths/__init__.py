@@ -13,8 +13,8 @@ maths inside adamlab's torch optimizers.
 0.999
 """
 
-from . import adagrad, adam, lion, rmsprop, sgd
+from . import adagrad, adam, lamb, lion, rmsprop, sgd
 from .hyperparameters import InvalidHyperparameter, check
 from .step import Step
 
-__all__ = ["Step", "InvalidHyperparameter", "adagrad", "adam", "check", "lion", "rmsprop", "sgd"]
+__all__ = ["Step", "InvalidHyperparameter", "adagrad", "adam", "check", "lamb", "lion", "rmsprop", "sgd"]

@@ -22,3 +22,13 @@ def maximum(a, b):
 def sign(x):
     """Element-wise sign: -1, 0 or 1 (NaN stays NaN), in the type of ``x``."""
     return x.sign() if isinstance(x, torch.Tensor) else np.sign(x)
+
+
+def norm(x):
+    """The Euclidean norm of all of ``x``'s elements, as a 0-d value of its type."""
+    return torch.linalg.vector_norm(x) if isinstance(x, torch.Tensor) else np.sqrt(np.sum(np.square(x)))
+
+
+def where(condition, a, b):
+    """Element-wise choice: ``a`` where ``condition`` holds, else ``b``."""
+    return torch.where(condition, a, b) if isinstance(condition, torch.Tensor) else np.where(condition, a, b)

@@ -3,8 +3,9 @@
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .base import Optimizer
+from .lamb import LAMB
 from .lion import Lion
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Adagrad", "Adam", "AdamW", "Lion", "Optimizer", "RMSprop", "SGD"]
+__all__ = ["Adagrad", "Adam", "AdamW", "LAMB", "Lion", "Optimizer", "RMSprop", "SGD"]

@@ -24,7 +24,7 @@ FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errn
 OPTIONS = {"maximize": 1, "decoupled": 2, "amsgrad": 4, "nesterov": 8, "centered": 16,
            "momentum": 32, "first_step": 64, "step_f64": 128}
 _SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
-_KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "lion")
+_KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "lion", "lamb")
 
 
 class KernelsUnavailable(RuntimeError):

@@ -174,6 +174,80 @@ void NAME(lion)(int64_t count, void **pointers, const int64_t *sizes, const doub
     free(chunks);
 }
 
+/* LAMB. scalars: lr, beta1, beta2, eps, weight_decay. columns: param, grad, exp_avg, exp_avg_sq, step.
+ * Two passes: the first updates m and v and sums each chunk's theta^2 and u^2; the trust ratio of
+ * each tensor follows from its chunks' sums; the second recomputes u from m and v and steps. */
+static inline REAL NAME(lamb_direction)(REAL m, REAL v, REAL theta, REAL inverse_correction1,
+                                        REAL inverse_root_correction2, REAL eps, REAL decay) {
+    /* m_hat / (sqrt(v_hat) + eps) + decay * theta, with one division and one root. */
+    return m * inverse_correction1 / (SQRT(v) * inverse_root_correction2 + eps) + decay * theta;
+}
+
+void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
+                int64_t options, int threads) {
+    const int columns = 5;
+    const REAL beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3], decay = scalars[4];
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    double *steps = advance_steps(count, pointers, columns, options);
+    double *weight_sq = calloc(count > 0 ? count : 1, sizeof(double));
+    double *update_sq = calloc(count > 0 ? count : 1, sizeof(double));
+    double *ratios = malloc(sizeof(double) * (count > 0 ? count : 1));
+    chunk_t *chunks;
+    int64_t chunk_count = make_chunks(count, sizes, &chunks);
+    double *partial = malloc(sizeof(double) * 2 * (chunk_count > 0 ? chunk_count : 1));
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1)
+    for (int64_t c = 0; c < chunk_count; c++) {
+        const double t = steps[chunks[c].tensor];
+        const REAL inverse_correction1 = 1 / (1 - pow(scalars[1], t));
+        const REAL inverse_root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
+        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
+        STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
+        double weight = 0, update = 0;
+        /* simd reduction: the sums may be reordered, so the loop vectorizes. */
+#pragma omp simd reduction(+ : weight, update)
+        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+            REAL theta = LOAD(param[i]);
+            REAL g = sign * LOAD(grad[i]);
+            REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
+            REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
+            exp_avg[i] = STORE(m);
+            exp_avg_sq[i] = STORE(v);
+            REAL u = NAME(lamb_direction)(LOAD(exp_avg[i]), LOAD(exp_avg_sq[i]), theta, inverse_correction1,
+                                          inverse_root_correction2, eps, decay);
+            weight += (double)theta * theta;
+            update += (double)u * u;
+        }
+        partial[2 * c] = weight;
+        partial[2 * c + 1] = update;
+    }
+    for (int64_t c = 0; c < chunk_count; c++) {
+        weight_sq[chunks[c].tensor] += partial[2 * c];
+        update_sq[chunks[c].tensor] += partial[2 * c + 1];
+    }
+    for (int64_t t = 0; t < count; t++)  /* ||theta|| / ||u||, or 1 when either is 0 */
+        ratios[t] = weight_sq[t] > 0 && update_sq[t] > 0 ? sqrt(weight_sq[t]) / sqrt(update_sq[t]) : 1;
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1)
+    for (int64_t c = 0; c < chunk_count; c++) {
+        const double t = steps[chunks[c].tensor];
+        const REAL inverse_correction1 = 1 / (1 - pow(scalars[1], t));
+        const REAL inverse_root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
+        const REAL scale = (REAL)scalars[0] * (REAL)ratios[chunks[c].tensor];
+        STORAGE *restrict param = COLUMN(0), *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
+        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
+            REAL theta = LOAD(param[i]);
+            REAL u = NAME(lamb_direction)(LOAD(exp_avg[i]), LOAD(exp_avg_sq[i]), theta, inverse_correction1,
+                                          inverse_root_correction2, eps, decay);
+            param[i] = STORE(theta - scale * u);
+        }
+    }
+    free(partial);
+    free(chunks);
+    free(ratios);
+    free(update_sq);
+    free(weight_sq);
+    free(steps);
+}
+
 #undef SQRT
 #undef FOR_EACH_CHUNK
 #undef COLUMN

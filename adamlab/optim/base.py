@@ -172,8 +172,6 @@ class Optimizer(torch.optim.Optimizer):
     state_fields: dict[str, str]
     #: State the fused kernel may create at a parameter's first step (SGD's momentum buffer).
     born_at_first_step: tuple[str, ...] = ()
-    #: Whether ``kernels/cpu.c`` has this optimizer's step (else the CPU runs the simple path).
-    has_cpu_kernel: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -213,7 +211,7 @@ class Optimizer(torch.optim.Optimizer):
         return state
 
     def _kernel(self, group: dict) -> Kernel:
-        """The fused CPU kernel's arguments for a parameter group (where ``has_cpu_kernel``)."""
+        """The fused CPU kernel's arguments for a parameter group."""
         raise NotImplementedError
 
     def _hyperparameters(self, group: dict) -> dict:
@@ -257,7 +255,7 @@ class Optimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"adamlab.{type(self).__name__} does not support sparse gradients")
         for group in self.param_groups:
             params = [param for param in group["params"] if param.grad is not None]
-            if params and self.has_cpu_kernel and _fused_kernels_usable(group, type(self).__name__):
+            if params and _fused_kernels_usable(group, type(self).__name__):
                 params = self._fused_update(params, self._kernel(group), group)
             if params and group.get("fused") is not False:
                 params = self._compiled_update(params, group)
@@ -277,7 +275,7 @@ class Optimizer(torch.optim.Optimizer):
         batches, others = {}, []
         for param in params:
             if param.device.type not in compiled.DEVICES:
-                if not (param.is_cpu and self.has_cpu_kernel):  # the CPU kernel has refused its own
+                if not param.is_cpu:  # the CPU kernel's plan has refused the CPU's already
                     self._refuse_if_fused_required(param, group)
                 others.append(param)
                 continue
@@ -334,10 +332,10 @@ class Optimizer(torch.optim.Optimizer):
 
     def _refuse_if_fused_required(self, param: torch.Tensor, group: dict) -> None:
         if group.get("fused"):
-            needs = ("a CUDA tensor, or a float32, float64 or bfloat16 CPU tensor with contiguous "
-                     "gradient and state of the same dtype" if self.has_cpu_kernel else "a CUDA tensor")
-            raise ValueError(f"adamlab.{type(self).__name__}(fused=True) cannot take a parameter of shape "
-                             f"{tuple(param.shape)} on {param.device}: its fused step needs {needs}")
+            raise ValueError(
+                f"adamlab.{type(self).__name__}(fused=True) cannot take a parameter of shape "
+                f"{tuple(param.shape)} on {param.device}: its fused step needs a CUDA tensor, or a "
+                f"float32, float64 or bfloat16 CPU tensor with contiguous gradient and state of the same dtype")
 
     def _update(self, param: torch.Tensor, group: dict) -> None:
         """The simple path: the maths on tensors, written back in place."""

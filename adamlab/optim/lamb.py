@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import lamb
-from .base import Optimizer
+from .base import Kernel, Optimizer
 
 
 class LAMB(Optimizer):
@@ -24,9 +24,9 @@ class LAMB(Optimizer):
         eps: added to sqrt(v_hat) in the denominator (default 1e-6).
         weight_decay: decoupled decay rate, inside the trust ratio (default 0).
         maximize: maximize the objective instead of minimizing (default False).
-        fused: None (default) takes the fused step where it can (the compiled maths on
-            CUDA; on the CPU LAMB runs the simple path), False forces the simple path,
-            True demands the fused step.
+        fused: None (default) takes the fused step where it can (the CPU kernel, in two
+            passes: the trust ratio needs a tensor's norms before it moves; or the compiled
+            maths on CUDA), False forces the simple path, True demands the fused step.
 
     Example::
 
@@ -43,12 +43,14 @@ class LAMB(Optimizer):
 
     maths = lamb
     state_fields = {"step": "step", "exp_avg": "m", "exp_avg_sq": "v"}
-    # The trust ratio needs each tensor's two norms before any of its elements can move: a
-    # two-pass kernel that cpu.c does not have yet.
-    has_cpu_kernel = False
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-6, weight_decay: float = 0.0, *, maximize: bool = False,
                  fused: bool | None = None):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize, fused=fused))
+
+    def _kernel(self, group):
+        h = self._hyperparameters(group)
+        return Kernel("lamb", ("exp_avg", "exp_avg_sq"), (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]),
+                      ("maximize",) if h["maximize"] else ())

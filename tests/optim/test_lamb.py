@@ -13,7 +13,7 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.maths import lamb
 
-from ..conftest import make_mlp, train
+from ..conftest import Batches, make_mlp, train
 
 
 def test_one_step_by_hand():
@@ -84,12 +84,31 @@ def test_the_compiled_path_matches_the_simple_one(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
 
 
-def test_fused_true_on_the_cpu_names_what_it_needs():
-    param = torch.nn.Parameter(torch.ones(3))
-    param.grad = torch.ones(3)
-    with pytest.raises(ValueError, match=r"adamlab\.LAMB\(fused=True\) .* its fused step needs a CUDA tensor$"):
-        adamlab.LAMB([param], fused=True).step()
-    assert torch.equal(param, torch.ones(3))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "maximize": True, "lr": torch.tensor(0.02)}],
+                         ids=["default", "decay-maximize-tensor-lr"])
+def test_the_cpu_kernel_runs_by_default_and_matches_the_simple_path(kwargs, dtype, monkeypatch):
+    calls = []
+    run = adamlab.kernels.run
+    monkeypatch.setattr(adamlab.kernels, "run", lambda *args, **kw: calls.append(args[0]) or run(*args, **kw))
+    models = [make_mlp(dtype), make_mlp(dtype)]
+    zero = [torch.nn.Parameter(torch.zeros(4, dtype=dtype)) for _ in models]  # its ratio is 1
+    optimizers = [adamlab.LAMB([*model.parameters(), extra], **kwargs, fused=fused)
+                  for model, extra, fused in zip(models, zero, (None, False))]
+    for model, extra, optimizer in zip(models, zero, optimizers):
+        batches = iter(Batches(dtype))
+        for step in range(30):
+            inputs, targets = next(batches)
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs), targets).backward()
+            extra.grad = torch.full((4,), 0.1 * (step % 3 - 1), dtype=dtype)  # zero at times
+            optimizer.step()
+    assert calls == ["lamb"] * 30
+    tolerance = dict(rtol=1e-10, atol=0) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+    for a, b in zip([*models[0].parameters(), zero[0]], [*models[1].parameters(), zero[1]]):
+        torch.testing.assert_close(a, b, **tolerance)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            torch.testing.assert_close(optimizers[0].state[a][key], optimizers[1].state[b][key], **tolerance)
 
 
 def test_a_checkpoint_resumes_exactly():

@@ -5,9 +5,9 @@ import sys
 
 from .. import __version__
 from ..maths.hyperparameters import InvalidHyperparameter
-from . import bench, trace, train
+from . import bench, memory, trace, train
 
-COMMANDS = (train, trace, bench)
+COMMANDS = (train, trace, bench, memory)
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -168,6 +168,23 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
     return getattr(torch, device.type).synchronize
 
 
+def _series(optimizer: str, params: list[torch.nn.Parameter], repeats: int,
+            synchronize: Callable[[], None]) -> dict[str, float]:
+    """Median milliseconds of the floor and of every implementation of ``optimizer``, in turns."""
+    # Each implementation steps its own copy of the parameters, so none starts from
+    # another's result; all copies share the gradients.
+    steps = {"floor": floor_step([param.detach() for param in params])}
+    for impl, build in implementations(optimizer).items():
+        copies = [torch.nn.Parameter(param.detach().clone()) for param in params]
+        for copy, param in zip(copies, params):
+            copy.grad = param.grad
+        steps[impl] = build(copies).step
+    times = interleaved_medians(steps, repeats, synchronize=synchronize)
+    del steps
+    gc.collect()
+    return times
+
+
 def run(optimizers=tuple(OPTIMIZERS), quick: bool = False, repeats: int = 10,
         on_progress: Callable[[str], None] = lambda message: None, device: str = "cpu",
         only_layouts=None) -> list[Result]:
@@ -185,33 +202,18 @@ def run(optimizers=tuple(OPTIMIZERS), quick: bool = False, repeats: int = 10,
             param.grad = (torch.randn(param.shape, generator=generator) * 1e-2).to(device)
         count = sum(param.numel() for param in params)
 
-        def series(optimizer):
-            # Each implementation steps its own copy of the parameters, so none starts from
-            # another's result; all copies share the gradients.
-            steps = {"floor": floor_step([param.detach() for param in params])}
-            for impl, build in implementations(optimizer).items():
-                copies = [torch.nn.Parameter(param.detach().clone()) for param in params]
-                for copy, param in zip(copies, params):
-                    copy.grad = param.grad
-                steps[impl] = build(copies).step
-            times = interleaved_medians(steps, repeats, synchronize=synchronize)
-            del steps
-            gc.collect()
-            return times
+        def measured(name, impl, ms, *ratios):
+            gb_per_s = BYTES_PER_PARAMETER[name] * count / (ms * 1e-3) / 1e9
+            return Result(name, impl, layout, count, ms, *ratios, device=str(device), gb_per_s=gb_per_s)
 
         on_progress(f"{layout}: settling")
         # The first series on a fresh layout runs slow for whichever optimizer comes first
         # (its adamlab step ~15% slower on GPT-2 small, whichever optimizer that is): one
         # series, timed and thrown away, absorbs it.
-        series(optimizers[0])
+        _series(optimizers[0], params, repeats, synchronize)
         for optimizer in optimizers:
             on_progress(f"{layout}: {optimizer}")
-            times = series(optimizer)
-
-            def measured(name, impl, ms, *ratios):
-                gb_per_s = BYTES_PER_PARAMETER[name] * count / (ms * 1e-3) / 1e9
-                return Result(name, impl, layout, count, ms, *ratios, device=str(device), gb_per_s=gb_per_s)
-
+            times = _series(optimizer, params, repeats, synchronize)
             floor = times.pop("floor")
             if optimizer == optimizers[0]:
                 results.append(measured("floor", "stream", floor, None, 1.0))

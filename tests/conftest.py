@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -39,6 +41,24 @@ def train(model, optimizer, steps, batches=None, start=0):
         torch.nn.functional.mse_loss(model(inputs), targets).backward()
         optimizer.step()
     return model
+
+
+def assert_a_checkpoint_resumes_exactly(optimizer_class, **kwargs):
+    """Ten steps, a state_dict copied as if saved to disk and loaded into a fresh optimizer
+    (built with defaults), ten more steps on each: the two runs must not differ by a bit."""
+    model = make_mlp()
+    optimizer = optimizer_class(model.parameters(), **kwargs)
+    train(model, optimizer, 10)
+    twin_model = copy.deepcopy(model)
+    twin = optimizer_class(twin_model.parameters())
+    twin.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    saved_group, loaded_group = optimizer.param_groups[0], twin.param_groups[0]
+    assert {key: loaded_group[key] for key in saved_group if key != "params"} == \
+        {key: value for key, value in saved_group.items() if key != "params"}
+    train(model, optimizer, 10, start=10)
+    train(twin_model, twin, 10, start=10)
+    for a, b in zip(model.parameters(), twin_model.parameters()):
+        assert torch.equal(a, b)
 
 
 @pytest.fixture(params=OPTIMIZER_NAMES)

@@ -38,25 +38,29 @@ class Kernel(NamedTuple):
     options: tuple[str, ...]  # the kernel's option flags that are set
 
 
-_warned_unavailable = False
-_warned_uncompiled = False
+_reported_missing: set[str] = set()  # the fused steps already reported missing, once each
 _COMPLEX = (torch.complex64, torch.complex128)  # taken by the kernels as pairs of reals
 _FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16) + _COMPLEX
 
 
+def _without_fused_step(group: dict, name: str, missing: str, error: Exception) -> None:
+    """A fused step cannot be had: an error under fused=True, else one warning per kind of step
+    (the caller then takes the simple path)."""
+    if group.get("fused"):
+        raise RuntimeError(f"adamlab.{name}(fused=True): {error}") from None
+    if missing not in _reported_missing:
+        print(f"adamlab: {missing}, using the simple path ({error})", file=sys.stderr)
+        _reported_missing.add(missing)
+
+
 def _fused_kernels_usable(group: dict, name: str) -> bool:
     """Whether the group asks for the fused path (fused None or True) and the kernels are here."""
-    global _warned_unavailable
     if group.get("fused") is False:
         return False
     try:
         kernels.library()
     except kernels.KernelsUnavailable as error:
-        if group.get("fused"):
-            raise RuntimeError(f"adamlab.{name}(fused=True): {error}") from None
-        if not _warned_unavailable:
-            print(f"adamlab: fused kernels unavailable, using the simple path ({error})", file=sys.stderr)
-            _warned_unavailable = True
+        _without_fused_step(group, name, "fused kernels unavailable", error)
         return False
     return True
 
@@ -269,7 +273,6 @@ class Optimizer(torch.optim.Optimizer):
         A parameter whose state is not all there yet (SGD's momentum buffer, born from the
         first gradient) takes the simple path for that one step.
         """
-        global _warned_uncompiled
         keys = self._state_keys(group)
         capturable = group.get("capturable")
         batches, others = {}, []
@@ -299,11 +302,7 @@ class Optimizer(torch.optim.Optimizer):
                                 [[_real(state[key]) for key in keys if key != "step"] for _, state in batch],
                                 step_values, hyperparameters)
             except compiled.CompilerUnavailable as error:
-                if group.get("fused"):
-                    raise RuntimeError(f"adamlab.{type(self).__name__}(fused=True): {error}") from None
-                if not _warned_uncompiled:
-                    print(f"adamlab: no fused GPU step, using the simple path ({error})", file=sys.stderr)
-                    _warned_uncompiled = True
+                _without_fused_step(group, type(self).__name__, "no fused GPU step", error)
                 others.extend(param for param, _ in batch)
                 continue
             if steps[0] is not None:

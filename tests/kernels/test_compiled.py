@@ -128,7 +128,7 @@ def test_without_a_compiler_it_warns_once_and_takes_the_simple_path(calls, monke
 
     monkeypatch.setattr(compiled, "_compiled", lambda: fail)
     monkeypatch.setattr(compiled, "_failure", None)
-    monkeypatch.setattr(base, "_warned_uncompiled", False)
+    monkeypatch.setattr(base, "_reported_missing", set())
     models = [make_mlp(torch.float64), make_mlp(torch.float64)]
     optimizers = [adamlab.Adam(models[0].parameters(), lr=0.01), torch.optim.Adam(models[1].parameters(), lr=0.01)]
     for model, optimizer in zip(models, optimizers):

@@ -1,7 +1,6 @@
 """LAMB: hand-computed steps, its defining property, pytorch-optimizer's Lamb with the
 difference between the two pinned, and the compiled path against the simple one."""
 
-import copy
 import math
 
 import numpy as np
@@ -13,7 +12,7 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.maths import lamb
 
-from ..conftest import Batches, make_mlp, train
+from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, make_mlp, train
 
 
 def test_one_step_by_hand():
@@ -112,16 +111,7 @@ def test_the_cpu_kernel_runs_by_default_and_matches_the_simple_path(kwargs, dtyp
 
 
 def test_a_checkpoint_resumes_exactly():
-    model = make_mlp()
-    optimizer = adamlab.LAMB(model.parameters(), lr=0.01, weight_decay=0.01)
-    train(model, optimizer, 10)
-    twin_model = copy.deepcopy(model)
-    twin = adamlab.LAMB(twin_model.parameters())
-    twin.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # as if saved to disk
-    train(model, optimizer, 10, start=10)
-    train(twin_model, twin, 10, start=10)
-    for a, b in zip(model.parameters(), twin_model.parameters()):
-        assert torch.equal(a, b)
+    assert_a_checkpoint_resumes_exactly(adamlab.LAMB, lr=0.01, weight_decay=0.01)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -1,8 +1,6 @@
 """Lion: hand-computed steps, the lion-pytorch package as an independent implementation, and
 the same fused-path, checkpoint and bad-input checks as the other optimizers."""
 
-import copy
-
 import lion_pytorch
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from adamlab.kernels import compiled
 from adamlab.lab import trace
 from adamlab.maths import lion
 
-from ..conftest import Batches, make_mlp, train
+from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, make_mlp, train
 
 TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=0.0)}
 
@@ -99,17 +97,7 @@ def test_bfloat16_keeps_its_state_in_bfloat16_and_follows_the_float32_run():
 
 
 def test_a_checkpoint_resumes_exactly():
-    model = make_mlp()
-    optimizer = adamlab.Lion(model.parameters(), lr=1e-3)
-    train(model, optimizer, 10)
-    twin_model = copy.deepcopy(model)
-    twin = adamlab.Lion(twin_model.parameters())
-    twin.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # as if saved to disk
-    assert twin.param_groups[0]["lr"] == 1e-3
-    train(model, optimizer, 10, start=10)
-    train(twin_model, twin, 10, start=10)
-    for a, b in zip(model.parameters(), twin_model.parameters()):
-        assert torch.equal(a, b)
+    assert_a_checkpoint_resumes_exactly(adamlab.Lion, lr=1e-3)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -31,20 +31,18 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
+def _names(option: str, text: str, known) -> list[str]:
+    """A comma-separated option's names, each one of ``known``."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(f"{option}: unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(known)}")
+    return names
+
+
 def run(args) -> int:
-    optimizers = [name.strip() for name in args.optimizers.split(",") if name.strip()]
-    unknown = [name for name in optimizers if name not in bench.OPTIMIZERS]
-    if unknown or not optimizers:
-        raise ValueError(f"--optimizers: unknown {', '.join(unknown) or 'empty list'}; "
-                         f"choose from {', '.join(bench.OPTIMIZERS)}")
-    known = list(bench.layouts(args.quick))
-    only_layouts = None
-    if args.layouts is not None:
-        only_layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
-        unknown = [name for name in only_layouts if name not in known]
-        if unknown or not only_layouts:
-            raise ValueError(f"--layouts: unknown {', '.join(unknown) or 'empty list'}; "
-                             f"choose from {', '.join(known)}")
+    optimizers = _names("--optimizers", args.optimizers, list(bench.OPTIMIZERS))
+    only_layouts = None if args.layouts is None else _names("--layouts", args.layouts, list(bench.layouts(args.quick)))
     if args.repeats < 10:
         raise ValueError(f"--repeats must be >= 10 (a median of fewer steps says little), got {args.repeats}")
     device = usable_device(args.device)

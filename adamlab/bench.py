@@ -27,7 +27,12 @@ OPTIMIZERS = {
     "rmsprop": ("RMSprop", {}),
     "lion": ("Lion", {}),
     "lamb": ("LAMB", {}),
+    "adamw8bit": ("AdamW8bit", {}),
+    "adafactor": ("Adafactor", {}),
 }
+#: torch.optim's class to compare with, where its name differs: 8-bit AdamW's target is to
+#: beat torch's float32 AdamW by moving fewer bytes.
+TORCH_CLASSES = {"adamw8bit": "AdamW"}
 
 #: Bytes a float32 step moves per parameter: the arrays it reads plus those it writes back.
 BYTES_PER_PARAMETER = {
@@ -39,13 +44,15 @@ BYTES_PER_PARAMETER = {
     "rmsprop": 4 * 5,  # reads p, g, v; writes p, v
     "lion": 4 * 5,  # reads p, g, m; writes p, m
     "lamb": 4 * 7,  # as Adam, in the best case of one pass
+    "adamw8bit": 4 * 3 + 1 * 4,  # reads p, g and two bytes of codes; writes p and the codes
+    "adafactor": 4 * 3,  # reads p, g; writes p (its factored state is a row and a column)
 }
 
 #: Optional peers, measured where installed: (module, class name) for each optimizer.
 PEERS = {
     "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam", "lamb": "Lamb"}),
     "heavyball": ("heavyball", {"adamw": "ForeachAdamW"}),
-    "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit"}),
+    "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit", "adamw8bit": "AdamW8bit"}),
     "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),
 }
 
@@ -105,7 +112,8 @@ def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warm
 def implementations(optimizer: str) -> dict[str, Callable]:
     """Every way of building ``optimizer`` that is installed here, by implementation name."""
     class_name, settings = OPTIMIZERS[optimizer]
-    ours, theirs = getattr(adamlab_optim, class_name), getattr(torch.optim, class_name, None)
+    ours = getattr(adamlab_optim, class_name)
+    theirs = getattr(torch.optim, TORCH_CLASSES.get(optimizer, class_name), None)
     built = {
         "adamlab": lambda params: ours(params, **settings),
         "adamlab-simple": lambda params: ours(params, fused=False, **settings),

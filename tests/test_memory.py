@@ -19,7 +19,8 @@ BUILT = {
     "amsgrad": lambda params: adamlab.Adam(params, amsgrad=True),
     "lion": lambda params: adamlab.Lion(params),
     "lamb": lambda params: adamlab.LAMB(params),
-    "adafactor": lambda params: torch.optim.Adafactor(params),  # the layout adamlab's will keep
+    "adamw8bit": lambda params: adamlab.AdamW8bit(params),
+    "adafactor": lambda params: adamlab.Adafactor(params),
 }
 
 

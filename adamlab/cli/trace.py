@@ -76,7 +76,8 @@ def run(args) -> int:
         return 0
     arguments = lab.hyperparameters(args.optimizer, **knobs)
     shown = ", ".join(f"{name} = {value:g}" for name, value in arguments.items()
-                      if name in ("lr", "beta1", "beta2", "momentum", "alpha", "eps", "weight_decay"))
+                      if value is not None
+                      and name in ("lr", "beta1", "beta2", "momentum", "alpha", "eps", "eps2", "weight_decay"))
     table = Table(title=f"{args.optimizer} on one parameter, theta0 = {args.theta:g}: {shown}",
                   caption=lab.OPTIMIZERS[args.optimizer].summary)
     columns = [(key, header) for key, header in _COLUMNS

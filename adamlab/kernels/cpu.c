@@ -70,6 +70,22 @@ static inline uint16_t bf16_store(float value) {  /* round to nearest, ties to e
     return (uint16_t)(bits >> 16);
 }
 
+/* 8-bit state (adamlab/maths/quantize.py): blocks of BLOCK elements with one float32 scale, and
+ * the tables to find a value's nearest code without a search. A cell is picked by a float32's
+ * sign, exponent and top CELL_BITS mantissa bits; it holds at most one boundary between codes,
+ * so the code is the count of boundaries below the cell plus one if the next is below y. */
+#define BLOCK 256
+#define CELL_BITS 7
+#define LOWEST_EXPONENT (-24)
+#define CELLS_PER_SIGN (-LOWEST_EXPONENT * (1 << CELL_BITS) + 2)
+typedef struct {
+    float code[2][256];   /* [0] the signed code (for m), [1] the unsigned one (for v) */
+    float bound[2][256];  /* the 255 boundaries between neighbouring codes, then +infinity */
+    int32_t cell[2][2 * CELLS_PER_SIGN];  /* boundaries below each cell, positive cells then negative (int32: gathers) */
+} code_tables_t;
+
+_Static_assert(CHUNK % BLOCK == 0, "a chunk holds whole blocks");
+
 /* The floor of any optimizer step: read four arrays, write three in place, no maths. */
 void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, int threads) {
     chunk_t *chunks;

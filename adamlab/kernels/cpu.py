@@ -8,6 +8,7 @@ through ctypes, so building it needs no torch headers.
 
 import array
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -18,13 +19,16 @@ import threading
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from ..maths import quantize
 
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno")
 OPTIONS = {"maximize": 1, "decoupled": 2, "amsgrad": 4, "nesterov": 8, "centered": 16,
            "momentum": 32, "first_step": 64, "step_f64": 128}
 _SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
-_KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "lion", "lamb")
+_KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "adam8bit", "lion", "lamb")
 
 
 class KernelsUnavailable(RuntimeError):
@@ -143,3 +147,12 @@ def stream(rows: list[list[torch.Tensor]]) -> None:
     (_, pointers), (_, sizes) = keep = _pointers(rows)
     library().adamlab_stream_f32(len(rows), pointers, sizes, torch.get_num_threads())
     del keep
+
+
+@functools.cache
+def code_tables() -> torch.Tensor:
+    """The 8-bit kernel's tables, laid out as ``code_tables_t`` in cpu.c, in one byte tensor."""
+    bound = [np.append(quantize.midpoints(signed), np.inf) for signed in (True, False)]
+    floats = np.concatenate([quantize.code(True), quantize.code(False), *bound]).astype(np.float32)
+    cells = np.concatenate([quantize.cell_table(True), quantize.cell_table(False)]).astype(np.int32)
+    return torch.from_numpy(np.concatenate([floats.view(np.uint8), cells.view(np.uint8)]))

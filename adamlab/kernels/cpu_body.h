@@ -106,7 +106,7 @@ void NAME(rmsprop)(int64_t count, void **pointers, const int64_t *sizes, const d
  * columns: param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq], step. */
 void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
                 int64_t options, int threads) {
-    const REAL lr = scalars[0], beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3];
+    const REAL beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3];
     const int amsgrad = (options & OPTION_AMSGRAD) != 0, decoupled = (options & OPTION_DECOUPLED) != 0;
     const REAL l2 = decoupled ? 0 : scalars[4], shrink = decoupled ? 1 - scalars[0] * scalars[4] : 1;
     const int columns = 5 + amsgrad;
@@ -145,6 +145,77 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
                     max_exp_avg_sq[i] = STORE(v);
                 }
                 param[i] = STORE(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps));
+            }
+        }
+    }
+    free(chunks);
+    free(steps);
+}
+
+static inline uint8_t NAME(nearest_code)(REAL y, const code_tables_t *tables, int table) {
+    float rounded = (float)y;  /* picks the cell; the comparison below is in y's own precision */
+    uint32_t bits;
+    memcpy(&bits, &rounded, sizeof bits);
+    int exponent = (int)((bits >> 23) & 0xff) - 127 - LOWEST_EXPONENT;
+    int cell = exponent < 0 ? 0
+             : exponent >= -LOWEST_EXPONENT ? CELLS_PER_SIGN - 1
+             : 1 + (exponent << CELL_BITS) + (int)((bits >> (23 - CELL_BITS)) & ((1 << CELL_BITS) - 1));
+    int below = tables->cell[table][cell + (int)(bits >> 31) * CELLS_PER_SIGN];
+    return (uint8_t)(below + ((REAL)tables->bound[table][below] < y));
+}
+
+/* 8-bit Adam and AdamW. scalars: lr, beta1, beta2, eps, weight_decay.
+ * columns: param, grad, m codes, v codes (uint8), m scales, v scales (float32, one per block),
+ * the code tables, step. Chunks hold whole blocks (CHUNK is a multiple of BLOCK), so each block
+ * is dequantized, stepped and requantized by one thread, its new m and v kept in registers and
+ * a small stack buffer between the two. */
+void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
+                    int64_t options, int threads) {
+    const int columns = 8;
+    const REAL beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3];
+    const int decoupled = (options & OPTION_DECOUPLED) != 0;
+    const REAL l2 = decoupled ? 0 : scalars[4], shrink = decoupled ? 1 - scalars[0] * scalars[4] : 1;
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    double *steps = advance_steps(count, pointers, columns, options);
+    FOR_EACH_CHUNK {
+        const double t = steps[chunks[c].tensor];
+        const REAL step_size = scalars[0] / (1 - pow(scalars[1], t));
+        const REAL root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
+        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
+        uint8_t *restrict m_codes = pointers[chunks[c].tensor * columns + 2];
+        uint8_t *restrict v_codes = pointers[chunks[c].tensor * columns + 3];
+        float *restrict m_scales = pointers[chunks[c].tensor * columns + 4];
+        float *restrict v_scales = pointers[chunks[c].tensor * columns + 5];
+        const code_tables_t *tables = pointers[chunks[c].tensor * columns + 6];
+        for (int64_t start = chunks[c].start; start < chunks[c].end; start += BLOCK) {
+            const int64_t block = start / BLOCK;
+            const int n = chunks[c].end - start < BLOCK ? (int)(chunks[c].end - start) : BLOCK;
+            const REAL m_scale = m_scales[block], v_scale = v_scales[block];
+            REAL m_new[BLOCK], v_new[BLOCK], m_max = 0, v_max = 0;
+            /* simd: the maxima may be taken in any order, so the loop vectorizes (with gathers). */
+#pragma omp simd reduction(max : m_max, v_max)
+            for (int j = 0; j < n; j++) {
+                const int64_t i = start + j;
+                REAL theta = LOAD(param[i]);
+                REAL g = sign * LOAD(grad[i]) + l2 * theta;
+                REAL m = beta1 * ((REAL)tables->code[0][m_codes[i]] * m_scale) + (1 - beta1) * g;
+                REAL v = beta2 * ((REAL)tables->code[1][v_codes[i]] * v_scale) + (1 - beta2) * g * g;
+                m_new[j] = m;
+                v_new[j] = v;
+                REAL magnitude = m < 0 ? -m : m;
+                m_max = magnitude > m_max ? magnitude : m_max;
+                v_max = v > v_max ? v : v_max;
+                param[i] = STORE(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps));
+            }
+            /* The scale is rounded to float32 before its inverse is taken, as quantize() does. */
+            const float m_kept = (float)m_max, v_kept = (float)v_max;
+            const REAL m_inverse = 1 / (m_kept > 0 ? (REAL)m_kept : 1), v_inverse = 1 / (v_kept > 0 ? (REAL)v_kept : 1);
+            m_scales[block] = m_kept;
+            v_scales[block] = v_kept;
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                m_codes[start + j] = NAME(nearest_code)(m_new[j] * m_inverse, tables, 0);
+                v_codes[start + j] = NAME(nearest_code)(v_new[j] * v_inverse, tables, 1);
             }
         }
     }

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ..maths import adagrad, adam, lion, rmsprop, sgd
+from ..maths import adafactor, adagrad, adam, lion, rmsprop, sgd
 from ..maths.hyperparameters import check, check_known
 
 WORKED_EXAMPLE_GRADS = (0.5, 0.3, 0.8, 0.6)
@@ -53,6 +53,10 @@ OPTIMIZERS = {
                          "AMSGrad: Adam dividing by the largest v so far"),
     "lion": Traceable(lion, {"beta1": "beta1", "beta2": "beta2"},
                       summary="Lion: a step of exactly lr along the sign of an interpolated momentum"),
+    "adafactor": Traceable(adafactor, {"beta1": "beta1", "eps": "eps2"},
+                           summary="Adafactor: a step of min(lr, 1/sqrt(t)) times max(eps2, |theta|), "
+                                   "over a second moment with beta2 = 1 - t^-0.8, clipped at RMS 1 "
+                                   "(--eps is eps2; --beta1 adds a first moment)"),
 }
 
 

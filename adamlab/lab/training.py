@@ -25,7 +25,8 @@ from .names import DEFAULT_CORPUS, Vocabulary, encode_all, read_names, split
 OPTIMIZERS = {
     "sgd": adamlab_optim.SGD, "adagrad": adamlab_optim.Adagrad, "rmsprop": adamlab_optim.RMSprop,
     "adam": adamlab_optim.Adam, "adamw": adamlab_optim.AdamW, "lion": adamlab_optim.Lion,
-    "lamb": adamlab_optim.LAMB,
+    "lamb": adamlab_optim.LAMB, "adam8bit": adamlab_optim.Adam8bit, "adamw8bit": adamlab_optim.AdamW8bit,
+    "adafactor": adamlab_optim.Adafactor,
     "torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW,
 }
 
@@ -104,6 +105,8 @@ def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optim
     optimizer_class = OPTIMIZERS[config.optimizer]
     accepted = inspect.signature(optimizer_class).parameters
     settings = {name: getattr(config, name) for name in ("lr", "betas", "eps") if name in accepted}
+    if isinstance(accepted.get("eps") and accepted["eps"].default, tuple):
+        del settings["eps"]  # Adafactor's (eps1, eps2) are no Adam eps: keep its defaults
     return optimizer_class(groups, **settings)
 
 

@@ -13,8 +13,8 @@ maths inside adamlab's torch optimizers.
 0.999
 """
 
-from . import adagrad, adam, lamb, lion, rmsprop, sgd
+from . import adafactor, adagrad, adam, adam8bit, lamb, lion, quantize, rmsprop, sgd
 from .hyperparameters import InvalidHyperparameter, check
 from .step import Step
 
-__all__ = ["Step", "InvalidHyperparameter", "adagrad", "adam", "check", "lamb", "lion", "rmsprop", "sgd"]
+__all__ = ["Step", "InvalidHyperparameter", "adafactor", "adagrad", "adam", "adam8bit", "check", "lamb", "lion", "quantize", "rmsprop", "sgd"]

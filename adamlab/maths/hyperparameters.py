@@ -23,6 +23,8 @@ class InvalidHyperparameter(ValueError):
 _RANGES = {
     "lr": (0.0, math.inf, False),
     "eps": (0.0, math.inf, False),
+    "eps1": (0.0, math.inf, False),
+    "eps2": (0.0, math.inf, False),
     "weight_decay": (0.0, math.inf, False),
     "momentum": (0.0, math.inf, False),
     "dampening": (0.0, 1.0, True),
@@ -31,7 +33,11 @@ _RANGES = {
     "initial_accumulator_value": (0.0, math.inf, False),
     "beta1": (0.0, 1.0, False),
     "beta2": (0.0, 1.0, False),
+    "beta2_decay": (-math.inf, 0.0, True),  # Adafactor's 1 - beta2_t = t^beta2_decay
+    "d": (1.0, math.inf, False),  # Adafactor's clipping threshold
 }
+#: Hyperparameters that may be None: off, or left to a default that depends on the parameter.
+_OPTIONAL = {"beta1", "eps1"}
 
 
 def _scalar(name: str, value) -> float:
@@ -49,6 +55,8 @@ def _scalar(name: str, value) -> float:
 
 
 def _describe(low: float, high: float, high_allowed: bool) -> str:
+    if math.isinf(low):
+        return f"<= {high:g}" if high_allowed else f"< {high:g}"
     if math.isinf(high):
         return f">= {low:g}"
     return f"in [{low:g}, {high:g}{']' if high_allowed else ')'}"
@@ -66,7 +74,13 @@ def check(**hyperparameters) -> None:
     adamlab.maths.hyperparameters.InvalidHyperparameter: lr must be >= 0, got -1.0
     """
     for name, value in hyperparameters.items():
-        if name == "betas":
+        if value is None and name in _OPTIONAL:
+            continue
+        if name == "eps" and isinstance(value, (tuple, list)):  # Adafactor's (eps1, eps2)
+            if len(value) != 2:
+                raise InvalidHyperparameter("eps", value, "a pair (eps1, eps2)")
+            check(eps1=value[0], eps2=value[1])
+        elif name == "betas":
             if not isinstance(value, (tuple, list)) or len(value) != 2:
                 raise InvalidHyperparameter("betas", value, "a pair (beta1, beta2)")
             for index, beta in enumerate(value):

@@ -32,3 +32,18 @@ def norm(x):
 def where(condition, a, b):
     """Element-wise choice: ``a`` where ``condition`` holds, else ``b``."""
     return torch.where(condition, a, b) if isinstance(condition, torch.Tensor) else np.where(condition, a, b)
+
+
+def at_least(x, low):
+    """Element-wise max(x, low) for a number ``low``."""
+    return x.clamp(min=low) if isinstance(x, torch.Tensor) else np.maximum(x, low)
+
+
+def mean(x, axis: int):
+    """The mean along ``axis``, keeping it as a dimension of size 1."""
+    return x.mean(dim=axis, keepdim=True) if isinstance(x, torch.Tensor) else np.mean(x, axis=axis, keepdims=True)
+
+
+def machine_epsilon(x) -> float:
+    """The gap between 1 and the next number in ``x``'s precision."""
+    return torch.finfo(x.dtype).eps if isinstance(x, torch.Tensor) else float(np.finfo(np.asarray(x).dtype).eps)

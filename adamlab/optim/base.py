@@ -202,10 +202,14 @@ class Optimizer(torch.optim.Optimizer):
         """The keys of a parameter's state once it has taken a step, in torch.optim's order."""
         return tuple(self.state_fields)
 
+    def _param_state_keys(self, param: torch.Tensor, group: dict) -> tuple[str, ...]:
+        """The state keys of one parameter: those of its group, unless they depend on its shape."""
+        return self._state_keys(group)
+
     def _init_state(self, param: torch.Tensor, group: dict) -> dict:
         """A parameter's state before its first step: zeros, and a ``step`` counter."""
         state = {}
-        for key in self._state_keys(group):
+        for key in self._param_state_keys(param, group):
             if key == "step":
                 # Off capturable mode the counter lives on the CPU, so reading it costs no device sync.
                 device = param.device if group.get("capturable") else "cpu"
@@ -259,13 +263,18 @@ class Optimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"adamlab.{type(self).__name__} does not support sparse gradients")
         for group in self.param_groups:
             params = [param for param in group["params"] if param.grad is not None]
-            if params and _fused_kernels_usable(group, type(self).__name__):
-                params = self._fused_update(params, self._kernel(group), group)
-            if params and group.get("fused") is not False:
-                params = self._compiled_update(params, group)
-            for param in params:
-                self._update(param, group)
+            if params:
+                self._step_group(params, group)
         return loss
+
+    def _step_group(self, params: list[torch.Tensor], group: dict) -> None:
+        """Step the parameters of a group that have gradients: fused where it can, else simply."""
+        if _fused_kernels_usable(group, type(self).__name__):
+            params = self._fused_update(params, self._kernel(group), group)
+        if params and group.get("fused") is not False:
+            params = self._compiled_update(params, group)
+        for param in params:
+            self._update(param, group)
 
     def _compiled_update(self, params: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
         """Step the parameters on a GPU with the compiled maths; return the others.
@@ -273,7 +282,6 @@ class Optimizer(torch.optim.Optimizer):
         A parameter whose state is not all there yet (SGD's momentum buffer, born from the
         first gradient) takes the simple path for that one step.
         """
-        keys = self._state_keys(group)
         capturable = group.get("capturable")
         batches, others = {}, []
         for param in params:
@@ -283,15 +291,16 @@ class Optimizer(torch.optim.Optimizer):
                 others.append(param)
                 continue
             state = self.state.get(param) or self._init_state(param, group)
+            keys = self._param_state_keys(param, group)
             if param.grad.dtype != param.dtype or not all(key in state for key in keys):
                 others.append(param)
                 continue
             if state:
                 self.state[param] = state
-            batches.setdefault((param.device, _real(param).dtype), []).append((param, state))
-        names = tuple(self.state_fields[key] for key in keys if key != "step")
+            batches.setdefault((param.device, _real(param).dtype, keys), []).append((param, state))
         hyperparameters = self._hyperparameters(group)
-        for batch in batches.values():
+        for (_, _, keys), batch in batches.items():
+            names = tuple(self.state_fields[key] for key in keys if key != "step")
             steps = [state.get("step") for _, state in batch]
             step_values = [None if step is None else
                            step.to(torch.promote_types(step.dtype, _real(param).dtype)) if capturable
@@ -374,7 +383,9 @@ class Optimizer(torch.optim.Optimizer):
         self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
 
-    def _check_loadable(self, state_dict) -> None:
+    def _check_loadable(self, state_dict) -> dict:
+        """Raise if ``state_dict`` does not fit this optimizer; else map each saved parameter
+        id to (where it is, the parameter, its group's settings)."""
         name = f"adamlab.{type(self).__name__}"
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= state_dict.keys():
             raise ValueError(f"{name}.load_state_dict expects a mapping with 'state' and "
@@ -397,13 +408,17 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"the state_dict has state for parameter id {param_id!r}, "
                                  f"which none of its parameter groups lists")
             where, param, group = params_by_id[param_id]
-            if not param_state:
-                continue
-            expected = self._state_keys(group)
-            if set(param_state) != set(expected):
-                raise ValueError(f"the state of {where} has keys {sorted(param_state)}, "
-                                 f"{name} with these settings keeps {sorted(expected)}")
-            for key, value in param_state.items():
-                if key != "step" and isinstance(value, torch.Tensor) and value.shape != param.shape:
-                    raise ValueError(f"state {key!r} of {where} has shape {tuple(value.shape)}, "
-                                     f"the parameter has shape {tuple(param.shape)}")
+            if param_state:
+                self._check_param_state(param_state, param, group, where)
+        return params_by_id
+
+    def _check_param_state(self, param_state: dict, param: torch.Tensor, group: dict, where: str) -> None:
+        """Raise if one parameter's saved state does not fit it under this optimizer's settings."""
+        expected = self._param_state_keys(param, group)
+        if set(param_state) != set(expected):
+            raise ValueError(f"the state of {where} has keys {sorted(param_state)}, "
+                             f"adamlab.{type(self).__name__} with these settings keeps {sorted(expected)}")
+        for key, value in param_state.items():
+            if key != "step" and isinstance(value, torch.Tensor) and value.shape != param.shape:
+                raise ValueError(f"state {key!r} of {where} has shape {tuple(value.shape)}, "
+                                 f"the parameter has shape {tuple(param.shape)}")

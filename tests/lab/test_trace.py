@@ -20,6 +20,7 @@ AS_TORCH = {
     "adamw": ("AdamW", dict(lr=1e-3)),
     "amsgrad": ("Adam", dict(lr=1e-3, amsgrad=True)),
     "lion": ("Lion", dict(lr=1e-3)),
+    "adafactor": ("Adafactor", dict(lr=1e-3)),
 }
 
 

@@ -1,0 +1,139 @@
+"""Block-wise 8-bit storage of optimizer state with the "dynamic" code of Dettmers et al.
+
+A tensor is cut into blocks of ``BLOCK`` elements (its flat order; the last block may be
+short). Each block keeps one float32 scale, its largest magnitude, and each element one byte:
+the index of the code value nearest to element / scale.
+
+The code spends its 256 values where Adam's moments need them. Every value is a decade
+10^-d (d = 0 .. 6) times a fraction in [0.1, 1] taken from an even grid of that decade, and
+the larger decades get the finer grids: the signed code (for m) gives decade 10^-d 2^(6-d)
+values of each sign, the unsigned one (for v, never negative) 2^(7-d); both add 0 and 1. So
+relative precision stays ~1-2% across the top decades and the code still reaches 10^-6 of
+the block's largest value, where a linear code would have flushed everything below 1/127
+to zero.
+
+Dettmers, Lewis, Shleifer & Zettlemoyer, "8-bit Optimizers via Block-wise Quantization"
+(ICLR 2022). The codes are bitsandbytes' ``create_dynamic_map`` and the blocks its
+optimizers' 256 (theirs are computed in float32, so the last bit may differ).
+
+>>> import numpy as np
+>>> codes, scales = quantize(np.array([0.5, -0.25, 1e-3, 0.0]), signed=True)
+>>> dequantize(codes, scales, signed=True, like=np.float64(0)).round(4).tolist()
+[0.5, -0.2504, 0.0009, 0.0]
+"""
+
+import functools
+
+import numpy as np
+import torch
+
+#: Elements per block sharing one float32 scale.
+BLOCK = 256
+
+
+@functools.cache
+def code(signed: bool) -> np.ndarray:
+    """The 256 code values in ascending order, as float32."""
+    values = [0.0, 1.0]
+    for d in range(7):
+        count = 2 ** (6 - d) if signed else 2 ** (7 - d)
+        edges = np.linspace(0.1, 1.0, count + 1)
+        magnitudes = 10.0 ** -d * (edges[:-1] + edges[1:]) / 2  # the middle of each step of the grid
+        values += list(magnitudes) + (list(-magnitudes) if signed else [])
+    return np.array(sorted(values), dtype=np.float32)
+
+
+@functools.cache
+def midpoints(signed: bool) -> np.ndarray:
+    """The 255 boundaries between neighbouring codes: a value rounds to the code below the
+    first boundary at or above it (boundaries are float32, as the codes)."""
+    values = code(signed)
+    return ((values[:-1] + values[1:]) / 2).astype(np.float32)
+
+
+def quantize(x, *, signed: bool):
+    """``x`` (NumPy array or torch tensor) as 8-bit codes of its shape and float32 block scales.
+
+    A block of zeros gets scale 0 and the code of 0. x / scale is computed as x * (1 / scale) in
+    ``x``'s own precision, the scale rounded to float32 first, exactly as the fused kernel does.
+    """
+    if isinstance(x, torch.Tensor):
+        flat = x.reshape(-1)
+        blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK)).reshape(-1, BLOCK)
+        scales = blocks.abs().amax(dim=1).to(torch.float32)
+        inverse = 1 / torch.where(scales > 0, scales, 1).to(x.dtype)
+        bounds = torch.as_tensor(midpoints(signed), device=x.device).to(x.dtype)
+        codes = torch.searchsorted(bounds, (blocks * inverse[:, None]).contiguous())
+        return codes.reshape(-1)[:flat.numel()].to(torch.uint8).reshape(x.shape), scales
+    flat = np.asarray(x).reshape(-1)
+    blocks = np.pad(flat, (0, -flat.size % BLOCK)).reshape(-1, BLOCK)
+    scales = np.abs(blocks).max(axis=1).astype(np.float32)
+    inverse = 1 / np.where(scales > 0, scales, 1).astype(flat.dtype)
+    codes = np.searchsorted(midpoints(signed).astype(flat.dtype), blocks * inverse[:, None])
+    return codes.reshape(-1)[:flat.size].astype(np.uint8).reshape(np.shape(x)), scales
+
+
+def dequantize(codes, scales, *, signed: bool, like):
+    """The values that ``codes`` and block ``scales`` stand for, shaped as ``codes``, in
+    ``like``'s precision but at least float32 (bfloat16 would lose what the codes keep)."""
+    if isinstance(codes, torch.Tensor):
+        dtype = torch.promote_types(like.dtype, torch.float32)
+        values = torch.as_tensor(code(signed), device=codes.device)[codes.reshape(-1).long()].to(dtype)
+        n = values.numel()
+        padded = torch.nn.functional.pad(values, (0, -n % BLOCK)).reshape(-1, BLOCK)
+        return (padded * scales.to(dtype)[:, None]).reshape(-1)[:n].reshape(codes.shape)
+    dtype = np.result_type(like, np.float32)
+    values = code(signed)[np.asarray(codes).reshape(-1)].astype(dtype)
+    n = values.size
+    padded = np.pad(values, (0, -n % BLOCK)).reshape(-1, BLOCK)
+    return (padded * np.asarray(scales).astype(dtype)[:, None]).reshape(-1)[:n].reshape(np.shape(codes))
+
+
+def blocks(count: int) -> int:
+    """The number of blocks (and scales) of a tensor of ``count`` elements."""
+    return -(-count // BLOCK)
+
+
+# --- The fused kernel's shortcut to the nearest code ------------------------------------------
+#
+# The kernel finds a value's code without a binary search over the 255 boundaries. The
+# magnitudes from 2^-24 to 1 are cut into cells by a float32's exponent and top
+# CELL_BITS mantissa bits; every cell holds at most one boundary (checked below), so the code
+# of y is the number of boundaries below the cell, plus one if that next boundary is below y.
+# Magnitudes under 2^-24 share a cell, as do those of 1 and above, one of each per sign.
+
+CELL_BITS = 7
+LOWEST_EXPONENT = -24
+
+
+def cell_of(y: float) -> int:
+    """The kernel's cell of a float32 value (mirrored in ``cpu_body.h``)."""
+    bits = int(np.array(y, dtype=np.float32).view(np.uint32))
+    binades = -LOWEST_EXPONENT
+    per_sign = binades * 2**CELL_BITS + 2
+    exponent = (bits >> 23) & 0xFF
+    if exponent < 127 + LOWEST_EXPONENT:
+        cell = 0
+    elif exponent >= 127:
+        cell = per_sign - 1
+    else:
+        cell = 1 + ((exponent - 127 - LOWEST_EXPONENT) << CELL_BITS) + ((bits >> (23 - CELL_BITS)) & (2**CELL_BITS - 1))
+    return cell + (per_sign if bits >> 31 else 0)
+
+
+@functools.cache
+def cell_table(signed: bool) -> np.ndarray:
+    """For each cell, the number of boundaries below all of its values (uint8)."""
+    bounds = midpoints(signed).astype(np.float64)
+    per_sign = -LOWEST_EXPONENT * 2**CELL_BITS + 2
+    lows = np.empty(per_sign)  # each cell's smallest magnitude
+    lows[0], lows[-1] = 0.0, 1.0
+    steps = np.arange(-LOWEST_EXPONENT * 2**CELL_BITS)
+    lows[1:-1] = 2.0 ** (LOWEST_EXPONENT + steps // 2**CELL_BITS) * (1 + (steps % 2**CELL_BITS) / 2**CELL_BITS)
+    highs = np.append(lows[1:], np.inf)
+    positive = np.searchsorted(bounds, lows, side="left")
+    negative = np.searchsorted(bounds, -highs, side="left")  # below -high: below every value of the cell
+    for low, high in zip(lows, highs):  # the shortcut's premise
+        assert np.count_nonzero((bounds >= low) & (bounds < high)) <= 1
+        assert np.count_nonzero((bounds >= -high) & (bounds <= -low)) <= 1
+    return np.concatenate([positive, negative]).astype(np.uint8)

@@ -63,6 +63,11 @@ class Adafactor(Optimizer):
         super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
                                       beta1=beta1, foreach=foreach, maximize=maximize, fused=fused))
 
+    def _check_group(self, group):
+        super()._check_group(group)
+        if not isinstance(group["eps"], (tuple, list)):
+            raise ValueError(f"eps must be a pair (eps1, eps2) for Adafactor, got {group['eps']!r}")
+
     def add_param_group(self, param_group: dict) -> None:
         params = param_group["params"]
         for param in [params] if isinstance(params, torch.Tensor) else list(params):

@@ -1,5 +1,6 @@
 """``adamlab train``: a small GPT learns to make up names."""
 
+import argparse
 import json
 import signal
 import sys
@@ -9,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..lab.training import OPTIMIZERS, RECIPES, TrainConfig, Training
+from ..lab.training import DTYPES, OPTIMIZERS, RECIPES, ROUNDINGS, TrainConfig, Training
 from ..recipe import SCHEDULES
 from .output import print_table, usable_device
 
@@ -27,6 +28,10 @@ _CONFIG_OPTIONS = {
     "clip": dict(type=float, help="max gradient norm, 0 for none"),
     "seed": dict(type=int, help="seed of the initialization, the split and the data order"),
     "eval_every": dict(type=int, help="steps between evaluations of the loss on both splits"),
+    "dtype": dict(choices=DTYPES, help="precision of weights, gradients and optimizer state (bfloat16: "
+                                       "no float32 master copy)"),
+    "rounding": dict(choices=ROUNDINGS, help="how bfloat16 weights are rounded after each step "
+                                             "(default stochastic)"),
 }
 
 
@@ -44,9 +49,11 @@ def add_parser(commands) -> None:
     for name, settings in _CONFIG_OPTIONS.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, **settings)
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
-    parser.add_argument("--compare", metavar="OPTIMIZER", choices=OPTIMIZERS,
-                        help="train a second time with this optimizer (same seed, same data order) "
-                             "and plot both")
+    parser.add_argument("--compare", metavar="OPTIMIZER|SETTING=VALUE,...", action="append", default=[],
+                        type=_comparison,
+                        help="train again with another optimizer, or other settings (e.g. "
+                             "dtype=bfloat16,rounding=nearest), same seed and data order, and plot "
+                             "every run; may be given more than once")
     parser.add_argument("--plot", metavar="FILE", default="adamlab-train.png",
                         help="loss-curve PNG (default adamlab-train.png)")
     parser.add_argument("--no-plot", action="store_true", help="write no plot")
@@ -113,6 +120,40 @@ def _describe(training: Training, console: Console) -> None:
                   f"{training.split_sizes['val']:,} validation names, {training.vocabulary.size} tokens")
 
 
+def _comparison(text: str) -> dict:
+    """A --compare value as config changes: an optimizer name, or SETTING=VALUE pairs."""
+    if "=" not in text:
+        if text not in OPTIMIZERS:
+            raise argparse.ArgumentTypeError(f"unknown optimizer {text!r}; choose from {', '.join(OPTIMIZERS)}")
+        return {"optimizer": text}
+    changes = {}
+    for pair in text.split(","):
+        key, _, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in _CONFIG_OPTIONS:
+            raise argparse.ArgumentTypeError(f"unknown setting {key!r} in {text!r}; "
+                                             f"choose from {', '.join(_CONFIG_OPTIONS)}")
+        settings = _CONFIG_OPTIONS[key]
+        try:
+            changes[key] = settings.get("type", str)(value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key}={value!r} is not a {settings['type'].__name__}") from None
+        if "choices" in settings and changes[key] not in settings["choices"]:
+            raise argparse.ArgumentTypeError(f"{key} must be one of {', '.join(settings['choices'])}, "
+                                             f"got {value!r}")
+    return changes
+
+
+def _label(config: TrainConfig, changes: dict | None = None) -> str:
+    """A run's name in tables and plots: its optimizer, or what a comparison changed."""
+    if changes is not None:
+        return changes["optimizer"] if list(changes) == ["optimizer"] else \
+            ", ".join(f"{key}={value}" for key, value in changes.items())
+    if config.dtype == "bfloat16":
+        return f"{config.optimizer}, bfloat16 ({config.rounding} rounding)"
+    return config.optimizer
+
+
 def run(args) -> int:
     if args.samples < 0:
         raise ValueError(f"--samples must be >= 0, got {args.samples}")
@@ -123,9 +164,9 @@ def run(args) -> int:
             raise ValueError(f"{option} {path}: {Path(path).resolve().parent} is not a directory")
     device = usable_device(args.device)
     training = _start(args, device)
-    runs = [(training.config.optimizer, training)]
-    if args.compare:
-        runs.append((f"{args.compare} (compare)", Training(training.config.replace(optimizer=args.compare), device)))
+    runs = [(_label(training.config), training)]
+    for changes in args.compare:
+        runs.append((_label(training.config, changes), Training(training.config.replace(**changes), device)))
 
     console = Console()
     if not args.json:
@@ -144,8 +185,8 @@ def run(args) -> int:
         title = f"adamlab train, recipe {args.recipe if not args.resume else 'resumed'}"
         plot_losses([(label, each.history) for label, each in runs][: len(summaries)], args.plot, title)
     result = dict(summaries[0], plot=None if args.no_plot else str(args.plot))
-    if len(summaries) > 1:
-        result["compare"] = summaries[1]
+    if args.compare:
+        result["compare"] = summaries[1:]
 
     if args.json:
         print(json.dumps(result, indent=2))

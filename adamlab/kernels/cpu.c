@@ -20,7 +20,14 @@
 enum {
     OPTION_MAXIMIZE = 1, OPTION_DECOUPLED = 2, OPTION_AMSGRAD = 4, OPTION_NESTEROV = 8,
     OPTION_CENTERED = 16, OPTION_MOMENTUM = 32, OPTION_FIRST_STEP = 64, OPTION_STEP_F64 = 128,
+    OPTION_STOCHASTIC = 256,
 };
+
+/* With OPTION_STOCHASTIC, scalars[SEED_SLOT] holds the step's random seed (the kernels' own
+ * scalars come first, fewer than SEED_SLOT of them). */
+#define SEED_SLOT 8
+#define STOCHASTIC_SEED \
+    const uint32_t seed __attribute__((unused)) = (options & OPTION_STOCHASTIC) ? (uint32_t)scalars[SEED_SLOT] | 1u : 0
 
 /* Work is cut into chunks of at most CHUNK elements, so that a few large tensors and many
  * small ones spread alike over the threads, in one parallel region without barriers. */
@@ -60,6 +67,27 @@ static inline float bf16_load(uint16_t x) {
     float value;
     memcpy(&value, &bits, sizeof value);
     return value;
+}
+
+/* A 32-bit integer hash (Wellons' lowbias32): the random bits of stochastic rounding, a pure
+ * function of seed, tensor and element, so threads need no generator of their own. */
+static inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+/* Round up (in magnitude) with probability equal to the fraction of a bfloat16 step that
+ * truncation would lose, so the rounding is right on average: updates far below half a step
+ * of the weight still add up, where rounding to nearest would drop every one of them. */
+static inline uint16_t bf16_store_stochastic(float value, uint32_t noise) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);  /* NaN */
+    return (uint16_t)((bits + (noise & 0xffffu)) >> 16);
 }
 
 static inline uint16_t bf16_store(float value) {  /* round to nearest, ties to even */
@@ -109,6 +137,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define SQRT sqrtf
 #define LOAD(x) (x)
 #define STORE(x) (x)
+#define STORE_PARAM(x, i) (x)
 #define NAME(kernel) adamlab_##kernel##_f32
 #include "cpu_body.h"
 
@@ -117,6 +146,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define SQRT sqrt
 #define LOAD(x) (x)
 #define STORE(x) (x)
+#define STORE_PARAM(x, i) (x)
 #define NAME(kernel) adamlab_##kernel##_f64
 #include "cpu_body.h"
 
@@ -125,5 +155,9 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define SQRT sqrtf
 #define LOAD(x) bf16_load(x)
 #define STORE(x) bf16_store(x)
+/* A parameter is stored with stochastic rounding when the step has a seed. */
+#define STORE_PARAM(x, i) (seed ? bf16_store_stochastic((x), mix32((uint32_t)(i) * 0x9e3779b9u + seed \
+                                                          + (uint32_t)chunks[c].tensor * 0x85ebca6bu)) \
+                             : bf16_store(x))
 #define NAME(kernel) adamlab_##kernel##_bf16
 #include "cpu_body.h"

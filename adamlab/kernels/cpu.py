@@ -26,7 +26,9 @@ from ..maths import quantize
 
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno")
 OPTIONS = {"maximize": 1, "decoupled": 2, "amsgrad": 4, "nesterov": 8, "centered": 16,
-           "momentum": 32, "first_step": 64, "step_f64": 128}
+           "momentum": 32, "first_step": 64, "step_f64": 128, "stochastic": 256}
+#: Where a step's random seed goes among the scalars (cpu.c's SEED_SLOT).
+SEED_SLOT = 8
 _SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
 _KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "adam8bit", "lion", "lamb")
 
@@ -131,11 +133,17 @@ def _pointers(rows: list[list[torch.Tensor]]):
             (sizes, ctypes.cast(sizes.buffer_info()[0], ctypes.POINTER(ctypes.c_int64))))
 
 
-def run(kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]], scalars, options=()) -> None:
+def run(kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]], scalars, options=(),
+        seed: int | None = None) -> None:
     """Run ``kernel`` over ``rows``: one row of contiguous CPU tensors per parameter, in the
-    kernel's column order (param, grad, state..., step)."""
+    kernel's column order (param, grad, state..., step). With a ``seed`` (below 2^32), bfloat16
+    parameters are stored with stochastic rounding drawn from it."""
     (_, pointers), (_, sizes) = keep = _pointers(rows)
-    values = (ctypes.c_double * len(scalars))(*map(float, scalars))
+    scalars = [float(value) for value in scalars]
+    if seed is not None:
+        scalars += [0.0] * (SEED_SLOT - len(scalars)) + [float(seed)]
+        options = (*options, "stochastic")
+    values = (ctypes.c_double * len(scalars))(*scalars)
     bits = sum(OPTIONS[name] for name in options)
     function = getattr(library(), f"adamlab_{kernel}_{_SUFFIXES[dtype]}")
     function(len(rows), pointers, sizes, values, bits, torch.get_num_threads())

@@ -2,6 +2,7 @@
  * NAME set. Everything inside a loop stays in REAL: one double in a float expression would make
  * the whole of it double, at half the vector width. */
 #define FOR_EACH_CHUNK                                                         \
+    STOCHASTIC_SEED;                                                           \
     chunk_t *chunks;                                                           \
     int64_t chunk_count = make_chunks(count, sizes, &chunks);                  \
     _Pragma("omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1)") \
@@ -28,7 +29,7 @@ void NAME(sgd)(int64_t count, void **pointers, const int64_t *sizes, const doubl
                 buffer[i] = STORE(b);
                 direction = nesterov ? g + momentum * b : b;
             }
-            param[i] = STORE(theta - lr * direction);
+            param[i] = STORE_PARAM(theta - lr * direction, i);
         }
     }
     free(chunks);
@@ -49,7 +50,7 @@ void NAME(adagrad)(int64_t count, void **pointers, const int64_t *sizes, const d
                 REAL g = LOAD(grad[i]);
                 REAL s = LOAD(sum[i]) + g * g;
                 sum[i] = STORE(s);
-                param[i] = STORE(LOAD(param[i]) - lr_t * g / (SQRT(s) + eps));
+                param[i] = STORE_PARAM(LOAD(param[i]) - lr_t * g / (SQRT(s) + eps), i);
             }
         } else {
             for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
@@ -57,7 +58,7 @@ void NAME(adagrad)(int64_t count, void **pointers, const int64_t *sizes, const d
                 REAL g = sign * LOAD(grad[i]) + decay * theta;
                 REAL s = LOAD(sum[i]) + g * g;
                 sum[i] = STORE(s);
-                param[i] = STORE(theta - lr_t * g / (SQRT(s) + eps));
+                param[i] = STORE_PARAM(theta - lr_t * g / (SQRT(s) + eps), i);
             }
         }
     }
@@ -95,7 +96,7 @@ void NAME(rmsprop)(int64_t count, void **pointers, const int64_t *sizes, const d
                 buffer[i] = STORE(b);
                 ratio = b;
             }
-            param[i] = STORE(theta - lr * ratio);
+            param[i] = STORE_PARAM(theta - lr * ratio, i);
         }
     }
     free(chunks);
@@ -129,7 +130,7 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
                 REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
                 exp_avg[i] = STORE(m);
                 exp_avg_sq[i] = STORE(v);
-                param[i] = STORE(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps));
+                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), i);
             }
         } else {
             for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
@@ -144,7 +145,7 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
                     v = kept > v ? kept : v;
                     max_exp_avg_sq[i] = STORE(v);
                 }
-                param[i] = STORE(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps));
+                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), i);
             }
         }
     }
@@ -205,7 +206,7 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
                 REAL magnitude = m < 0 ? -m : m;
                 m_max = magnitude > m_max ? magnitude : m_max;
                 v_max = v > v_max ? v : v_max;
-                param[i] = STORE(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps));
+                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), i);
             }
             /* The scale is rounded to float32 before its inverse is taken, as quantize() does. */
             const float m_kept = (float)m_max, v_kept = (float)v_max;
@@ -238,7 +239,7 @@ void NAME(lion)(int64_t count, void **pointers, const int64_t *sizes, const doub
             REAL interpolated = beta1 * m + (1 - beta1) * g;
             /* torch.sign's: -1, 0 or 1, and NaN stays NaN. */
             REAL direction = interpolated > 0 ? 1 : interpolated < 0 ? -1 : interpolated;
-            param[i] = STORE(LOAD(param[i]) * shrink - lr * direction);
+            param[i] = STORE_PARAM(LOAD(param[i]) * shrink - lr * direction, i);
             exp_avg[i] = STORE(beta2 * m + (1 - beta2) * g);
         }
     }
@@ -263,6 +264,7 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
     double *weight_sq = calloc(count > 0 ? count : 1, sizeof(double));
     double *update_sq = calloc(count > 0 ? count : 1, sizeof(double));
     double *ratios = malloc(sizeof(double) * (count > 0 ? count : 1));
+    STOCHASTIC_SEED;
     chunk_t *chunks;
     int64_t chunk_count = make_chunks(count, sizes, &chunks);
     double *partial = malloc(sizeof(double) * 2 * (chunk_count > 0 ? chunk_count : 1));
@@ -308,7 +310,7 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
             REAL theta = LOAD(param[i]);
             REAL u = NAME(lamb_direction)(LOAD(exp_avg[i]), LOAD(exp_avg_sq[i]), theta, inverse_correction1,
                                           inverse_root_correction2, eps, decay);
-            param[i] = STORE(theta - scale * u);
+            param[i] = STORE_PARAM(theta - scale * u, i);
         }
     }
     free(partial);
@@ -326,4 +328,5 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
 #undef REAL
 #undef LOAD
 #undef STORE
+#undef STORE_PARAM
 #undef NAME

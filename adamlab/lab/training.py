@@ -30,6 +30,11 @@ OPTIMIZERS = {
     "torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW,
 }
 
+#: The precisions a run can train in: of the weights, the gradients and the optimizer state alike.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: How bfloat16 weights are rounded after each step (see ``stochastic_rounding`` on the optimizers).
+ROUNDINGS = ("stochastic", "nearest")
+
 CHECKPOINT_FORMAT = "adamlab-train-1"
 #: Training loss is measured on this many training names (the first of the seeded shuffle), to keep
 #: evaluation cheap on large corpora; validation loss on the whole validation split.
@@ -61,6 +66,8 @@ class TrainConfig:
     validation_fraction: float = 0.1
     eval_every: int | None = None  # None: 20 evaluations over the run
     data: str | None = None  # a names file; None for adamlab's own corpus
+    dtype: str = "float32"  # of weights, gradients and optimizer state: no float32 master copy
+    rounding: str = "stochastic"  # of bfloat16 weights after each step
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -75,6 +82,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name in ("steps", "batch_size", "n_layer", "n_embd", "n_head", "block_size", "eval_every"):
@@ -107,6 +118,13 @@ def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optim
     settings = {name: getattr(config, name) for name in ("lr", "betas", "eps") if name in accepted}
     if isinstance(accepted.get("eps") and accepted["eps"].default, tuple):
         del settings["eps"]  # Adafactor's (eps1, eps2) are no Adam eps: keep its defaults
+    if config.dtype == "bfloat16" and config.rounding == "stochastic":
+        if "stochastic_rounding" not in accepted:
+            rounding = [name for name, cls in OPTIMIZERS.items()
+                        if "stochastic_rounding" in inspect.signature(cls).parameters]
+            raise ValueError(f"{config.optimizer} has no stochastic rounding; use one of {', '.join(rounding)}, "
+                             f"or rounding 'nearest'")
+        settings["stochastic_rounding"] = True
     return optimizer_class(groups, **settings)
 
 
@@ -140,7 +158,7 @@ class Training:
         torch.manual_seed(config.seed)
         self.model = GPT(GPTConfig(self.vocabulary.size, config.block_size, config.n_layer,
                                    config.n_embd, config.n_head, config.norm,
-                                   config.init_std)).to(self.device)
+                                   config.init_std)).to(self.device, DTYPES[config.dtype])
         self.groups = param_groups(self.model, config.weight_decay)
         self.optimizer = make_optimizer(config, self.groups.groups)
         schedule = SCHEDULES[config.schedule]
@@ -191,7 +209,7 @@ class Training:
         for start in range(0, len(inputs), 1024):
             logits, _ = self.model(inputs[start:start + 1024])
             chunk = targets[start:start + 1024]
-            losses = torch.nn.functional.cross_entropy(logits.flatten(0, 1), chunk.flatten(),
+            losses = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), chunk.flatten(),
                                                        ignore_index=-1, reduction="sum")
             total, count = total + losses.item(), count + int((chunk >= 0).sum())
         return total / count

@@ -39,6 +39,9 @@ class Adafactor(Optimizer):
         fused: None (default) takes the compiled maths on CUDA, False forces the simple
             path, True demands a fused step (there is no CPU kernel for Adafactor yet).
         foreach: torch.optim's implementation flag; adamlab rejects True.
+        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
+            proportion (unbiased), so training without a float32 master copy does not lose
+            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
 
     Example::
 
@@ -59,9 +62,10 @@ class Adafactor(Optimizer):
     def __init__(self, params, lr: float | torch.Tensor = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple[float | None, float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0,
                  *, beta1: float | None = None, foreach: bool | None = None, maximize: bool = False,
-                 fused: bool | None = None):
+                 fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
-                                      beta1=beta1, foreach=foreach, maximize=maximize, fused=fused))
+                                      beta1=beta1, foreach=foreach, maximize=maximize, fused=fused,
+                                      stochastic_rounding=stochastic_rounding))
 
     def _check_group(self, group):
         super()._check_group(group)

@@ -34,6 +34,9 @@ _ARGS = """
             path, True demands the fused step.
         foreach, differentiable: torch.optim's implementation flags; adamlab
             rejects True.
+        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
+            proportion (unbiased), so training without a float32 master copy does not lose
+            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
 """
 
 
@@ -62,12 +65,12 @@ class Adam(Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
                  foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
                  differentiable: bool = False, fused: bool | None = None,
-                 decoupled_weight_decay: bool = False):
+                 decoupled_weight_decay: bool = False, stochastic_rounding: bool = False):
         super().__init__(params, dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             maximize=maximize, foreach=foreach, capturable=capturable,
             differentiable=differentiable, fused=fused,
-            decoupled_weight_decay=decoupled_weight_decay))
+            decoupled_weight_decay=decoupled_weight_decay, stochastic_rounding=stochastic_rounding))
 
     def _state_keys(self, group):
         return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
@@ -101,11 +104,11 @@ class AdamW(Adam):
                  betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
                  maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
-                 differentiable: bool = False, fused: bool | None = None):
+                 differentiable: bool = False, fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
                          maximize=maximize, capturable=capturable,
                          differentiable=differentiable, fused=fused,
-                         decoupled_weight_decay=True)
+                         decoupled_weight_decay=True, stochastic_rounding=stochastic_rounding)
 
     def __setstate__(self, state):
         super().__setstate__(state)

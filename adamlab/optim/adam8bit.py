@@ -7,7 +7,8 @@ from ..kernels import cpu
 from ..maths import adam8bit
 from ..maths.quantize import BLOCK, blocks, quantize
 from .adam import Adam
-from .base import _fused_kernels_usable, _step_dtype, _without_fused_step
+from .base import (_fused_kernels_usable, _rounds_stochastically, _seed, _step_dtype, _without_fused_step,
+                   stochastic_round)
 
 #: Tensors with fewer elements keep full-precision state: their scales would cost more than
 #: the bytes saved, and they are the biases and norms whose updates matter most.
@@ -47,6 +48,9 @@ class Adam8bit(Adam):
         fused: None (default) takes the CPU kernel where it can, False forces the simple
             path, True demands the kernel.
         decoupled_weight_decay: decay theta directly, as AdamW (default False).
+        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
+            proportion (unbiased), so training without a float32 master copy does not lose
+            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
 
     Example::
 
@@ -69,9 +73,10 @@ class Adam8bit(Adam):
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, *, maximize: bool = False,
-                 fused: bool | None = None, decoupled_weight_decay: bool = False):
+                 fused: bool | None = None, decoupled_weight_decay: bool = False,
+                 stochastic_rounding: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize, fused=fused,
-                         decoupled_weight_decay=decoupled_weight_decay)
+                         decoupled_weight_decay=decoupled_weight_decay, stochastic_rounding=stochastic_rounding)
 
     def add_param_group(self, param_group: dict) -> None:
         params = param_group["params"]
@@ -133,8 +138,9 @@ class Adam8bit(Adam):
         options = tuple(name for name, on in (("maximize", h["maximize"]),
                                               ("decoupled", h["decoupled_weight_decay"])) if on)
         for (dtype, step_dtype), rows in buckets.items():
+            seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
             kernels.run("adam8bit", dtype, rows, (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]),
-                        options + (("step_f64",) if step_dtype == torch.float64 else ()))
+                        options + (("step_f64",) if step_dtype == torch.float64 else ()), seed=seed)
         return others
 
     def _quantized_update(self, param, group):
@@ -149,7 +155,7 @@ class Adam8bit(Adam):
         work = torch.promote_types(param.dtype, torch.float32)  # as the kernel computes
         new = self.quantized_maths.update(param.grad.to(work), self.quantized_maths.State(step=state["step"].item(), **fields),
                                           param.to(work), **h)
-        param.copy_(new.param)
+        param.copy_(stochastic_round(new.param) if _rounds_stochastically(param, group) else new.param)
         for key, field in self.quantized_fields.items():
             state[key].copy_(getattr(new.state, field))
         state["step"] += 1
@@ -219,9 +225,9 @@ class AdamW8bit(Adam8bit):
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, *, maximize: bool = False,
-                 fused: bool | None = None):
+                 fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize, fused=fused,
-                         decoupled_weight_decay=True)
+                         decoupled_weight_decay=True, stochastic_rounding=stochastic_rounding)
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -163,6 +163,25 @@ class _Plan(NamedTuple):
         return buckets
 
 
+def stochastic_round(x: torch.Tensor) -> torch.Tensor:
+    """A float32 tensor rounded to bfloat16 up or down at random, in proportion to how near each
+    neighbour is: unbiased, so updates smaller than half a bfloat16 step still add up on average.
+    Draws from torch's default generator (the fused kernels use their own counter-based bits)."""
+    bits = x.view(torch.int32)
+    noise = torch.randint(0, 1 << 16, x.shape, dtype=torch.int32, device=x.device)
+    rounded = ((bits + noise) & -(1 << 16)).view(torch.float32)  # the low 16 bits cleared: exact in bfloat16
+    return torch.where(x.isnan(), x, rounded).to(torch.bfloat16)
+
+
+def _rounds_stochastically(param: torch.Tensor, group: dict) -> bool:
+    return bool(group.get("stochastic_rounding")) and param.dtype == torch.bfloat16
+
+
+def _seed() -> int:
+    """A fresh seed for one kernel call's stochastic rounding, from torch's default generator."""
+    return int(torch.randint(0, 2**31 - 1, ()).item())
+
+
 def _step_dtype() -> torch.dtype:
     # torch.optim's convention for the "step" counter, kept so checkpoints match.
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -292,7 +311,8 @@ class Optimizer(torch.optim.Optimizer):
                 continue
             state = self.state.get(param) or self._init_state(param, group)
             keys = self._param_state_keys(param, group)
-            if param.grad.dtype != param.dtype or not all(key in state for key in keys):
+            if (param.grad.dtype != param.dtype or not all(key in state for key in keys)
+                    or _rounds_stochastically(param, group)):  # no stochastic rounding compiled yet
                 others.append(param)
                 continue
             if state:
@@ -333,7 +353,8 @@ class Optimizer(torch.optim.Optimizer):
         for (dtype, step_dtype, first_step), rows in buckets.items():
             options = kernel.options + (("step_f64",) if step_dtype == torch.float64 else ()) \
                 + (("first_step",) if first_step else ())
-            kernels.run(kernel.name, dtype, rows, kernel.scalars, options)
+            seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
+            kernels.run(kernel.name, dtype, rows, kernel.scalars, options, seed=seed)
         if plan.first_step:  # the buffers born in this step are ordinary state from now on
             del self._plans[id(group)]
         return plan.others
@@ -349,17 +370,20 @@ class Optimizer(torch.optim.Optimizer):
         """The simple path: the maths on tensors, written back in place."""
         state = self.state.get(param) or self._init_state(param, group)
         real_param = _real(param)
+        # Stochastic rounding needs the new weight before any rounding: work in float32.
+        stochastic = _rounds_stochastically(param, group)
+        work = (lambda tensor: tensor.float()) if stochastic else (lambda tensor: tensor)
         fields = dict.fromkeys(self.maths.State._fields)
         for key, field in self.state_fields.items():
             if key in state:
-                fields[field] = _real(state[key])
+                fields[field] = work(_real(state[key]))
         if "step" in state:
             step = state["step"]
             fields["step"] = (step.to(torch.promote_types(step.dtype, real_param.dtype))
                               if group.get("capturable") else step.item())
-        new = self.maths.update(_real(param.grad), self.maths.State(**fields), real_param,
+        new = self.maths.update(work(_real(param.grad)), self.maths.State(**fields), work(real_param),
                                 **self._hyperparameters(group))
-        real_param.copy_(new.param)
+        real_param.copy_(stochastic_round(new.param) if stochastic else new.param)
         for key, field in self.state_fields.items():
             value = getattr(new.state, field)
             if key == "step" or value is None:

@@ -27,6 +27,9 @@ class LAMB(Optimizer):
         fused: None (default) takes the fused step where it can (the CPU kernel, in two
             passes: the trust ratio needs a tensor's norms before it moves; or the compiled
             maths on CUDA), False forces the simple path, True demands the fused step.
+        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
+            proportion (unbiased), so training without a float32 master copy does not lose
+            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
 
     Example::
 
@@ -46,9 +49,9 @@ class LAMB(Optimizer):
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-6, weight_decay: float = 0.0, *, maximize: bool = False,
-                 fused: bool | None = None):
+                 fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize, fused=fused))
+                                      maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
 
     def _kernel(self, group):
         h = self._hyperparameters(group)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from adamlab.cli import main
-from adamlab.lab.training import RECIPES, Training
+from adamlab.cli import train as train_cli
+from adamlab.lab.training import RECIPES, TrainConfig, Training
 
 QUICK = ["train", "--recipe", "microgpt", "--steps", "30", "--eval-every", "10"]
 
@@ -39,12 +40,23 @@ def test_tables_samples_and_the_split_of_parameters(capsys, tmp_path):
         assert text in out
 
 
+def test_compare_settings_runs_each_and_labels_it(capsys, tmp_path):
+    status, out, _ = run(capsys, *QUICK, "--dtype", "bfloat16", "--compare", "dtype=float32",
+                         "--compare", "rounding=nearest", "--json", "--plot", str(tmp_path / "three.png"))
+    summary = json.loads(out)
+    assert status == 0 and len(summary["compare"]) == 2 and (tmp_path / "three.png").exists()
+    losses = [summary["final_val_loss"]] + [each["final_val_loss"] for each in summary["compare"]]
+    assert len(set(losses)) == 3  # three different runs
+    assert train_cli._label(TrainConfig(dtype="bfloat16"), None) == "adamw, bfloat16 (stochastic rounding)"
+    assert train_cli._label(TrainConfig(), {"dtype": "float32", "lr": 0.1}) == "dtype=float32, lr=0.1"
+
+
 def test_compare_adam_with_torch_adam_in_one_plot(capsys, tmp_path):
     status, out, _ = run(capsys, *QUICK, "--optimizer", "adam", "--compare", "torch-adam", "--json",
                          "--plot", str(tmp_path / "both.png"))
     summary = json.loads(out)
-    assert status == 0 and summary["optimizer"] == "adam" and summary["compare"]["optimizer"] == "torch-adam"
-    assert summary["compare"]["final_val_loss"] == pytest.approx(summary["final_val_loss"], rel=1e-5)
+    assert status == 0 and summary["optimizer"] == "adam" and summary["compare"][0]["optimizer"] == "torch-adam"
+    assert summary["compare"][0]["final_val_loss"] == pytest.approx(summary["final_val_loss"], rel=1e-5)
     assert (tmp_path / "both.png").exists()
 
 
@@ -66,6 +78,12 @@ BAD = {
     "unknown schedule": (["--schedule", "sometimes"], "argument --schedule: invalid choice"),
     "unknown optimizer": (["--optimizer", "lion9"], "argument --optimizer: invalid choice"),
     "compare and save": (["--compare", "adam", "--save", "{tmp}/run.pt"], "cannot be combined with --save"),
+    "compare unknown": (["--compare", "adam9"], "unknown optimizer 'adam9'; choose from sgd"),
+    "compare setting": (["--compare", "colour=red"], "unknown setting 'colour' in 'colour=red'; choose from optimizer"),
+    "compare value": (["--compare", "dtype=float16"], "dtype must be one of float32, bfloat16, got 'float16'"),
+    "compare number": (["--compare", "lr=fast"], "lr='fast' is not a float"),
+    "unknown dtype": (["--dtype", "float16"], "argument --dtype: invalid choice"),
+    "bf16 without rounding": (["--dtype", "bfloat16", "--optimizer", "sgd"], "sgd has no stochastic rounding"),
     "resume with settings": (["--resume", "{tmp}/run.pt", "--lr", "0.1"], "drop --lr"),
     "resume missing": (["--resume", "{tmp}/absent.pt"], "absent.pt: no such checkpoint"),
     "plot nowhere": (["--plot", "{tmp}/no/such/dir/plot.png"], "is not a directory"),

@@ -127,7 +127,8 @@ class Adam8bit(Adam):
             self.state[param] = state
             if (param.is_cpu and param.dtype in _KERNEL_DTYPES and param.is_contiguous()
                     and param.grad.dtype == param.dtype and param.grad.is_contiguous()
-                    and state["step"].is_cpu and all(state[key].is_contiguous() for key in self.quantized_fields)):
+                    and state["step"].is_cpu and state["step"].dtype in (torch.float32, torch.float64)
+                    and all(state[key].is_contiguous() for key in self.quantized_fields)):
                 row = [param, param.grad, state["exp_avg"], state["exp_avg_sq"], state["exp_avg_absmax"],
                        state["exp_avg_sq_absmax"], cpu.code_tables(), state["step"]]
                 buckets.setdefault((param.dtype, state["step"].dtype), []).append(row)

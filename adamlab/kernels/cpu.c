@@ -137,7 +137,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define SQRT sqrtf
 #define LOAD(x) (x)
 #define STORE(x) (x)
-#define STORE_PARAM(x, i) (x)
+#define STORE_PARAM(x, tensor, i) (x)
 #define NAME(kernel) adamlab_##kernel##_f32
 #include "cpu_body.h"
 
@@ -146,7 +146,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define SQRT sqrt
 #define LOAD(x) (x)
 #define STORE(x) (x)
-#define STORE_PARAM(x, i) (x)
+#define STORE_PARAM(x, tensor, i) (x)
 #define NAME(kernel) adamlab_##kernel##_f64
 #include "cpu_body.h"
 
@@ -156,8 +156,8 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define LOAD(x) bf16_load(x)
 #define STORE(x) bf16_store(x)
 /* A parameter is stored with stochastic rounding when the step has a seed. */
-#define STORE_PARAM(x, i) (seed ? bf16_store_stochastic((x), mix32((uint32_t)(i) * 0x9e3779b9u + seed \
-                                                          + (uint32_t)chunks[c].tensor * 0x85ebca6bu)) \
-                             : bf16_store(x))
+#define STORE_PARAM(x, tensor, i) (seed ? bf16_store_stochastic((x), mix32((uint32_t)(i) * 0x9e3779b9u + seed \
+                                                                  + (uint32_t)(tensor) * 0x85ebca6bu)) \
+                                     : bf16_store(x))
 #define NAME(kernel) adamlab_##kernel##_bf16
 #include "cpu_body.h"

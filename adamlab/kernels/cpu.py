@@ -30,7 +30,7 @@ OPTIONS = {"maximize": 1, "decoupled": 2, "amsgrad": 4, "nesterov": 8, "centered
 #: Where a step's random seed goes among the scalars (cpu.c's SEED_SLOT).
 SEED_SLOT = 8
 _SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
-_KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "adam8bit", "lion", "lamb")
+_KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "adam8bit", "lion", "lamb", "adafactor")
 
 
 class KernelsUnavailable(RuntimeError):

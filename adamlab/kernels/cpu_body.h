@@ -29,7 +29,7 @@ void NAME(sgd)(int64_t count, void **pointers, const int64_t *sizes, const doubl
                 buffer[i] = STORE(b);
                 direction = nesterov ? g + momentum * b : b;
             }
-            param[i] = STORE_PARAM(theta - lr * direction, i);
+            param[i] = STORE_PARAM(theta - lr * direction, chunks[c].tensor, i);
         }
     }
     free(chunks);
@@ -50,7 +50,7 @@ void NAME(adagrad)(int64_t count, void **pointers, const int64_t *sizes, const d
                 REAL g = LOAD(grad[i]);
                 REAL s = LOAD(sum[i]) + g * g;
                 sum[i] = STORE(s);
-                param[i] = STORE_PARAM(LOAD(param[i]) - lr_t * g / (SQRT(s) + eps), i);
+                param[i] = STORE_PARAM(LOAD(param[i]) - lr_t * g / (SQRT(s) + eps), chunks[c].tensor, i);
             }
         } else {
             for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
@@ -58,7 +58,7 @@ void NAME(adagrad)(int64_t count, void **pointers, const int64_t *sizes, const d
                 REAL g = sign * LOAD(grad[i]) + decay * theta;
                 REAL s = LOAD(sum[i]) + g * g;
                 sum[i] = STORE(s);
-                param[i] = STORE_PARAM(theta - lr_t * g / (SQRT(s) + eps), i);
+                param[i] = STORE_PARAM(theta - lr_t * g / (SQRT(s) + eps), chunks[c].tensor, i);
             }
         }
     }
@@ -96,7 +96,7 @@ void NAME(rmsprop)(int64_t count, void **pointers, const int64_t *sizes, const d
                 buffer[i] = STORE(b);
                 ratio = b;
             }
-            param[i] = STORE_PARAM(theta - lr * ratio, i);
+            param[i] = STORE_PARAM(theta - lr * ratio, chunks[c].tensor, i);
         }
     }
     free(chunks);
@@ -130,7 +130,7 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
                 REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
                 exp_avg[i] = STORE(m);
                 exp_avg_sq[i] = STORE(v);
-                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), i);
+                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), chunks[c].tensor, i);
             }
         } else {
             for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
@@ -145,7 +145,7 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
                     v = kept > v ? kept : v;
                     max_exp_avg_sq[i] = STORE(v);
                 }
-                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), i);
+                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), chunks[c].tensor, i);
             }
         }
     }
@@ -206,7 +206,7 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
                 REAL magnitude = m < 0 ? -m : m;
                 m_max = magnitude > m_max ? magnitude : m_max;
                 v_max = v > v_max ? v : v_max;
-                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), i);
+                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), chunks[c].tensor, i);
             }
             /* The scale is rounded to float32 before its inverse is taken, as quantize() does. */
             const float m_kept = (float)m_max, v_kept = (float)v_max;
@@ -239,7 +239,7 @@ void NAME(lion)(int64_t count, void **pointers, const int64_t *sizes, const doub
             REAL interpolated = beta1 * m + (1 - beta1) * g;
             /* torch.sign's: -1, 0 or 1, and NaN stays NaN. */
             REAL direction = interpolated > 0 ? 1 : interpolated < 0 ? -1 : interpolated;
-            param[i] = STORE_PARAM(LOAD(param[i]) * shrink - lr * direction, i);
+            param[i] = STORE_PARAM(LOAD(param[i]) * shrink - lr * direction, chunks[c].tensor, i);
             exp_avg[i] = STORE(beta2 * m + (1 - beta2) * g);
         }
     }
@@ -310,7 +310,7 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
             REAL theta = LOAD(param[i]);
             REAL u = NAME(lamb_direction)(LOAD(exp_avg[i]), LOAD(exp_avg_sq[i]), theta, inverse_correction1,
                                           inverse_root_correction2, eps, decay);
-            param[i] = STORE_PARAM(theta - scale * u, i);
+            param[i] = STORE_PARAM(theta - scale * u, chunks[c].tensor, i);
         }
     }
     free(partial);
@@ -318,6 +318,120 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
     free(ratios);
     free(update_sq);
     free(weight_sq);
+    free(steps);
+}
+
+/* Adafactor. scalars: lr, beta2_decay, eps1, eps2, d, weight_decay.
+ * columns: param, grad, R (or V for a vector), C (or V again), shape (int64: columns, rows of one
+ * matrix; 0 columns for a vector), step. A tensor at a time, each in passes parallel over its rows:
+ * the sums of g^2 by row and by column and of theta^2; R and C (or V); the sum of u^2; the step. */
+static inline REAL NAME(adafactor_u)(REAL g, REAL v_hat, REAL floor) {
+    return g / SQRT(v_hat > floor ? v_hat : floor);
+}
+
+void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
+                     int64_t options, int threads) {
+    const int columns_per_row = 6;
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    const double lr = scalars[0], beta2_decay = scalars[1], eps1 = scalars[2], eps2 = scalars[3];
+    const double d = scalars[4], shrink = 1 - scalars[0] * scalars[5];
+    const REAL floor = (REAL)(eps1 * eps1);
+    STOCHASTIC_SEED;
+    double *steps = advance_steps(count, pointers, columns_per_row, options);
+    for (int64_t t = 0; t < count; t++) {
+        void **row = pointers + t * columns_per_row;
+        STORAGE *restrict param = row[0], *restrict grad = row[1];
+        STORAGE *restrict first = row[2], *restrict second = row[3];
+        const int64_t *shape = row[4];
+        const int64_t n = sizes[t], width = shape[0], height = shape[1];
+        const double weight = pow(steps[t], beta2_decay);
+        const double rho = lr < 1 / sqrt(steps[t]) ? lr : 1 / sqrt(steps[t]);
+        double theta_sq = 0, u_sq = 0;
+        if (n == 0) continue;
+        if (width == 0) {  /* a vector: V, a moving average of g^2 */
+#pragma omp parallel for reduction(+ : theta_sq, u_sq) num_threads(threads) if (n > CHUNK)
+            for (int64_t i = 0; i < n; i++) {
+                REAL theta = LOAD(param[i]), g = sign * LOAD(grad[i]);
+                REAL v = LOAD(first[i]) + (REAL)weight * (g * g - LOAD(first[i]));
+                first[i] = STORE(v);
+                REAL u = NAME(adafactor_u)(g, LOAD(first[i]), floor);
+                theta_sq += (double)theta * theta;
+                u_sq += (double)u * u;
+            }
+        } else {  /* matrices of height x width, n / (height * width) of them */
+            const int64_t rows = n / width, matrices = rows / height;
+            double *row_means = malloc(sizeof(double) * (size_t)matrices);  /* of R, one per matrix */
+#pragma omp parallel for reduction(+ : theta_sq) num_threads(threads) if (n > CHUNK)
+            for (int64_t r = 0; r < rows; r++) {
+                double sum = 0;
+                for (int64_t c = 0; c < width; c++) {
+                    REAL g = LOAD(grad[r * width + c]), theta = LOAD(param[r * width + c]);
+                    sum += (double)g * g;
+                    theta_sq += (double)theta * theta;
+                }
+                REAL old = LOAD(first[r]);
+                first[r] = STORE(old + (REAL)weight * ((REAL)(sum / width) - old));
+            }
+            /* By strips of 64 columns: each thread owns its strips and reads each row's part
+             * of a strip, 64 contiguous elements, so the pass streams rather than strides. */
+#pragma omp parallel for num_threads(threads) if (n > CHUNK)
+            for (int64_t start = 0; start < width; start += 64) {
+                const int64_t end = start + 64 < width ? start + 64 : width;
+                for (int64_t m = 0; m < matrices; m++) {
+                    double sums[64] = {0};
+                    for (int64_t r = m * height; r < (m + 1) * height; r++)
+                        for (int64_t c = start; c < end; c++) {
+                            REAL g = LOAD(grad[r * width + c]);
+                            sums[c - start] += (double)g * g;
+                        }
+                    for (int64_t c = start; c < end; c++) {
+                        REAL old = LOAD(second[m * width + c]);
+                        second[m * width + c] = STORE(old + (REAL)weight * ((REAL)(sums[c - start] / height) - old));
+                    }
+                }
+            }
+            for (int64_t m = 0; m < matrices; m++) {
+                double sum = 0;
+                for (int64_t r = m * height; r < (m + 1) * height; r++) sum += LOAD(first[r]);
+                REAL mean = (REAL)(sum / height);
+                row_means[m] = mean > (REAL)eps1 ? mean : (REAL)eps1;
+            }
+#pragma omp parallel for reduction(+ : u_sq) num_threads(threads) if (n > CHUNK)
+            for (int64_t r = 0; r < rows; r++) {
+                const int64_t m = r / height;
+                const REAL scale = LOAD(first[r]) / (REAL)row_means[m];
+                for (int64_t c = 0; c < width; c++) {
+                    REAL u = NAME(adafactor_u)(sign * LOAD(grad[r * width + c]), scale * LOAD(second[m * width + c]), floor);
+                    u_sq += (double)u * u;
+                }
+            }
+            const double rms = sqrt(theta_sq / n);
+            const double alpha = (rms > eps2 ? rms : eps2) * rho;
+            const double clip = sqrt(u_sq / n) / d > 1 ? sqrt(u_sq / n) / d : 1;
+            const REAL step_size = (REAL)(alpha / clip), decay = (REAL)shrink;
+#pragma omp parallel for num_threads(threads) if (n > CHUNK)
+            for (int64_t r = 0; r < rows; r++) {
+                const int64_t m = r / height;
+                const REAL scale = LOAD(first[r]) / (REAL)row_means[m];
+                for (int64_t c = 0; c < width; c++) {
+                    const int64_t i = r * width + c;
+                    REAL u = NAME(adafactor_u)(sign * LOAD(grad[i]), scale * LOAD(second[m * width + c]), floor);
+                    param[i] = STORE_PARAM(LOAD(param[i]) * decay - step_size * u, t, i);
+                }
+            }
+            free(row_means);
+            continue;
+        }
+        const double rms = sqrt(theta_sq / n);
+        const double alpha = (rms > eps2 ? rms : eps2) * rho;
+        const double clip = sqrt(u_sq / n) / d > 1 ? sqrt(u_sq / n) / d : 1;
+        const REAL step_size = (REAL)(alpha / clip), decay = (REAL)shrink;
+#pragma omp parallel for num_threads(threads) if (n > CHUNK)
+        for (int64_t i = 0; i < n; i++) {
+            REAL u = NAME(adafactor_u)(sign * LOAD(grad[i]), LOAD(first[i]), floor);
+            param[i] = STORE_PARAM(LOAD(param[i]) * decay - step_size * u, t, i);
+        }
+    }
     free(steps);
 }
 

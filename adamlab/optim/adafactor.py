@@ -2,8 +2,11 @@
 
 import torch
 
+from .. import kernels
 from ..maths import adafactor
-from .base import Optimizer, _step_dtype
+from .base import Optimizer, _fused_kernels_usable, _seed, _step_dtype
+
+_KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 
 
 class Adafactor(Optimizer):
@@ -105,16 +108,45 @@ class Adafactor(Optimizer):
         return values
 
     def _step_group(self, params, group):
-        # No CPU kernel: the compiled maths on CUDA, the simple path elsewhere.
-        if group.get("fused"):
-            for param in params:
-                if param.is_cpu:
-                    raise RuntimeError("adamlab.Adafactor(fused=True): Adafactor has no fused CPU "
-                                       "step yet; use fused=None on the CPU")
-        if group.get("fused") is not False:
+        if _fused_kernels_usable(group, "Adafactor"):
+            params = self._fused_cpu_update(params, group)
+        if params and group.get("fused") is not False:
             params = self._compiled_update(params, group)
         for param in params:
             self._update(param, group)
+
+    def _fused_cpu_update(self, params, group):
+        """The CPU kernel over every parameter it can take (not with beta1); return the others."""
+        buckets, others = {}, []
+        for param in params:
+            if not param.is_cpu:
+                others.append(param)
+                continue
+            state = self.state.get(param) or self._init_state(param, group)
+            self.state[param] = state
+            tensors = [state[key] for key in self._state_shapes(param, group)]
+            if (group.get("beta1") is None and param.dtype in _KERNEL_DTYPES and param.is_contiguous()
+                    and param.grad.dtype == param.dtype and param.grad.is_contiguous()
+                    and all(tensor.dtype == param.dtype and tensor.is_contiguous() for tensor in tensors)
+                    and state["step"].dtype in (torch.float32, torch.float64)):
+                matrix = param.dim() >= 2
+                shape = torch.tensor([param.shape[-1], param.shape[-2]] if matrix else [0, 0], dtype=torch.int64)
+                row = [param, param.grad, tensors[0], tensors[-1] if matrix else tensors[0], shape, state["step"]]
+                buckets.setdefault((param.dtype, state["step"].dtype), []).append(row)
+            else:
+                if group.get("fused"):
+                    raise RuntimeError(f"adamlab.Adafactor(fused=True) cannot take a parameter of shape "
+                                       f"{tuple(param.shape)}: its CPU kernel needs a contiguous float32, "
+                                       f"float64 or bfloat16 tensor, state of its dtype, and beta1=None")
+                others.append(param)
+        h = self._hyperparameters(group)
+        for (dtype, step_dtype), rows in buckets.items():
+            eps1 = torch.finfo(dtype).eps if h["eps1"] is None else h["eps1"]
+            options = (("maximize",) if h["maximize"] else ()) + (("step_f64",) if step_dtype == torch.float64 else ())
+            seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
+            kernels.run("adafactor", dtype, rows, (h["lr"], h["beta2_decay"], eps1, h["eps2"], h["d"],
+                                                   h["weight_decay"]), options, seed=seed)
+        return others
 
     def _check_param_state(self, param_state, param, group, where):
         expected = self._param_state_keys(param, group)

@@ -71,7 +71,7 @@ def _run(ours, theirs, optimizers, steps, seed=1):
     for _ in range(steps):
         for a, b in zip(ours, theirs):
             grad = torch.randn(a.shape, generator=generator, dtype=torch.float64).to(a.dtype)
-            a.grad, b.grad = grad, grad.clone()
+            a.grad, b.grad = grad, grad.to(b.dtype, copy=True)
         for optimizer in optimizers:
             optimizer.step()
 
@@ -165,10 +165,34 @@ def test_bad_hyperparameters_are_refused(kwargs, message):
         adamlab.Adafactor([torch.nn.Parameter(torch.zeros(3))], **kwargs)
 
 
-def test_complex_parameters_and_fused_on_the_cpu_are_refused():
+def test_complex_parameters_and_a_fused_first_moment_are_refused():
     with pytest.raises(RuntimeError, match="does not support complex"):
         adamlab.Adafactor([torch.nn.Parameter(torch.zeros(3, dtype=torch.complex64))])
     param = torch.nn.Parameter(torch.zeros(3))
     param.grad = torch.ones(3)
-    with pytest.raises(RuntimeError, match="no fused CPU step"):
-        adamlab.Adafactor([param], fused=True).step()
+    with pytest.raises(RuntimeError, match="its CPU kernel needs .* beta1=None"):
+        adamlab.Adafactor([param], fused=True, beta1=0.9).step()
+
+
+def test_the_fused_kernel_runs_by_default(monkeypatch):
+    calls = []
+    run = adamlab.kernels.run
+    monkeypatch.setattr(adamlab.kernels, "run", lambda *args, **kw: calls.append(args[0]) or run(*args, **kw))
+    ours, theirs = _pair(torch.float32)
+    _run(ours, theirs, [adamlab.Adafactor(ours)], 3)
+    assert calls == ["adafactor"] * 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=["float32", "float64", "bfloat16"])
+def test_the_kernel_is_the_simple_path(dtype):
+    # bfloat16 against float32: the kernel works in float32 and rounds the weights once a step
+    # (the simple path would round every operation to bfloat16).
+    ours, twins = _pair(dtype)
+    twins = twins if dtype != torch.bfloat16 else [torch.nn.Parameter(p.detach().float()) for p in ours]
+    settings = dict(lr=0.05, weight_decay=0.1, maximize=True, d=1.5, eps=(1e-30, 1e-3))
+    optimizers = [adamlab.Adafactor(ours, **settings), adamlab.Adafactor(twins, fused=False, **settings)]
+    _run(ours, twins, optimizers, 20)
+    tolerance = {torch.float32: TOLERANCES[torch.float32], torch.float64: TOLERANCES[torch.float64],
+                 torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}[dtype]
+    for a, b in zip(ours, twins):
+        torch.testing.assert_close(a.float(), b.float(), **tolerance)

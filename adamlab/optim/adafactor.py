@@ -39,8 +39,9 @@ class Adafactor(Optimizer):
             moment, as torch.optim's Adafactor; the paper's option, at one more state
             tensor of the parameter's size).
         maximize: maximize the objective instead of minimizing (default False).
-        fused: None (default) takes the compiled maths on CUDA, False forces the simple
-            path, True demands a fused step (there is no CPU kernel for Adafactor yet).
+        fused: None (default) takes the fused step where it can (the CPU kernel, or the
+            compiled maths on CUDA), False forces the simple path, True demands the fused
+            step (the CPU kernel has no first moment: with beta1 the simple path runs).
         foreach: torch.optim's implementation flag; adamlab rejects True.
         stochastic_rounding: store bfloat16 parameters rounded up or down at random in
             proportion (unbiased), so training without a float32 master copy does not lose

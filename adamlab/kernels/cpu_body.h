@@ -103,21 +103,29 @@ void NAME(rmsprop)(int64_t count, void **pointers, const int64_t *sizes, const d
     free(steps);
 }
 
+/* What Adam and 8-bit Adam share, from scalars lr, beta1, beta2, eps, weight_decay: the settings,
+ * the bias corrections of step t folded into two constants, and the new theta from the new m, v. */
+#define ADAM_SETTINGS                                                                              \
+    const REAL beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3];                           \
+    const int decoupled = (options & OPTION_DECOUPLED) != 0;                                       \
+    const REAL l2 = decoupled ? 0 : scalars[4], shrink = decoupled ? 1 - scalars[0] * scalars[4] : 1; \
+    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1
+#define ADAM_CORRECTIONS(t)                                                                        \
+    const REAL step_size = scalars[0] / (1 - pow(scalars[1], (t)));                                \
+    const REAL root_correction2 = 1 / sqrt(1 - pow(scalars[2], (t)))
+/* theta - lr * m_hat / (sqrt(v_hat) + eps), after AdamW's shrink. */
+#define ADAM_THETA(theta, m, v) ((theta) * shrink - step_size * (m) / (SQRT(v) * root_correction2 + eps))
+
 /* Adam and AdamW. scalars: lr, beta1, beta2, eps, weight_decay.
  * columns: param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq], step. */
 void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
                 int64_t options, int threads) {
-    const REAL beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3];
-    const int amsgrad = (options & OPTION_AMSGRAD) != 0, decoupled = (options & OPTION_DECOUPLED) != 0;
-    const REAL l2 = decoupled ? 0 : scalars[4], shrink = decoupled ? 1 - scalars[0] * scalars[4] : 1;
+    ADAM_SETTINGS;
+    const int amsgrad = (options & OPTION_AMSGRAD) != 0;
     const int columns = 5 + amsgrad;
-    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
     double *steps = advance_steps(count, pointers, columns, options);
     FOR_EACH_CHUNK {
-        const double t = steps[chunks[c].tensor];
-        /* lr * m_hat / (sqrt(v_hat) + eps) with the bias corrections folded into two constants. */
-        const REAL step_size = scalars[0] / (1 - pow(scalars[1], t));
-        const REAL root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
+        ADAM_CORRECTIONS(steps[chunks[c].tensor]);
         STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
         STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
         STORAGE *restrict max_exp_avg_sq = amsgrad ? COLUMN(4) : NULL;
@@ -130,7 +138,7 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
                 REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
                 exp_avg[i] = STORE(m);
                 exp_avg_sq[i] = STORE(v);
-                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), chunks[c].tensor, i);
+                param[i] = STORE_PARAM(ADAM_THETA(theta, m, v), chunks[c].tensor, i);
             }
         } else {
             for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
@@ -145,7 +153,7 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
                     v = kept > v ? kept : v;
                     max_exp_avg_sq[i] = STORE(v);
                 }
-                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), chunks[c].tensor, i);
+                param[i] = STORE_PARAM(ADAM_THETA(theta, m, v), chunks[c].tensor, i);
             }
         }
     }
@@ -173,15 +181,10 @@ static inline uint8_t NAME(nearest_code)(REAL y, const code_tables_t *tables, in
 void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
                     int64_t options, int threads) {
     const int columns = 8;
-    const REAL beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3];
-    const int decoupled = (options & OPTION_DECOUPLED) != 0;
-    const REAL l2 = decoupled ? 0 : scalars[4], shrink = decoupled ? 1 - scalars[0] * scalars[4] : 1;
-    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
+    ADAM_SETTINGS;
     double *steps = advance_steps(count, pointers, columns, options);
     FOR_EACH_CHUNK {
-        const double t = steps[chunks[c].tensor];
-        const REAL step_size = scalars[0] / (1 - pow(scalars[1], t));
-        const REAL root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
+        ADAM_CORRECTIONS(steps[chunks[c].tensor]);
         STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
         uint8_t *restrict m_codes = pointers[chunks[c].tensor * columns + 2];
         uint8_t *restrict v_codes = pointers[chunks[c].tensor * columns + 3];
@@ -206,7 +209,7 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
                 REAL magnitude = m < 0 ? -m : m;
                 m_max = magnitude > m_max ? magnitude : m_max;
                 v_max = v > v_max ? v : v_max;
-                param[i] = STORE_PARAM(theta * shrink - step_size * m / (SQRT(v) * root_correction2 + eps), chunks[c].tensor, i);
+                param[i] = STORE_PARAM(ADAM_THETA(theta, m, v), chunks[c].tensor, i);
             }
             /* The scale is rounded to float32 before its inverse is taken, as quantize() does. */
             const float m_kept = (float)m_max, v_kept = (float)v_max;
@@ -436,6 +439,9 @@ void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const
 }
 
 #undef SQRT
+#undef ADAM_SETTINGS
+#undef ADAM_CORRECTIONS
+#undef ADAM_THETA
 #undef FOR_EACH_CHUNK
 #undef COLUMN
 #undef STORAGE

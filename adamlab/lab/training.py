@@ -116,7 +116,7 @@ def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optim
     optimizer_class = OPTIMIZERS[config.optimizer]
     accepted = inspect.signature(optimizer_class).parameters
     settings = {name: getattr(config, name) for name in ("lr", "betas", "eps") if name in accepted}
-    if isinstance(accepted.get("eps") and accepted["eps"].default, tuple):
+    if "eps" in accepted and isinstance(accepted["eps"].default, tuple):
         del settings["eps"]  # Adafactor's (eps1, eps2) are no Adam eps: keep its defaults
     if config.dtype == "bfloat16" and config.rounding == "stochastic":
         if "stochastic_rounding" not in accepted:

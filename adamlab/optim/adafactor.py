@@ -2,11 +2,8 @@
 
 import torch
 
-from .. import kernels
 from ..maths import adafactor
-from .base import Optimizer, _fused_kernels_usable, _seed, _step_dtype
-
-_KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+from .base import Optimizer, _kernel_takes, _run_kernel, _step_dtype
 
 
 class Adafactor(Optimizer):
@@ -108,14 +105,6 @@ class Adafactor(Optimizer):
         values["eps1"], values["eps2"] = group["eps"]
         return values
 
-    def _step_group(self, params, group):
-        if _fused_kernels_usable(group, "Adafactor"):
-            params = self._fused_cpu_update(params, group)
-        if params and group.get("fused") is not False:
-            params = self._compiled_update(params, group)
-        for param in params:
-            self._update(param, group)
-
     def _fused_cpu_update(self, params, group):
         """The CPU kernel over every parameter it can take (not with beta1); return the others."""
         buckets, others = {}, []
@@ -126,10 +115,8 @@ class Adafactor(Optimizer):
             state = self.state.get(param) or self._init_state(param, group)
             self.state[param] = state
             tensors = [state[key] for key in self._state_shapes(param, group)]
-            if (group.get("beta1") is None and param.dtype in _KERNEL_DTYPES and param.is_contiguous()
-                    and param.grad.dtype == param.dtype and param.grad.is_contiguous()
-                    and all(tensor.dtype == param.dtype and tensor.is_contiguous() for tensor in tensors)
-                    and state["step"].dtype in (torch.float32, torch.float64)):
+            if (group.get("beta1") is None and _kernel_takes(param, state["step"])
+                    and all(tensor.dtype == param.dtype and tensor.is_contiguous() for tensor in tensors)):
                 matrix = param.dim() >= 2
                 shape = torch.tensor([param.shape[-1], param.shape[-2]] if matrix else [0, 0], dtype=torch.int64)
                 row = [param, param.grad, tensors[0], tensors[-1] if matrix else tensors[0], shape, state["step"]]
@@ -143,10 +130,9 @@ class Adafactor(Optimizer):
         h = self._hyperparameters(group)
         for (dtype, step_dtype), rows in buckets.items():
             eps1 = torch.finfo(dtype).eps if h["eps1"] is None else h["eps1"]
-            options = (("maximize",) if h["maximize"] else ()) + (("step_f64",) if step_dtype == torch.float64 else ())
-            seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
-            kernels.run("adafactor", dtype, rows, (h["lr"], h["beta2_decay"], eps1, h["eps2"], h["d"],
-                                                   h["weight_decay"]), options, seed=seed)
+            _run_kernel("adafactor", dtype, step_dtype, rows, (h["lr"], h["beta2_decay"], eps1, h["eps2"], h["d"],
+                                                               h["weight_decay"]),
+                        ("maximize",) if h["maximize"] else (), group)
         return others
 
     def _check_param_state(self, param_state, param, group, where):

@@ -2,20 +2,18 @@
 
 import torch
 
-from .. import kernels
 from ..kernels import cpu
 from ..maths import adam8bit
 from ..maths.quantize import BLOCK, blocks, quantize
 from .adam import Adam
-from .base import (_fused_kernels_usable, _rounds_stochastically, _seed, _step_dtype, _without_fused_step,
-                   stochastic_round)
+from .base import (_fused_kernels_usable, _kernel_takes, _rounds_stochastically, _run_kernel, _step_dtype,
+                   _without_fused_step, stochastic_round)
 
 #: Tensors with fewer elements keep full-precision state: their scales would cost more than
 #: the bytes saved, and they are the biases and norms whose updates matter most.
 MIN_SIZE = 4096
 _SCALES = {"exp_avg": "exp_avg_absmax", "exp_avg_sq": "exp_avg_sq_absmax"}
 _SIGNED = {"exp_avg": True, "exp_avg_sq": False}
-_KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 
 
 class Adam8bit(Adam):
@@ -125,10 +123,7 @@ class Adam8bit(Adam):
         for param in params:
             state = self.state.get(param) or self._init_state(param, group)
             self.state[param] = state
-            if (param.is_cpu and param.dtype in _KERNEL_DTYPES and param.is_contiguous()
-                    and param.grad.dtype == param.dtype and param.grad.is_contiguous()
-                    and state["step"].is_cpu and state["step"].dtype in (torch.float32, torch.float64)
-                    and all(state[key].is_contiguous() for key in self.quantized_fields)):
+            if _kernel_takes(param, state["step"]) and all(state[key].is_contiguous() for key in self.quantized_fields):
                 row = [param, param.grad, state["exp_avg"], state["exp_avg_sq"], state["exp_avg_absmax"],
                        state["exp_avg_sq_absmax"], cpu.code_tables(), state["step"]]
                 buckets.setdefault((param.dtype, state["step"].dtype), []).append(row)
@@ -139,9 +134,8 @@ class Adam8bit(Adam):
         options = tuple(name for name, on in (("maximize", h["maximize"]),
                                               ("decoupled", h["decoupled_weight_decay"])) if on)
         for (dtype, step_dtype), rows in buckets.items():
-            seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
-            kernels.run("adam8bit", dtype, rows, (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]),
-                        options + (("step_f64",) if step_dtype == torch.float64 else ()), seed=seed)
+            _run_kernel("adam8bit", dtype, step_dtype, rows, (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]),
+                        options, group)
         return others
 
     def _quantized_update(self, param, group):

@@ -182,6 +182,26 @@ def _seed() -> int:
     return int(torch.randint(0, 2**31 - 1, ()).item())
 
 
+_KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+
+
+def _kernel_takes(param: torch.Tensor, step: torch.Tensor) -> bool:
+    """Whether the CPU kernels take a real parameter, its gradient and step counter as they are
+    (its other state tensors are each optimizer's to check)."""
+    return (param.is_cpu and param.dtype in _KERNEL_DTYPES and param.is_contiguous()
+            and param.grad.dtype == param.dtype and param.grad.is_contiguous()
+            and step.is_cpu and step.dtype in (torch.float32, torch.float64))
+
+
+def _run_kernel(name: str, dtype: torch.dtype, step_dtype: torch.dtype | None, rows: list, scalars,
+                options: tuple, group: dict) -> None:
+    """One kernel call over a bucket of rows: the step counters' dtype and, for bfloat16 with
+    stochastic rounding, a fresh seed are added to what the optimizer asks for."""
+    options = options + (("step_f64",) if step_dtype == torch.float64 else ())
+    seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
+    kernels.run(name, dtype, rows, scalars, options, seed=seed)
+
+
 def _step_dtype() -> torch.dtype:
     # torch.optim's convention for the "step" counter, kept so checkpoints match.
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -289,7 +309,7 @@ class Optimizer(torch.optim.Optimizer):
     def _step_group(self, params: list[torch.Tensor], group: dict) -> None:
         """Step the parameters of a group that have gradients: fused where it can, else simply."""
         if _fused_kernels_usable(group, type(self).__name__):
-            params = self._fused_update(params, self._kernel(group), group)
+            params = self._fused_cpu_update(params, group)
         if params and group.get("fused") is not False:
             params = self._compiled_update(params, group)
         for param in params:
@@ -338,6 +358,10 @@ class Optimizer(torch.optim.Optimizer):
                 torch._foreach_add_(steps, 1)
         return others
 
+    def _fused_cpu_update(self, params: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
+        """Step the parameters the CPU kernel takes; return the others."""
+        return self._fused_update(params, self._kernel(group), group)
+
     def _fused_update(self, params: list[torch.Tensor], kernel: Kernel, group: dict) -> list[torch.Tensor]:
         """Run the kernel over every parameter it can take; return the others for the simple path.
 
@@ -351,10 +375,8 @@ class Optimizer(torch.optim.Optimizer):
             plan = self._plans[id(group)] = _Plan.make(self, params, kernel, group)
             buckets = plan.rows()
         for (dtype, step_dtype, first_step), rows in buckets.items():
-            options = kernel.options + (("step_f64",) if step_dtype == torch.float64 else ()) \
-                + (("first_step",) if first_step else ())
-            seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
-            kernels.run(kernel.name, dtype, rows, kernel.scalars, options, seed=seed)
+            _run_kernel(kernel.name, dtype, step_dtype, rows, kernel.scalars,
+                        kernel.options + (("first_step",) if first_step else ()), group)
         if plan.first_step:  # the buffers born in this step are ordinary state from now on
             del self._plans[id(group)]
         return plan.others

@@ -5,7 +5,7 @@
     STOCHASTIC_SEED;                                                           \
     chunk_t *chunks;                                                           \
     int64_t chunk_count = make_chunks(count, sizes, &chunks);                  \
-    _Pragma("omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1)") \
+    _Pragma("omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1 && parallel_worth_it(count, sizes))") \
     for (int64_t c = 0; c < chunk_count; c++)
 #define COLUMN(k) ((STORAGE *restrict)pointers[chunks[c].tensor * columns + (k)])
 
@@ -271,7 +271,7 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
     chunk_t *chunks;
     int64_t chunk_count = make_chunks(count, sizes, &chunks);
     double *partial = malloc(sizeof(double) * 2 * (chunk_count > 0 ? chunk_count : 1));
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1)
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1 && parallel_worth_it(count, sizes))
     for (int64_t c = 0; c < chunk_count; c++) {
         const double t = steps[chunks[c].tensor];
         const REAL inverse_correction1 = 1 / (1 - pow(scalars[1], t));
@@ -302,7 +302,7 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
     }
     for (int64_t t = 0; t < count; t++)  /* ||theta|| / ||u||, or 1 when either is 0 */
         ratios[t] = weight_sq[t] > 0 && update_sq[t] > 0 ? sqrt(weight_sq[t]) / sqrt(update_sq[t]) : 1;
-#pragma omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1)
+#pragma omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1 && parallel_worth_it(count, sizes))
     for (int64_t c = 0; c < chunk_count; c++) {
         const double t = steps[chunks[c].tensor];
         const REAL inverse_correction1 = 1 / (1 - pow(scalars[1], t));

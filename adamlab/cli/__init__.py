@@ -5,9 +5,9 @@ import sys
 
 from .. import __version__
 from ..maths.hyperparameters import InvalidHyperparameter
-from . import bench, memory, trace, train
+from . import bench, memory, race, trace, train
 
-COMMANDS = (train, trace, bench, memory)
+COMMANDS = (train, trace, race, bench, memory)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -34,7 +34,9 @@ def main(argv=None) -> int:
     try:
         return args.run(args) or 0
     except InvalidHyperparameter as error:
-        flag = "--" + error.name.replace("_", "-")
+        # The optimizers check betas as a pair; the commands take them as --beta1 and --beta2.
+        name = {"betas[0]": "beta1", "betas[1]": "beta2"}.get(error.name, error.name)
+        flag = "--" + name.replace("_", "-")
         print(f"adamlab {args.command}: error: {flag} must be {error.allowed}, got {error.value!r}",
               file=sys.stderr)
     except ValueError as error:

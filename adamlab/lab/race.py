@@ -1,0 +1,522 @@
+"""Races: adamlab's optimizers side by side on the small problems the lessons teach with.
+
+Every run here is adamlab's own torch optimizer (``adamlab.Adam``, ``adamlab.SGD`` ...) stepping
+float64 parameters whose gradients torch's autograd computes: nothing below restates an
+optimizer's maths. A problem returns a :class:`Race`, which the ``adamlab race`` command prints
+as a table, draws, and writes as JSON, and the explorer serves.
+
+>>> race = run("quadratic")
+>>> [(r.optimizer, round(r.params[-1][0], 4)) for r in race.runs]
+[('sgd', 4.2538), ('momentum', 2.4421), ('adam', 4.92)]
+"""
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .. import optim
+from .trace import trace
+
+#: The knobs a race turns on every optimizer they apply to (None: the optimizer's default).
+KNOBS = ("beta1", "beta2", "eps", "weight_decay")
+
+
+@dataclass(frozen=True)
+class Racer:
+    """How the knobs make one of adamlab's optimizers."""
+
+    make: type
+    summary: str
+    settings: dict = field(default_factory=dict)
+    #: knob -> the optimizer's argument; "betas.0" is the first of the pair betas.
+    knobs: dict = field(default_factory=dict)
+
+    def optimizer(self, params, lr: float, **knobs) -> torch.optim.Optimizer:
+        arguments = dict(self.settings)
+        for knob, value in knobs.items():
+            if value is None or knob not in self.knobs:
+                continue
+            name, _, index = self.knobs[knob].partition(".")
+            if index:
+                pair = list(arguments.get(name, (0.9, 0.999)))
+                pair[int(index)] = value
+                value = tuple(pair)
+            arguments[name] = value
+        return self.make(params, lr=lr, **arguments)
+
+
+_ADAM = {"beta1": "betas.0", "beta2": "betas.1", "eps": "eps", "weight_decay": "weight_decay"}
+
+OPTIMIZERS = {
+    "sgd": Racer(optim.SGD, "plain gradient descent", knobs={"weight_decay": "weight_decay"}),
+    "momentum": Racer(optim.SGD, "SGD with heavy-ball momentum 0.9 (beta1): v = 0.9 v + g, w -= lr v",
+                      {"momentum": 0.9}, {"beta1": "momentum", "weight_decay": "weight_decay"}),
+    "adagrad": Racer(optim.Adagrad, "AdaGrad: lr over the root of all past g^2",
+                     knobs={"eps": "eps", "weight_decay": "weight_decay"}),
+    "rmsprop": Racer(optim.RMSprop, "RMSprop: lr over the root of a moving average of g^2 (beta2 is alpha)",
+                     knobs={"beta2": "alpha", "eps": "eps", "weight_decay": "weight_decay"}),
+    "adam": Racer(optim.Adam, "Adam: bias-corrected momentum over bias-corrected RMS", knobs=_ADAM),
+    "adamw": Racer(optim.AdamW, "AdamW: Adam with decoupled weight decay", knobs=_ADAM),
+    "amsgrad": Racer(optim.Adam, "AMSGrad: Adam dividing by the largest v so far", {"amsgrad": True}, _ADAM),
+    "lion": Racer(optim.Lion, "Lion: steps of lr along the sign of an interpolated momentum",
+                  {"betas": (0.9, 0.99)}, {"beta1": "betas.0", "beta2": "betas.1", "weight_decay": "weight_decay"}),
+}
+
+
+@dataclass
+class Run:
+    """One optimizer's run: its parameters and loss after every step (index 0: the start)."""
+
+    optimizer: str
+    lr: float
+    losses: list[float]
+    params: list[list[float]]
+    label: str = ""
+    #: the problem's own measurements: numbers for the table, lists for the pictures.
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self, *, path: bool = True) -> dict:
+        out = {"optimizer": self.optimizer, "label": self.label, "lr": self.lr,
+               "final_params": self.params[-1], "final_loss": self.losses[-1], "losses": self.losses}
+        if path:
+            out["params"] = self.params
+        return {**out, **self.extra}
+
+
+@dataclass
+class Race:
+    problem: str
+    title: str
+    steps: int
+    runs: list[Run]
+    #: extra table columns: (key in Run.extra, header)
+    columns: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    knobs: dict = field(default_factory=dict)
+    #: a table by step rather than by run, for problems that have one: (headers, rows)
+    by_step: tuple[list[str], list[list[float]]] | None = None
+
+    def run_of(self, optimizer: str) -> Run:
+        return next(run for run in self.runs if run.optimizer == optimizer)
+
+    def to_json(self) -> dict:
+        problem = PROBLEMS[self.problem]
+        out = {"problem": self.problem, "title": self.title, "steps": self.steps, "knobs": self.knobs,
+               "notes": self.notes}
+        if self.by_step:
+            out["by_step"] = [dict(zip(self.by_step[0], row)) for row in self.by_step[1]]
+        return {**out,
+                "runs": [run.to_json(path=problem.dimensions <= 2) for run in self.runs]}
+
+
+# --- the problems ------------------------------------------------------------------------------
+
+class Problem:
+    """A race course: its loss, where it starts, who runs and at what learning rate by default."""
+
+    name = ""
+    summary = ""
+    dimensions = 1
+    steps = 100
+    #: where the parameters start (None: the problem's own initialisation, no --start)
+    start: tuple[float, ...] | None = (0.0,)
+    #: optimizer -> its default learning rate here; the keys are the default field.
+    lrs: dict[str, float] = {}
+    #: knobs this problem sets unless told otherwise
+    knob_defaults: dict = {}
+    #: a box to draw 2-D problems in: (x_low, x_high, y_low, y_high)
+    bounds: tuple[float, float, float, float] | None = None
+    #: the problem's own settings that a race may change (attribute -> what it is)
+    options: dict[str, str] = {}
+
+    def loss(self, w: torch.Tensor, t: int | None = None) -> torch.Tensor:
+        """The loss at w; ``t`` (0-based step) for problems whose loss changes with time,
+        None for the loss to report."""
+        raise NotImplementedError
+
+    def project(self, w: torch.Tensor) -> None:
+        """Put w back where it may be, in place (after every step)."""
+
+    def schedule(self, t: int) -> float:
+        """The learning rate's multiplier at step t (0-based; torch's LambdaLR calls it)."""
+        return 1.0
+
+    def descend(self, optimizer: str, lr: float, steps: int, start, knobs: dict) -> Run:
+        """Run one optimizer on the loss from ``start``."""
+        w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        stepper = OPTIMIZERS[optimizer].optimizer([w], lr, **knobs)
+        schedule = torch.optim.lr_scheduler.LambdaLR(stepper, self.schedule)
+        params, losses, grads = [w.tolist()], [self.loss(w.detach()).item()], []
+        for t in range(steps):
+            stepper.zero_grad()
+            self.loss(w, t).backward()
+            grads.append(w.grad.tolist())
+            stepper.step()
+            schedule.step()
+            with torch.no_grad():
+                self.project(w)
+            params.append(w.tolist())
+            losses.append(self.loss(w.detach()).item())
+        # The gradients seen, for 1-D problems: the explorer replays them through adamlab.lab.trace.
+        extra = {"grads": [g[0] for g in grads]} if self.dimensions == 1 else {}
+        return Run(optimizer, lr, losses, params, extra=extra)
+
+    def race(self, optimizers: list[str], lrs: dict[str, float], steps: int, start, knobs: dict) -> Race:
+        runs = [self.descend(name, lrs[name], steps, start, knobs) for name in optimizers]
+        return Race(self.name, self.title(start), steps, runs, *self.explain(runs))
+
+    def title(self, start) -> str:
+        return self.summary
+
+    def explain(self, runs: list[Run]) -> tuple[list, list[str]]:
+        """The problem's table columns and notes for these runs."""
+        return [], []
+
+
+class Quadratic(Problem):
+    name = "quadratic"
+    summary = "f(w) = w^2 from w0 = 5: momentum races ahead, Adam moves about lr a step"
+    steps = 8
+    start = (5.0,)
+    lrs = {"sgd": 0.01, "momentum": 0.01, "adam": 0.01}
+
+    def loss(self, w, t=None):
+        return (w ** 2).sum()
+
+    def title(self, start):
+        return f"f(w) = w^2 from w0 = {start[0]:g}"
+
+    def explain(self, runs):
+        for run in runs:
+            run.extra["moved"] = run.params[0][0] - run.params[-1][0]
+            run.extra["moved_over_lr"] = run.extra["moved"] / run.lr
+        notes = []
+        if any(run.optimizer in ("adam", "adamw", "amsgrad") for run in runs):
+            notes.append("On one parameter Adam's step is m_hat / sqrt(v_hat) ~ g / |g| = 1 times lr, "
+                         "whatever the gradient's size: after t steps it has moved about t x lr. "
+                         "Momentum's velocity sums the gradients (v = 0.9 v + g), so its steps grow "
+                         "to several gradients' worth and it runs far ahead.")
+        return [("moved", "moved"), ("moved_over_lr", "moved / lr")], notes
+
+
+class Rosenbrock(Problem):
+    name = "rosenbrock"
+    summary = "Rosenbrock's valley (1-x)^2 + 100(y-x^2)^2, from (-1.5, 2) to the minimum at (1, 1)"
+    dimensions = 2
+    steps = 1000
+    start = (-1.5, 2.0)
+    lrs = {"sgd": 5e-4, "momentum": 1e-4, "rmsprop": 1e-2, "adam": 5e-2}
+    bounds = (-2.0, 2.0, -1.0, 3.0)
+
+    def loss(self, w, t=None):
+        x, y = w[0], w[1]
+        return (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
+
+    def title(self, start):
+        return f"Rosenbrock (1-x)^2 + 100(y-x^2)^2 from ({start[0]:g}, {start[1]:g}); minimum at (1, 1)"
+
+    def explain(self, runs):
+        for run in runs:
+            run.extra["distance_to_minimum"] = math.dist(run.params[-1], (1.0, 1.0))
+        return [("distance_to_minimum", "distance to (1, 1)")], []
+
+
+class AMSGradCounterexample(Problem):
+    """Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond" (ICLR 2018), section 3."""
+
+    name = "amsgrad"
+    summary = "Reddi et al.'s online problem: Adam drifts to +1, AMSGrad finds the optimum -1"
+    steps = 3000
+    start = (0.0,)
+    C = 3.0
+    lrs = {"adam": 0.1, "amsgrad": 0.1}
+    # The paper's setting: no momentum, and beta2 = 1 / (1 + C^2), so one large gradient every
+    # third step is forgotten before it comes again.
+    knob_defaults = {"beta1": 0.0, "beta2": 1 / (1 + C ** 2)}
+
+    def loss(self, w, t=None):
+        if t is None:  # the average of one period of f_t: (C - 2) x / 3, least at x = -1
+            return (self.C - 2) / 3 * w.sum()
+        return (self.C if t % 3 == 0 else -1.0) * w.sum()  # the paper's t mod 3 == 1, counting from 1
+
+    def project(self, w):
+        w.clamp_(-1.0, 1.0)
+
+    def schedule(self, t):
+        return 1 / math.sqrt(t + 1)  # the paper's alpha_t = alpha / sqrt(t)
+
+    def title(self, start):
+        return (f"f_t(x) = {self.C:g} x when t mod 3 = 1, else -x, x in [-1, 1]; lr / sqrt(t), "
+                f"beta1 0, beta2 1/(1+C^2)")
+
+    def explain(self, runs):
+        for run in runs:
+            run.extra["final_x"] = run.params[-1][0]
+        return [("final_x", "final x")], [
+            "The optimum is x = -1. With beta2 = 1/(1+C^2) Adam's v forgets the rare large gradient C "
+            "within a step or two, so the two small gradients pushing x up get steps as large as the "
+            "one pulling it down: x drifts to +1. AMSGrad divides by the largest v so far and goes to -1."]
+
+
+class Flip(Problem):
+    """The lessons' 31-parameter network: 2x2 binary images to their transposes."""
+
+    name = "flip"
+    summary = "a 4-3-4 ReLU network (31 parameters) learns to transpose 2x2 binary images"
+    dimensions = 31
+    steps = 2000
+    start = None
+    lrs = {"momentum": 0.05, "adam": 0.001}
+    other_lrs = {"momentum": (0.01, 0.2), "adam": (0.01, 0.05), "sgd": (0.05, 0.5), "rmsprop": (0.001, 0.01)}
+    seeds = 5
+
+    @staticmethod
+    def data() -> tuple[torch.Tensor, torch.Tensor]:
+        """The 16 images [a b; c d] flattened to (a, b, c, d), and their transposes (a, c, b, d)."""
+        images = torch.tensor([[(k >> bit) & 1 for bit in (3, 2, 1, 0)] for k in range(16)], dtype=torch.float64)
+        return images, images[:, [0, 2, 1, 3]]
+
+    def train(self, optimizer, lr, steps, knobs, seed) -> dict:
+        """One seeded network trained full-batch: its losses, accuracy, weights and gradient sizes."""
+        inputs, targets = self.data()
+        torch.manual_seed(seed)
+        network = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 4)).double()
+        stepper = OPTIMIZERS[optimizer].optimizer(network.parameters(), lr, **knobs)
+        names = ("layer 1 weights", "layer 1 biases", "layer 2 weights", "layer 2 biases")
+        losses, first_gradients = [], None
+        for _ in range(steps):
+            stepper.zero_grad()
+            loss = torch.nn.functional.mse_loss(network(inputs), targets)
+            loss.backward()
+            losses.append(loss.item())
+            if first_gradients is None:  # the typical |gradient| of each tensor, at the start
+                first_gradients = {name: p.grad.abs().mean().item() for name, p in zip(names, network.parameters())}
+            stepper.step()
+        with torch.no_grad():
+            outputs = network(inputs)
+            losses.append(torch.nn.functional.mse_loss(outputs, targets).item())
+            correct = ((outputs > 0.5).double() == targets).all(dim=1).double().mean().item()
+        weights = torch.cat([p.detach().reshape(-1) for p in network.parameters()]).tolist()
+        return {"losses": losses, "accuracy": correct, "weights": weights, "gradients": first_gradients}
+
+    def descend(self, optimizer, lr, steps, start, knobs):
+        # One network can get stuck with a dead ReLU whatever the optimizer: average several seeds.
+        trained = [self.train(optimizer, lr, steps, knobs, seed) for seed in range(self.seeds)]
+        losses = [sum(values) / len(values) for values in zip(*(t["losses"] for t in trained))]
+        gradients = {name: sum(t["gradients"][name] for t in trained) / len(trained) for name in trained[0]["gradients"]}
+        return Run(optimizer, lr, losses, [trained[0]["weights"]], extra={
+            "accuracy": sum(t["accuracy"] for t in trained) / len(trained),
+            "final_mse_by_seed": [t["losses"][-1] for t in trained],
+            "gradient_magnitude": gradients,
+            "layer_ratio": max(gradients.values()) / min(gradients.values())})
+
+    def race(self, optimizers, lrs, steps, start, knobs):
+        runs = [self.descend(name, lrs[name], steps, start, knobs) for name in optimizers]
+        for name in optimizers:  # the same race at other learning rates, to be fair to each optimizer
+            for lr in self.other_lrs.get(name, ()):
+                if lr != lrs[name]:
+                    runs.append(self.descend(name, lr, steps, start, knobs))
+                    runs[-1].extra["other_lr"] = True
+        return Race(self.name, self.title(start), steps, runs, *self.explain(runs))
+
+    def title(self, start):
+        return "2x2 images to their transposes: a 4-3-4 ReLU network (31 parameters), MSE, 16 images"
+
+    def explain(self, runs):
+        notes = []
+        if runs:  # every optimizer starts from the same weights, so from the same gradients
+            sizes = ", ".join(f"{name} {value:.3g}" for name, value in runs[0].extra["gradient_magnitude"].items())
+            notes.append(f"Mean |gradient| at the start, by tensor: {sizes} ({runs[0].extra['layer_ratio']:.1f}x "
+                         f"apart): one learning rate is too big for some or too small for others, unless, as "
+                         f"in Adam, each parameter's step is divided by its own gradient scale.")
+        best = min(runs, key=lambda run: run.losses[-1])
+        notes.append(f"Means over {self.seeds} seeded initialisations (the same for every optimizer). Lowest "
+                     f"final loss: {best.optimizer} at lr {best.lr:g} ({best.losses[-1]:.4f}, "
+                     f"{best.extra['accuracy']:.0%} of images right). Rows marked * are other learning rates.")
+        return [("accuracy", "images right")], notes
+
+
+class AdagradDecay(Problem):
+    name = "adagrad-decay"
+    summary = "AdaGrad's effective learning rate dies away; RMSprop's stays alive (the target moves halfway)"
+    steps = 4000
+    start = (0.0,)
+    lrs = {"adagrad": 0.1, "rmsprop": 0.01}
+    seed = 0
+
+    def targets(self, steps: int) -> torch.Tensor:
+        """Noisy targets around +3 for the first half of the run, around -3 after."""
+        generator = torch.Generator().manual_seed(self.seed)
+        means = torch.where(torch.arange(steps) < steps // 2, 3.0, -3.0).double()
+        return means + torch.randn(steps, generator=generator, dtype=torch.float64)
+
+    def descend(self, optimizer, lr, steps, start, knobs):
+        w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        stepper = OPTIMIZERS[optimizer].optimizer([w], lr, **knobs)
+        samples, means = self.targets(steps), [3.0 if t < steps // 2 else -3.0 for t in range(steps)]
+        params, losses, effective = [w.tolist()], [0.5 * (w.item() - means[0]) ** 2], []
+        for t in range(steps):
+            stepper.zero_grad()
+            (0.5 * (w - samples[t]) ** 2).sum().backward()
+            stepper.step()
+            state, group = stepper.state[w], stepper.param_groups[0]
+            # The step divides lr by the root of this accumulator: AdaGrad's sum, RMSprop's average.
+            accumulated = state["sum"] if "sum" in state else state["square_avg"]
+            effective.append((group["lr"] / (accumulated.sqrt() + group["eps"])).item())
+            params.append(w.tolist())
+            losses.append(0.5 * (w.item() - means[t]) ** 2)
+        return Run(optimizer, lr, losses, params, extra={"effective_lr": effective})
+
+    def title(self, start):
+        return "w tracks noisy targets around +3, then around -3 from halfway; loss (w - mean)^2 / 2"
+
+    def explain(self, runs):
+        for run in runs:
+            effective = run.extra["effective_lr"]
+            run.extra["effective_lr_at_10"] = effective[min(9, len(effective) - 1)]
+            run.extra["effective_lr_at_end"] = effective[-1]
+            run.extra["final_w"] = run.params[-1][0]
+            switch = len(run.params) // 2  # the first step with the new target
+            caught = next((t for t in range(switch, len(run.params)) if abs(run.params[t][0] + 3) < 0.5), None)
+            run.extra["steps_to_follow"] = "never" if caught is None else caught - switch
+        return ([("effective_lr_at_10", "lr_eff at step 10"), ("effective_lr_at_end", "lr_eff at the end"),
+                 ("steps_to_follow", "steps to within 0.5 of the new target"), ("final_w", "final w (target -3)")],
+                ["lr_eff = lr / (sqrt(accumulator) + eps). AdaGrad's accumulator is the sum of every "
+                 "g^2 so far, so its effective learning rate falls like 1/sqrt(t) and it cannot follow the "
+                 "target when it moves; RMSprop's is a moving average, so its effective rate stays put."])
+
+
+class WeightDecay(Problem):
+    name = "weight-decay"
+    summary = "Adam + L2 against AdamW: how much decay a weight with large or small gradients receives"
+    steps = 1000
+    start = (1.0, 1.0)
+    dimensions = 2
+    lrs = {"adam": 0.01, "adamw": 0.01}
+    knob_defaults = {"weight_decay": 0.1}
+    #: the gradient scale of the two weights: zero-mean gradients of alternating sign
+    scales = (10.0, 0.01)
+
+    def loss(self, w, t=None):
+        if t is None:  # the gradients average to zero: what is left to report is the weights' size
+            return 0.5 * (w ** 2).sum()
+        sign = 1.0 if t % 2 == 0 else -1.0
+        return sign * (torch.tensor(self.scales, dtype=torch.float64) * w).sum()
+
+    def title(self, start):
+        return (f"weights from 1.0 with zero-mean gradients of size {self.scales[0]:g} and {self.scales[1]:g}: "
+                f"the decay each receives")
+
+    def explain(self, runs):
+        for run in runs:
+            for index, scale in enumerate(self.scales):
+                final = abs(run.params[-1][index])
+                run.extra[f"final_w{index}"] = run.params[-1][index]
+                # the decay per step that would shrink 1.0 to the final weight
+                run.extra[f"decay_per_step_{index}"] = -math.log(max(final, 1e-300)) / max(len(run.params) - 1, 1)
+        columns = []
+        for index, scale in enumerate(self.scales):
+            columns += [(f"final_w{index}", f"w (|g| = {scale:g})"),
+                        (f"decay_per_step_{index}", f"decay per step (|g| = {scale:g})")]
+        return columns, [
+            "AdamW shrinks every weight by lr x lambda a step, whatever its gradients. Adam + L2 adds "
+            "lambda w to the gradient, which is then divided by sqrt(v_hat): a weight with a large "
+            "gradient history barely decays, a weight with small gradients decays far faster."]
+
+    def race(self, optimizers, lrs, steps, start, knobs):
+        race = super().race(optimizers, lrs, steps, start, knobs)
+        race.notes.insert(0, f"lr x lambda = {lrs[optimizers[0]] * knobs['weight_decay']:g} a step.")
+        return race
+
+
+class Moments(Problem):
+    """m_hat and v_hat as estimates of a gradient distribution's first and second moment."""
+
+    name = "moments"
+    summary = "Adam's m and v estimating the mean and mean square of the gradients, with and without bias correction"
+    steps = 100
+    lrs = {"adam": 0.001}
+    mean, spread, seed = 0.5, 1.0, 0
+    options = {"mean": "the gradients' mean", "spread": "their standard deviation"}
+    shown_steps = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+    def race(self, optimizers, lrs, steps, start, knobs):
+        generator = torch.Generator().manual_seed(self.seed)
+        grads = (self.mean + self.spread * torch.randn(steps, generator=generator, dtype=torch.float64)).tolist()
+        arguments = {k: v for k, v in knobs.items() if k in ("beta1", "beta2", "eps") and v is not None}
+        truth = (self.mean, self.mean ** 2 + self.spread ** 2)
+        runs = []
+        for name in optimizers:
+            # adamlab's float64 maths, step by step, as ``adamlab trace`` shows it
+            rows = trace(name, grads, theta=start[0], lr=lrs[name], **arguments)
+            extra = {key: [row[key] for row in rows] for key in ("m", "v", "m_hat", "v_hat")}
+            # The "loss": how far the bias-corrected mean estimate is from the true mean, squared.
+            losses = [truth[0] ** 2] + [(row["m_hat"] - truth[0]) ** 2 for row in rows]
+            runs.append(Run(name, lrs[name], losses, [[start[0]]] + [[row["param"]] for row in rows], extra=extra))
+        headers = ["step", "m", "m_hat", "v", "v_hat"]
+        first = runs[0].extra
+        table = [[t, first["m"][t - 1], first["m_hat"][t - 1], first["v"][t - 1], first["v_hat"][t - 1]]
+                 for t in self.shown_steps if t <= steps]
+        race = Race(self.name, self.title(start), steps, runs, [], [
+            f"True mean {truth[0]:g}, true mean square {truth[1]:g}. m and v start at 0, so early on they "
+            f"fall short by the factor 1 - beta^t; m_hat and v_hat divide it out. The loss column is "
+            f"(m_hat - mean)^2."], by_step=(headers, table))
+        race.truth = {"mean": truth[0], "mean_square": truth[1]}
+        return race
+
+    def title(self, start):
+        return f"gradients ~ N({self.mean:g}, {self.spread:g}^2): Adam's estimates of their mean and mean square"
+
+
+PROBLEMS = {problem.name: problem for problem in (Quadratic(), Rosenbrock(), Flip(), AdagradDecay(),
+                                                   AMSGradCounterexample(), WeightDecay(), Moments())}
+
+
+def run(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float] | None = None,
+        steps: int | None = None, start=None, options: dict | None = None, **knobs) -> Race:
+    """Race ``optimizers`` (default: the problem's field) on ``problem``.
+
+    ``lrs`` overrides learning rates by optimizer name; ``knobs`` sets beta1, beta2, eps or
+    weight_decay on every optimizer they apply to; ``options`` the problem's own settings (its
+    ``options``). Bad names or values raise ValueError.
+    """
+    if problem not in PROBLEMS:
+        raise ValueError(f"unknown problem {problem!r}; choose from {', '.join(PROBLEMS)}")
+    course = copy.copy(PROBLEMS[problem])
+    for name, value in (options or {}).items():
+        if name not in course.options:
+            raise ValueError(f"{problem} has no setting {name!r}"
+                             + (f"; it has {', '.join(course.options)}" if course.options else ""))
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        setattr(course, name, float(value))
+    optimizers = list(optimizers or course.lrs)
+    for name in list(optimizers) + list(lrs or {}):
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    unknown = set(knobs) - set(KNOBS)
+    if unknown:
+        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; choose from {', '.join(KNOBS)}")
+    rates = {name: course.lrs.get(name, 1e-2) for name in optimizers}
+    for name, lr in (lrs or {}).items():
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"the learning rate of {name} must be a positive number, got {lr!r}")
+        rates[name] = float(lr)
+    steps = course.steps if steps is None else steps
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive whole number, got {steps!r}")
+    if start is not None and course.start is None:
+        raise ValueError(f"{problem} starts from its own seeded initialisation; it takes no start")
+    start = course.start if start is None else tuple(start)
+    if start is not None and (len(start) != len(course.start) or not all(math.isfinite(v) for v in start)):
+        raise ValueError(f"the start of {problem} is {len(course.start)} finite number(s), got {start!r}")
+    settings = {**dict.fromkeys(KNOBS), **course.knob_defaults,
+                **{k: v for k, v in knobs.items() if v is not None}}
+    race = course.race(optimizers, rates, steps, start, settings)
+    race.knobs = settings
+    for run_ in race.runs:
+        run_.label = f"{run_.optimizer} (lr {run_.lr:g})" + (" *" if run_.extra.get("other_lr") else "")
+    return race
+

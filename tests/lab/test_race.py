@@ -1,0 +1,177 @@
+"""``adamlab race``: each problem's numbers against independent computations, and the command."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from adamlab.cli import main
+from adamlab.lab import race
+from adamlab.maths import adam, sgd
+
+
+def reference_path(maths, steps, w, gradient, **settings):
+    """Run adamlab's float64 reference maths on one parameter with gradient(w) at each step."""
+    state, path = maths.init(np.float64(w)), [w]
+    for _ in range(steps):
+        step = maths.update(np.float64(gradient(path[-1])), state, np.float64(path[-1]), **settings)
+        state = step.state
+        path.append(float(step.param))
+    return path
+
+
+def test_the_quadratic_agrees_with_the_reference_maths():
+    result = race.run("quadratic")
+    sgd_run, momentum_run, adam_run = (result.run_of(name) for name in ("sgd", "momentum", "adam"))
+    assert sgd_run.params[-1][0] == pytest.approx(5 * 0.98 ** 8, rel=1e-12)
+    expected = reference_path(sgd, 8, 5.0, lambda w: 2 * w, lr=0.01, momentum=0.9)
+    np.testing.assert_allclose([p[0] for p in momentum_run.params], expected, rtol=1e-12)
+    expected = reference_path(adam, 8, 5.0, lambda w: 2 * w, lr=0.01)
+    np.testing.assert_allclose([p[0] for p in adam_run.params], expected, rtol=1e-12)
+    # The lesson: momentum far ahead, Adam about 8 x lr from the start.
+    assert momentum_run.params[-1][0] < sgd_run.params[-1][0] < adam_run.params[-1][0]
+    assert adam_run.extra["moved"] == pytest.approx(8 * 0.01, rel=1e-3)
+    assert sgd_run.losses == pytest.approx([p[0] ** 2 for p in sgd_run.params])
+    assert any("Adam's step" in note for note in result.notes)
+
+
+def test_rosenbrock_adam_reaches_the_valley_floor_and_the_start_moves():
+    result = race.run("rosenbrock")
+    distances = {run.optimizer: run.extra["distance_to_minimum"] for run in result.runs}
+    assert distances["adam"] < 0.1 and distances["adam"] == min(distances.values())
+    x, y = result.run_of("adam").params[-1]
+    assert result.run_of("adam").losses[-1] == pytest.approx((1 - x) ** 2 + 100 * (y - x * x) ** 2)
+    moved = race.run("rosenbrock", ["adam"], steps=3, start=(0.5, 0.5))
+    assert moved.run_of("adam").params[0] == [0.5, 0.5] and len(moved.run_of("adam").params) == 4
+
+
+def test_amsgrad_finds_the_optimum_that_adam_misses():
+    result = race.run("amsgrad")
+    assert result.run_of("adam").params[-1][0] > 0.9  # drifted to the wrong end
+    assert result.run_of("amsgrad").params[-1][0] < -0.9
+    assert all(-1 <= p[0] <= 1 for run in result.runs for p in run.params)  # projected onto [-1, 1]
+    assert result.knobs["beta1"] == 0 and result.knobs["beta2"] == pytest.approx(0.1)
+
+
+def test_flip_network_data_gradients_and_losses():
+    images, targets = race.Flip.data()
+    assert images.shape == (16, 4) and len({tuple(row) for row in images.tolist()}) == 16
+    for image, target in zip(images, targets):  # the transpose of [a b; c d] is [a c; b d]
+        assert torch.equal(target.reshape(2, 2), image.reshape(2, 2).T)
+    result = race.run("flip", steps=20)
+    momentum = result.run_of("momentum")
+    assert len(momentum.params[-1]) == 31
+    assert len(momentum.losses) == 21 and len(result.runs) == 6  # and the other learning rates
+    # The first loss is the mean over the seeds of the untrained networks' MSE.
+    initial = []
+    for seed in range(race.Flip.seeds):
+        torch.manual_seed(seed)
+        network = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 4)).double()
+        initial.append(torch.nn.functional.mse_loss(network(images), targets).item())
+    assert momentum.losses[0] == pytest.approx(sum(initial) / len(initial), rel=1e-12)
+    assert momentum.extra["layer_ratio"] > 5  # the spread between tensors that Adam normalizes
+    assert 0 <= momentum.extra["accuracy"] <= 1
+
+
+def test_adagrads_effective_rate_dies_and_rmsprops_stays():
+    result = race.run("adagrad-decay")
+    adagrad, rmsprop = result.run_of("adagrad"), result.run_of("rmsprop")
+    # AdaGrad's denominator, recomputed from the path: lr / sqrt(sum of every gradient squared).
+    samples = race.PROBLEMS["adagrad-decay"].targets(result.steps)
+    grads = np.array([p[0] for p in adagrad.params[:-1]]) - samples.numpy()
+    expected = 0.1 / (np.sqrt(np.cumsum(grads ** 2)) + 1e-10)
+    np.testing.assert_allclose(adagrad.extra["effective_lr"], expected, rtol=1e-10)
+    assert adagrad.extra["effective_lr_at_end"] < adagrad.extra["effective_lr_at_10"] / 10
+    assert rmsprop.extra["effective_lr_at_end"] > rmsprop.extra["effective_lr_at_10"] / 2
+    assert abs(rmsprop.params[-1][0] + 3) < 0.5 < abs(adagrad.params[-1][0] + 3)
+
+
+def test_weight_decay_adamw_is_even_and_adam_l2_is_not():
+    result = race.run("weight-decay")
+    adam_l2, adamw = result.run_of("adam"), result.run_of("adamw")
+    assert adamw.extra["decay_per_step_0"] == pytest.approx(adamw.extra["decay_per_step_1"], rel=1e-6)
+    assert adamw.extra["decay_per_step_0"] == pytest.approx(0.01 * 0.1, rel=0.05)  # lr x lambda
+    assert adam_l2.extra["decay_per_step_0"] < adamw.extra["decay_per_step_0"] / 5  # large gradients
+    assert adam_l2.extra["decay_per_step_1"] > adamw.extra["decay_per_step_1"] * 5  # small gradients
+
+
+def test_moments_are_the_exponential_averages_and_their_corrections():
+    result = race.run("moments", steps=30, options={"mean": 2.0, "spread": 0.5}, beta1=0.8)
+    run = result.runs[0]
+    generator = torch.Generator().manual_seed(0)
+    grads = (2.0 + 0.5 * torch.randn(30, generator=generator, dtype=torch.float64)).numpy()
+    m = [0.2 * sum(0.8 ** (t - i) * grads[i] for i in range(t + 1)) for t in range(30)]
+    np.testing.assert_allclose(run.extra["m"], m, rtol=1e-12)
+    np.testing.assert_allclose(run.extra["m_hat"], [m[t] / (1 - 0.8 ** (t + 1)) for t in range(30)], rtol=1e-12)
+    assert run.extra["v_hat"][0] == pytest.approx(grads[0] ** 2)
+    assert result.truth == {"mean": 2.0, "mean_square": 4.25}
+    assert [row[0] for row in result.by_step[1]] == [1, 2, 3, 5, 10, 20]
+
+
+@pytest.mark.parametrize("problem,arguments,message", [
+    ("nope", {}, "unknown problem 'nope'; choose from quadratic"),
+    ("quadratic", {"optimizers": ["adamz"]}, "unknown optimizer 'adamz'"),
+    ("quadratic", {"steps": 0}, "steps must be a positive"),
+    ("quadratic", {"lrs": {"adam": -1.0}}, "must be a positive number"),
+    ("rosenbrock", {"start": (1.0,)}, "2 finite number(s)"),
+    ("flip", {"start": (1.0,)}, "takes no start"),
+    ("quadratic", {"options": {"mean": 1.0}}, "quadratic has no setting 'mean'"),
+])
+def test_bad_races_are_refused(problem, arguments, message):
+    with pytest.raises(ValueError) as error:
+        race.run(problem, **arguments)
+    assert message in str(error.value)
+
+
+# --- the command ------------------------------------------------------------------------------
+
+def test_the_command_prints_a_table_writes_a_picture_and_json(tmp_path, capsys):
+    picture = tmp_path / "race.png"
+    assert main(["race", "quadratic", "--out", str(picture)]) == 0
+    printed = capsys.readouterr().out
+    assert "momentum (lr 0.01)" in printed and "2.442" in printed and f"wrote {picture}" in printed
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["race", "rosenbrock", "--optimizers", "adam,sgd", "--lr", "adam=0.02", "--steps", "5",
+                 "--start", "0,0", "--out", str(picture), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [run["optimizer"] for run in data["runs"]] == ["adam", "sgd"]
+    adam_run = data["runs"][0]
+    assert adam_run["lr"] == 0.02 and adam_run["params"][0] == [0.0, 0.0] and len(adam_run["losses"]) == 6
+    assert adam_run["final_loss"] == adam_run["losses"][-1] and adam_run["final_params"] == adam_run["params"][-1]
+    expected = race.run("rosenbrock", ["adam"], {"adam": 0.02}, 5, (0.0, 0.0)).run_of("adam")
+    assert adam_run["losses"] == expected.losses
+
+
+@pytest.mark.parametrize("problem", ["flip", "adagrad-decay", "amsgrad", "weight-decay", "moments"])
+def test_every_problem_draws(problem, tmp_path, capsys):
+    picture = tmp_path / f"{problem}.png"
+    assert main(["race", problem, "--steps", "12", "--out", str(picture)]) == 0
+    assert picture.stat().st_size > 10_000 and "wrote" in capsys.readouterr().out
+
+
+def test_the_list_names_every_problem(capsys):
+    assert main(["race", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(race.PROBLEMS)
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["race", "nope"], "unknown problem 'nope'; choose from quadratic, rosenbrock"),
+    (["race", "quadratic", "--optimizers", "adam,nadam"], "unknown optimizer 'nadam'"),
+    (["race", "quadratic", "--steps", "-3"], "must be at least 1"),
+    (["race", "quadratic", "--lr", "adam=0"], "a learning rate must be positive"),
+    (["race", "rosenbrock", "--start", "1"], "2 finite number(s)"),
+    (["race", "rosenbrock", "--start", "1,x"], "expected numbers separated by commas"),
+    (["race", "quadratic", "--beta1", "1.5"], "--beta1 must be"),
+    (["race"], "name a problem"),
+])
+def test_bad_input_is_one_line_and_exit_2(arguments, message, capsys, tmp_path):
+    try:
+        status = main([*arguments, "--out", str(tmp_path / "x.png")])
+    except SystemExit as exit:  # argparse's own usage errors
+        status = exit.code
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()

@@ -5,9 +5,9 @@ import sys
 
 from .. import __version__
 from ..maths.hyperparameters import InvalidHyperparameter
-from . import bench, memory, race, trace, train
+from . import bench, explore, memory, race, trace, train
 
-COMMANDS = (train, trace, race, bench, memory)
+COMMANDS = (train, trace, race, explore, bench, memory)
 
 
 class ArgumentParser(argparse.ArgumentParser):

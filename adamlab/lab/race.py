@@ -130,6 +130,8 @@ class Problem:
     bounds: tuple[float, float, float, float] | None = None
     #: the problem's own settings that a race may change (attribute -> what it is)
     options: dict[str, str] = {}
+    #: the optimizers whose inner workings the problem is about (None: any)
+    only: tuple[str, ...] | None = None
 
     def loss(self, w: torch.Tensor, t: int | None = None) -> torch.Tensor:
         """The loss at w; ``t`` (0-based step) for problems whose loss changes with time,
@@ -344,6 +346,7 @@ class AdagradDecay(Problem):
     steps = 4000
     start = (0.0,)
     lrs = {"adagrad": 0.1, "rmsprop": 0.01}
+    only = ("adagrad", "rmsprop")  # the two with an accumulator to watch
     seed = 0
 
     def targets(self, steps: int) -> torch.Tensor:
@@ -438,6 +441,7 @@ class Moments(Problem):
     summary = "Adam's m and v estimating the mean and mean square of the gradients, with and without bias correction"
     steps = 100
     lrs = {"adam": 0.001}
+    only = ("adam", "adamw", "amsgrad")  # the optimizers with Adam's two moments
     mean, spread, seed = 0.5, 1.0, 0
     options = {"mean": "the gradients' mean", "spread": "their standard deviation"}
     shown_steps = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -452,6 +456,7 @@ class Moments(Problem):
             # adamlab's float64 maths, step by step, as ``adamlab trace`` shows it
             rows = trace(name, grads, theta=start[0], lr=lrs[name], **arguments)
             extra = {key: [row[key] for row in rows] for key in ("m", "v", "m_hat", "v_hat")}
+            extra["grads"] = grads
             # The "loss": how far the bias-corrected mean estimate is from the true mean, squared.
             losses = [truth[0] ** 2] + [(row["m_hat"] - truth[0]) ** 2 for row in rows]
             runs.append(Run(name, lrs[name], losses, [[start[0]]] + [[row["param"]] for row in rows], extra=extra))
@@ -496,6 +501,9 @@ def run(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float]
     for name in list(optimizers) + list(lrs or {}):
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    refused = [name for name in optimizers if course.only and name not in course.only]
+    if refused:
+        raise ValueError(f"{problem} races {', '.join(course.only)}, not {refused[0]}")
     unknown = set(knobs) - set(KNOBS)
     if unknown:
         raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; choose from {', '.join(KNOBS)}")

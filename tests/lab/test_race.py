@@ -117,6 +117,7 @@ def test_moments_are_the_exponential_averages_and_their_corrections():
     ("rosenbrock", {"start": (1.0,)}, "2 finite number(s)"),
     ("flip", {"start": (1.0,)}, "takes no start"),
     ("quadratic", {"options": {"mean": 1.0}}, "quadratic has no setting 'mean'"),
+    ("adagrad-decay", {"optimizers": ["adam"]}, "adagrad-decay races adagrad, rmsprop, not adam"),
 ])
 def test_bad_races_are_refused(problem, arguments, message):
     with pytest.raises(ValueError) as error:

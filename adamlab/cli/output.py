@@ -1,4 +1,7 @@
-"""Helpers shared by the commands: the --device option, printing tables."""
+"""Helpers shared by the commands: the --device option, lists of numbers, printing tables."""
+
+import argparse
+import math
 
 import torch
 from rich.console import Console
@@ -25,3 +28,16 @@ def usable_device(name: str) -> str:
     except (RuntimeError, AssertionError) as error:
         raise ValueError(f"--device {name} is not usable here ({str(error).splitlines()[0]})") from None
     return name
+
+
+def numbers(example: str):
+    """An argparse type for comma-separated finite numbers; ``example`` shows the form in errors."""
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers like {example}, got {text!r}")
+        if not all(math.isfinite(value) for value in values):
+            raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+        return values
+    return parse

@@ -7,17 +7,7 @@ import math
 from rich.table import Table
 
 from ..lab import race as lab
-from .output import print_table
-
-
-def _numbers(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas like -1.5,2, got {text!r}")
-    if not all(math.isfinite(value) for value in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
-    return values
+from .output import numbers, print_table
 
 
 def _names(text: str) -> list[str]:
@@ -65,7 +55,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--lr", type=_rate, action="append", default=[], metavar="NAME=VALUE",
                         help="one optimizer's learning rate (repeatable; default: the problem's)")
     parser.add_argument("--steps", type=_positive, help="steps to run (default: the problem's)")
-    parser.add_argument("--start", type=_numbers, help="starting point, e.g. -1.5,2 (2-D problems) or 5 (1-D)")
+    parser.add_argument("--start", type=numbers("-1.5,2"), help="starting point, e.g. -1.5,2 (2-D problems) or 5 (1-D)")
     for knob, text in (("beta1", "first-moment decay (momentum's factor)"), ("beta2", "second-moment decay "
                        "(RMSprop's alpha)"), ("eps", "denominator's epsilon"), ("weight-decay", "weight decay")):
         parser.add_argument(f"--{knob}", type=float, help=f"{text}, for every optimizer it applies to")

@@ -1,13 +1,11 @@
 """``adamlab trace``: one scalar parameter through an optimizer, step by step."""
 
-import argparse
 import json
-import math
 
 from rich.table import Table
 
 from ..lab import trace as lab
-from .output import print_table
+from .output import numbers, print_table
 
 # Column order for the table; a quantity an optimizer lacks gets no column.
 _COLUMNS = (("step", "t"), ("grad", "grad"), ("g", "g"), ("m", "m"), ("v", "v"),
@@ -15,16 +13,6 @@ _COLUMNS = (("step", "t"), ("grad", "grad"), ("g", "g"), ("m", "m"), ("v", "v"),
             ("momentum_buffer", "buffer"), ("bias_correction1", "1-beta1^t"),
             ("bias_correction2", "1-beta2^t"), ("m_hat", "m_hat"), ("v_hat", "v_hat"),
             ("lr_t", "lr_t"), ("decay", "decay"), ("update", "update"), ("param", "theta"))
-
-
-def _numbers(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,0.3, got {text!r}")
-    if not all(math.isfinite(value) for value in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
-    return values
 
 
 def add_parser(commands) -> None:
@@ -35,7 +23,7 @@ def add_parser(commands) -> None:
         epilog="optimizers: " + "; ".join(f"{name}: {traceable.summary}"
                                           for name, traceable in lab.OPTIMIZERS.items()))
     parser.add_argument("--optimizer", choices=lab.OPTIMIZERS, default="adam")
-    parser.add_argument("--grads", type=_numbers, default=lab.WORKED_EXAMPLE_GRADS,
+    parser.add_argument("--grads", type=numbers("0.5,0.3"), default=lab.WORKED_EXAMPLE_GRADS,
                         help="the gradient at each step (default 0.5,0.3,0.8,0.6)")
     parser.add_argument("--theta", type=float, default=1.0, help="starting parameter (default 1.0)")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")

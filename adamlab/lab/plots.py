@@ -41,6 +41,11 @@ def plot_losses(runs: list[tuple[str, "History"]], path: str | Path, title: str)
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
+    save_png(figure, path)
+
+
+def save_png(figure, path: str | Path) -> None:
+    """Lay ``figure`` out, write it as a PNG at ``path`` atomically, and close it."""
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

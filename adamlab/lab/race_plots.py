@@ -1,15 +1,13 @@
 """Pictures of races: two panels each, what the problem is about on the left and the loss (or
 the quantity the problem is about) against step on the right."""
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.colors import LogNorm
 
-from ..files import atomic_write
-from .plots import plt
+from .plots import plt, save_png
 from .race import PROBLEMS, Race
 
 
@@ -135,9 +133,4 @@ def plot_race(race: Race, path: str | Path) -> None:
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=8)
     figure.suptitle(race.title, fontsize=11)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    with atomic_write(path) as file:
-        file.write(buffer.getvalue())
+    save_png(figure, path)

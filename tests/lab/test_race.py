@@ -163,7 +163,7 @@ def test_the_list_names_every_problem(capsys):
     (["race", "quadratic", "--steps", "-3"], "must be at least 1"),
     (["race", "quadratic", "--lr", "adam=0"], "a learning rate must be positive"),
     (["race", "rosenbrock", "--start", "1"], "2 finite number(s)"),
-    (["race", "rosenbrock", "--start", "1,x"], "expected numbers separated by commas"),
+    (["race", "rosenbrock", "--start", "1,x"], "expected comma-separated numbers like -1.5,2"),
     (["race", "quadratic", "--beta1", "1.5"], "--beta1 must be"),
     (["race"], "name a problem"),
 ])

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 
 from adamlab.files import atomic_write
@@ -25,3 +28,19 @@ def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(ValueError, match="is not a directory"):
         with atomic_write(tmp_path / "absent" / "file.pt"):
             pass
+
+
+def test_a_new_file_gets_the_usual_mode_and_a_replaced_one_keeps_its_own(tmp_path):
+    mask = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "new.png") as file:
+            file.write(b"picture")
+        assert stat.S_IMODE((tmp_path / "new.png").stat().st_mode) == 0o640  # 0666 less the mask
+        kept = tmp_path / "kept.png"
+        kept.write_bytes(b"old")
+        kept.chmod(0o604)
+        with atomic_write(kept) as file:
+            file.write(b"new")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o604
+    finally:
+        os.umask(mask)

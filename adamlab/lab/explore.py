@@ -6,13 +6,17 @@ script only asks and draws. The server is the standard library's ``ThreadingHTTP
 
 The API:
 
+Listening on loopback (the default), it answers only requests addressed to a loopback name (a
+403 otherwise), so that no other site can reach it through a name of its own.
+
 ``GET /``
     The page. ``GET /static/<file>``: its script, style sheet and the vendored Chart.js.
 ``GET /api/problems``
     ``{"problems": [...], "optimizers": [...], "knobs": [...], "max_steps": 5000}``; each problem
     has its name, title-like summary, dimensions, default steps, start, bounds (2-D: x_low,
     x_high, y_low, y_high, else null), knob_defaults, its default field of optimizers and
-    ``lrs``: every optimizer's learning rate on it when none is given.
+    ``lrs``: every optimizer's learning rate on it when none is given, and ``options``: its own
+    settings, ``[{"name", "about", "value"}, ...]``.
 ``GET /api/race?problem=P``
     ``race.run(P, ...).to_json()`` plus ``dimensions``, ``contours`` (2-D problems with bounds: the
     loss's level lines, ``[{"level": L, "lines": [[[x, y], ...], ...]}, ...]``) and ``internals``
@@ -21,7 +25,8 @@ The API:
     parameters: ``optimizers=a,b`` (default: the problem's field); ``steps`` (1 to 5000; default:
     the problem's); ``lr`` (every chosen optimizer's learning rate) and ``lr_<optimizer>`` (one
     optimizer's, over ``lr``), each left out meaning the problem's default; ``beta1``, ``beta2``,
-    ``eps``, ``weight_decay`` (left out or empty: each optimizer's or the problem's default).
+    ``eps``, ``weight_decay`` (left out or empty: each optimizer's or the problem's default); the
+    problem's own options by name (moments: ``mean``, ``spread``).
 
 A bad request (a missing or unknown problem, an unknown optimizer or parameter, a value that is
 not a number or out of range) is a 400 with ``{"error": message}``; an unknown path a 404.
@@ -69,15 +74,9 @@ def bad_request(message: str) -> HTTPError:
 
 # --- the API's answers -------------------------------------------------------------------------
 
-#: race.run's learning rate for an optimizer outside a problem's default field (a test checks
-#: the two agree).
-OTHER_LR = 1e-2
-
-
 def default_lrs(problem: str) -> dict[str, float]:
     """Every optimizer's learning rate on ``problem`` when none is given."""
-    course = race.PROBLEMS[problem]
-    return {name: course.lrs.get(name, OTHER_LR) for name in race.OPTIMIZERS}
+    return {name: race.PROBLEMS[problem].lr(name) for name in race.OPTIMIZERS}
 
 
 def problems() -> dict:
@@ -86,7 +85,9 @@ def problems() -> dict:
         "problems": [{"name": name, "summary": course.summary, "dimensions": course.dimensions,
                       "steps": course.steps, "start": course.start, "bounds": course.bounds,
                       "knob_defaults": course.knob_defaults, "optimizers": list(course.lrs),
-                      "lrs": default_lrs(name)}
+                      "lrs": default_lrs(name),
+                      "options": [{"name": option, "about": about, "value": getattr(course, option)}
+                                  for option, about in course.options.items()]}
                      for name, course in race.PROBLEMS.items()],
         "optimizers": [{"name": name, "summary": racer.summary} for name, racer in race.OPTIMIZERS.items()],
         "knobs": list(race.KNOBS),
@@ -118,7 +119,8 @@ def race_arguments(query: dict[str, list[str]]) -> dict:
     """``race.run``'s keyword arguments from ``/api/race``'s query, checked as far as the query
     alone can be (``race.run`` checks the rest and the optimizers check their ranges)."""
     lr_names = {f"lr_{name}" for name in race.OPTIMIZERS}
-    known = {"problem", "optimizers", "steps", "lr", *race.KNOBS, *lr_names}
+    option_names = {option for course in race.PROBLEMS.values() for option in course.options}
+    known = {"problem", "optimizers", "steps", "lr", *race.KNOBS, *lr_names, *option_names}
     for name in query:
         if name not in known:
             # an lr_ of an unknown optimizer deserves the optimizer's name, not the parameter's
@@ -126,7 +128,8 @@ def race_arguments(query: dict[str, list[str]]) -> dict:
                 raise bad_request(f"unknown optimizer {name[3:]!r} in {name}; choose from "
                                   f"{', '.join(race.OPTIMIZERS)}")
             raise bad_request(f"unknown parameter {name!r}; choose from problem, optimizers, steps, lr, "
-                              f"lr_<optimizer>, {', '.join(race.KNOBS)}")
+                              f"lr_<optimizer>, {', '.join(race.KNOBS)} or a problem's option "
+                              f"({', '.join(sorted(option_names))})")
     problem = _one(query, "problem")
     if problem is None:
         raise bad_request(f"problem is required; choose from {', '.join(race.PROBLEMS)}")
@@ -154,6 +157,9 @@ def race_arguments(query: dict[str, list[str]]) -> dict:
     for knob in race.KNOBS:
         text = _one(query, knob)
         arguments[knob] = None if text is None else _number(knob, text)
+    # another problem's option is race.run's to refuse, naming the problem's own
+    options = {name: _one(query, name) for name in sorted(option_names & set(query))}
+    arguments["options"] = {name: _number(name, text) for name, text in options.items() if text is not None}
     return arguments
 
 
@@ -212,7 +218,7 @@ def race_json(query: dict[str, list[str]]) -> dict:
     arguments = race_arguments(query)
     try:
         result = race.run(arguments.pop("problem"), arguments.pop("optimizers"), arguments.pop("lrs"),
-                          arguments.pop("steps", None), **arguments)
+                          arguments.pop("steps", None), options=arguments.pop("options"), **arguments)
     except ValueError as error:  # race.run's and the optimizers' own messages name the bad value
         raise bad_request(str(error)) from None
     course = race.PROBLEMS[result.problem]
@@ -273,6 +279,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         try:
+            self.server.check_host(self.headers.get("Host"))
             status, content_type, body = answer(self.path)
         except HTTPError as error:
             status, content_type, body = error.status, *as_json({"error": str(error)})
@@ -306,6 +313,16 @@ class ExplorerServer(ThreadingHTTPServer):
                 raise ValueError(f"port {port} on {host} is in use; pick another with --port "
                                  f"(0: any free port)") from None
             raise ValueError(f"cannot listen on {host} port {port}: {error.strerror or error}") from None
+
+    def check_host(self, host: str | None) -> None:
+        """Refuse (403) a request whose Host header names another machine, when listening on
+        loopback: a web page elsewhere could otherwise point a name of its own at 127.0.0.1 and
+        read the answers (DNS rebinding)."""
+        if not is_loopback(self.server_address[0]):
+            return  # told to listen beyond this machine: any name may reach it
+        name = urlsplit(f"//{host}").hostname if host else None
+        if name is None or not is_loopback(name):
+            raise HTTPError(403, f"this explorer answers to {self.url} only, not to Host {host!r}")
 
     @property
     def url(self) -> str:

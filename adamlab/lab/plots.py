@@ -2,6 +2,7 @@
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -10,6 +11,9 @@ matplotlib.use("Agg")  # files only: no window, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..files import atomic_write  # noqa: E402
+
+if TYPE_CHECKING:  # training imports torch and the data; a picture needs neither
+    from .training import History
 
 
 def _smoothed(values: list[float], window: int) -> list[float]:
@@ -23,7 +27,7 @@ def _smoothed(values: list[float], window: int) -> list[float]:
     return out
 
 
-def plot_losses(runs: list[tuple[str, "History"]], path: str | Path, title: str) -> None:  # noqa: F821
+def plot_losses(runs: list[tuple[str, "History"]], path: str | Path, title: str) -> None:
     """Training and validation loss against step, one colour per run, to a PNG at ``path``."""
     figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
     for index, (label, history) in enumerate(runs):

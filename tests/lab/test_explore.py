@@ -1,6 +1,7 @@
 """``adamlab explore``: its JSON API against ``race.run`` and ``trace``, its command, and its page
 in a real headless browser (Debian's chromium driven by Playwright)."""
 
+import http.client
 import json
 import os
 import shutil
@@ -82,6 +83,16 @@ def test_lr_sets_every_chosen_optimizer_and_lr_name_one(server):
     assert {run["optimizer"]: run["lr"] for run in answer["runs"]} == {"sgd": 0.1, "momentum": 0.1, "adam": 0.2}
 
 
+def test_a_problems_own_options_are_parameters(server):
+    moments = next(problem for problem in api(server, "/api/problems")["problems"] if problem["name"] == "moments")
+    assert moments["options"] == [{"name": name, "about": about, "value": getattr(race.PROBLEMS["moments"], name)}
+                                  for name, about in race.PROBLEMS["moments"].options.items()]
+    answer = api(server, "/api/race?problem=moments&mean=-2&spread=0.25&steps=40")
+    expected = race.run("moments", steps=40, options={"mean": -2.0, "spread": 0.25}).to_json()
+    assert {key: answer[key] for key in expected} == as_json(expected)
+    assert answer["truth"] == {"mean": -2.0, "mean_square": 4.0625}
+
+
 def test_one_parameter_races_carry_the_trace_of_each_run(server):
     answer = api(server, "/api/race?problem=quadratic&optimizers=adam,sgd&beta1=0.5&lr=0.05")
     assert answer["contours"] is None
@@ -113,6 +124,8 @@ def test_one_parameter_races_carry_the_trace_of_each_run(server):
     ("problem=quadratic&eps=nan", "eps must be a finite number"),
     ("problem=quadratic&beta1=1.5", "must be in [0, 1), got 1.5"),  # the optimizers' own message
     ("problem=quadratic&weight_decay=-0.1", "weight_decay must be >= 0"),
+    ("problem=quadratic&mean=1", "quadratic has no setting 'mean'"),
+    ("problem=moments&spread=inf", "spread must be a finite number"),
 ])
 def test_bad_requests_are_400_with_a_message(server, query, message):
     status, content_type, body = get(server, f"/api/race?{query}")
@@ -141,6 +154,24 @@ def test_it_listens_on_loopback_unless_told_otherwise(server):
     assert server.server_address[0] == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
     assert explore.is_loopback("127.0.0.1") and explore.is_loopback("::1") and explore.is_loopback("localhost")
     assert not explore.is_loopback("0.0.0.0") and not explore.is_loopback("192.168.1.2")
+
+
+def test_a_request_for_another_host_name_is_refused(server):
+    """A page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) gets nothing."""
+    port = server.server_address[1]
+    for host, status in [(f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200),
+                         (f"attacker.example:{port}", 403), ("127.0.0.1.attacker.example", 403), (None, 403)]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.putrequest("GET", "/api/problems", skip_host=True)
+        if host is not None:
+            connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+        assert response.status == status, (host, body)
+        if status == 403:
+            assert f"answers to {server.url} only" in body["error"]
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -246,6 +277,20 @@ def test_the_page_draws_what_the_api_computes(server):
             assert after == paths_of(answer)
             losses = page.evaluate("window.explorer.charts.loss.data.datasets.map((d) => d.data.map((p) => p.y))")
             assert losses == [run["losses"] for run in answer["runs"]]
+
+            # A problem's own setting: the gradients' mean in moments, typed in its box.
+            page.select_option("#problem", "moments")
+            page.wait_for_function("window.explorer.response.problem === 'moments'")
+            page.fill("#option-mean", "-1.5")
+            page.wait_for_function("window.explorer.response.truth.mean === -1.5")
+            query = page.evaluate("window.explorer.query")
+            assert parse_qs(query)["mean"] == ["-1.5"]
+            # drawn: each run's bias-corrected and raw estimate of the mean against the step
+            answer = api(server, f"/api/race?{query}")
+            assert answer["truth"]["mean"] == -1.5
+            assert drawn_paths(page) == [[f"{run['label']} {key}", [[step + 1, value] for step, value in
+                                                                    enumerate(run[key])]]
+                                         for run in answer["runs"] for key in ("m_hat", "m")]
             assert errors == []
         finally:
             browser.close()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import adamlab
 from adamlab.cli import main
 from adamlab.lab import race
 from adamlab.maths import adam, sgd
@@ -63,13 +64,24 @@ def test_flip_network_data_gradients_and_losses():
     momentum = result.run_of("momentum")
     assert len(momentum.params[-1]) == 31
     assert len(momentum.losses) == 21 and len(result.runs) == 6  # and the other learning rates
-    # The first loss is the mean over the seeds of the untrained networks' MSE.
-    initial = []
+    # Each seed, trained alone as a plain torch network by the same optimizer, ends where the
+    # race's stacked training of all the seeds says it does.
+    initial, final = [], []
     for seed in range(race.Flip.seeds):
         torch.manual_seed(seed)
         network = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 4)).double()
         initial.append(torch.nn.functional.mse_loss(network(images), targets).item())
+        stepper = adamlab.SGD(network.parameters(), lr=0.05, momentum=0.9)
+        for _ in range(20):
+            stepper.zero_grad()
+            torch.nn.functional.mse_loss(network(images), targets).backward()
+            stepper.step()
+        final.append(torch.nn.functional.mse_loss(network(images), targets).item())
+        if seed == 0:
+            weights = torch.cat([p.detach().reshape(-1) for p in network.parameters()]).tolist()
+            np.testing.assert_allclose(momentum.params[-1], weights, rtol=1e-10, atol=1e-14)
     assert momentum.losses[0] == pytest.approx(sum(initial) / len(initial), rel=1e-12)
+    np.testing.assert_allclose(momentum.extra["final_mse_by_seed"], final, rtol=1e-10)
     assert momentum.extra["layer_ratio"] > 5  # the spread between tensors that Adam normalizes
     assert 0 <= momentum.extra["accuracy"] <= 1
 

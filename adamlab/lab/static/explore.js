@@ -91,6 +91,9 @@ function buildQuery() {
   const scale = sliderValue("lr");
   for (const name of optimizers) query.set(`lr_${name}`, String(tidy(problem.lrs[name] * scale)));
   for (const knob of KNOBS) if (state.set.has(knob)) query.set(knob, String(sliderValue(knob)));
+  // the problem's own settings (moments: the gradients' mean and spread), as typed; the API says
+  // what is wrong with one that is not a number
+  for (const input of document.querySelectorAll("#option-inputs input")) query.set(input.name, input.value);
   query.set("steps", String(steps()));
   return query.toString();
 }
@@ -124,6 +127,16 @@ function resetControls() {
   place("lr", 1);
   for (const knob of KNOBS) place(knob, problem.knob_defaults[knob] ?? RESTING[knob]);
   place("steps", problem.steps);
+  $("option-inputs").replaceChildren(...problem.options.map((option) => {
+    const label = Object.assign(document.createElement("label"), {title: option.about});
+    const input = Object.assign(document.createElement("input"),
+                                {type: "number", name: option.name, id: `option-${option.name}`,
+                                 step: "any", value: String(option.value)});
+    input.addEventListener("input", () => scheduleUpdate(DEBOUNCE_MS));
+    label.append(`${option.name} `, input);
+    return label;
+  }));
+  $("options").hidden = problem.options.length === 0;
   $("summary").textContent = problem.summary;
   showValues();
 }
@@ -184,9 +197,27 @@ function baseOptions(xTitle, yTitle, yType = "linear") {
   };
 }
 
+// A problem whose runs estimate true values (moments) is drawn as its estimates against the step,
+// raw and bias-corrected, beside the truth: `raw` and `corrected` name the runs' series.
+function estimateChart(canvas, race, raw, corrected, truth, title) {
+  const steps = race.runs[0][raw].length;
+  const datasets = [{label: `true ${title} ${format(truth)}`, showLine: true, pointRadius: 0, borderWidth: 1.5,
+                     borderColor: "#000", borderDash: [4, 4], data: [{x: 1, y: truth}, {x: steps, y: truth}]}];
+  race.runs.forEach((run, index) => {
+    const series = (key) => run[key].map((value, step) => ({x: step + 1, y: value}));
+    datasets.push({...runStyle(run, index), label: `${run.label} ${corrected}`, data: series(corrected)});
+    datasets.push({...runStyle(run, index), label: `${run.label} ${raw}`, borderWidth: 1, borderDash: [2, 3],
+                   data: series(raw), series: raw});
+  });
+  const options = baseOptions("step", `estimate of the ${title}`, "linear");
+  options.scales.x.type = "logarithmic";  // the bias matters in the first few steps
+  return new Chart(canvas, {type: "scatter", data: {datasets}, options});
+}
+
 // The trajectories: over the loss's level lines for 2-D problems, the parameter against the
 // step for 1-D ones. Problems with more parameters have no path to draw.
 function pathChart(race) {
+  if (race.truth) return estimateChart($("path-chart"), race, "m", "m_hat", race.truth.mean, "mean");
   if (race.dimensions > 2) {
     $("path-note").textContent = `${race.dimensions} parameters: no path to draw, only the loss.`;
     return null;
@@ -217,6 +248,7 @@ function pathChart(race) {
 }
 
 function lossChart(race) {
+  if (race.truth) return estimateChart($("loss-chart"), race, "v", "v_hat", race.truth.mean_square, "mean square");
   const losses = race.runs.flatMap((run) => run.losses).filter((loss) => loss !== null);
   // log y where it helps: positive losses spanning more than two decades
   const positive = losses.length > 0 && losses.every((loss) => loss > 0);
@@ -242,10 +274,13 @@ function fillTable(table, headers, rows) {
   }));
 }
 
+// The table of `adamlab race`: each run's final loss and parameters, and the problem's own columns.
 function drawFinals(race) {
-  const columns = race.dimensions <= 2 ? ["run", "final loss", "final w"] : ["run", "final loss"];
-  fillTable($("finals"), columns, race.runs.map((run) => [
-    run.label, format(run.final_loss), ...(race.dimensions <= 2 ? [run.final_params.map(format).join(", ")] : []),
+  const path = race.dimensions <= 2;
+  const headers = ["run", "final loss", ...(path ? ["final w"] : []), ...race.columns.map((c) => c.header)];
+  fillTable($("finals"), headers, race.runs.map((run) => [
+    run.label, format(run.final_loss), ...(path ? [run.final_params.map(format).join(", ")] : []),
+    ...race.columns.map((column) => format(run[column.key])),
   ]));
 }
 

@@ -1,7 +1,11 @@
 import os
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
+import torch
 
 from adamlab.files import atomic_write
 
@@ -44,3 +48,31 @@ def test_a_new_file_gets_the_usual_mode_and_a_replaced_one_keeps_its_own(tmp_pat
         assert stat.S_IMODE(kept.stat().st_mode) == 0o604
     finally:
         os.umask(mask)
+
+
+WRITER = """
+import sys, torch
+from adamlab.files import atomic_write
+generation = 0
+while True:
+    generation += 1
+    with atomic_write(sys.argv[1]) as file:
+        torch.save({"generation": generation, "weights": torch.full((1_000_000,), float(generation))}, file)
+    if generation == 1:
+        print("written", flush=True)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_a_whole_checkpoint(tmp_path):
+    """SIGKILL gives no chance to clean up: what is at the path must still be one whole write."""
+    path = tmp_path / "checkpoint.pt"
+    for delay in (0.0, 0.05, 0.2):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert writer.stdout.readline() == "written\n"
+        time.sleep(delay)
+        writer.kill()
+        writer.wait()
+        checkpoint = torch.load(path, weights_only=True)
+        assert checkpoint["generation"] >= 1
+        assert torch.equal(checkpoint["weights"], torch.full((1_000_000,), float(checkpoint["generation"])))

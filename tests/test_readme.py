@@ -1,10 +1,12 @@
 """The README's promises that can be checked without installing anything."""
 
-import re
-from pathlib import Path
-
 import contextlib
 import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -45,3 +47,15 @@ def test_the_maths_example_prints_what_the_readme_says():
     promised = re.search(r"# (.*)$", block.strip().splitlines()[-1]).group(1).split()
     for value, prefix in zip(printed.getvalue().split(), promised, strict=True):
         assert value.startswith(prefix.rstrip(".")), (value, prefix)
+
+
+def test_the_scaling_out_example_prints_what_the_readme_says(tmp_path):
+    """Four ranks, a checkpoint, two ranks resuming it: the script as the README shows it."""
+    script = tmp_path / "scale_out.py"
+    script.write_text(python_blocks()[2])
+    finished = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    section = README[README.index("## Scaling out"):]
+    promised = re.search(r"```text\n(.*?)```", section, re.S).group(1).splitlines()
+    assert finished.stdout.splitlines() == promised

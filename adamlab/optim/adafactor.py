@@ -1,6 +1,7 @@
 """Adafactor: the drop-in for ``torch.optim.Adafactor``, with the paper's optional first moment."""
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from ..maths import adafactor
 from .base import Optimizer, _kernel_takes, _run_kernel, _step_dtype
@@ -57,6 +58,7 @@ class Adafactor(Optimizer):
     """
 
     maths = adafactor
+    elementwise = False  # the factored second moment is made of row and column means
     state_fields = {"step": "step", "row_var": "row_var", "col_var": "col_var", "variance": "variance",
                     "exp_avg": "m"}
 
@@ -109,7 +111,7 @@ class Adafactor(Optimizer):
         """The CPU kernel over every parameter it can take (not with beta1); return the others."""
         buckets, others = {}, []
         for param in params:
-            if not param.is_cpu:
+            if not param.is_cpu or isinstance(param, DTensor):  # a sharded one's means span the shards
                 others.append(param)
                 continue
             state = self.state.get(param) or self._init_state(param, group)

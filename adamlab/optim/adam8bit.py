@@ -1,6 +1,7 @@
 """8-bit Adam and AdamW: Adam's step with m and v kept in one byte each between steps."""
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from ..kernels import cpu
 from ..maths import adam8bit
@@ -78,11 +79,19 @@ class Adam8bit(Adam):
 
     def add_param_group(self, param_group: dict) -> None:
         params = param_group["params"]
-        for param in [params] if isinstance(params, torch.Tensor) else list(params):
+        params = [params] if isinstance(params, torch.Tensor) else list(params)
+        for param in params:
             if not (param.is_floating_point() or param.is_complex()):
                 raise TypeError(f"adamlab.{type(self).__name__} cannot optimize a parameter of dtype "
                                 f"{param.dtype}: its moments need a floating-point (or complex) parameter")
-        super().add_param_group(param_group)
+            if isinstance(param, DTensor) and self.quantized(param):
+                # Its blocks of 256 run over the whole tensor's flat order; a shard's edge may cut a
+                # block, whose scale would then differ from the unsharded step's.
+                raise ValueError(f"adamlab.{type(self).__name__} keeps 8-bit state per whole tensor and "
+                                 f"cannot take a sharded (DTensor) parameter of shape {tuple(param.shape)}; "
+                                 f"shard its state with torch.distributed.optim.ZeroRedundancyOptimizer "
+                                 f"instead (whole tensors on each rank)")
+        super().add_param_group({**param_group, "params": params})
 
     def _check_group(self, group):
         super()._check_group(group)

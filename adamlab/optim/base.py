@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import NamedTuple
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from .. import kernels
 from ..kernels import compiled
@@ -22,6 +23,11 @@ from ..maths.hyperparameters import check_known
 def _real(tensor: torch.Tensor) -> torch.Tensor:
     """A complex tensor as real pairs: the maths treats real and imaginary parts as two reals, as torch.optim does."""
     return torch.view_as_real(tensor) if tensor.is_complex() else tensor
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This process's shard of a DTensor (a view of its storage), or the tensor itself."""
+    return tensor._local_tensor if isinstance(tensor, DTensor) else tensor
 
 
 def _zero_dim(value):
@@ -100,16 +106,21 @@ class _Plan(NamedTuple):
             if param.device.type in compiled.DEVICES or not param.is_cpu:
                 others.append(param)  # for the compiled path, where it can take them
                 continue
-            grad, dtype = param.grad, param.dtype
+            if isinstance(param, DTensor) and not optimizer.elementwise:
+                others.append(param)  # its per-tensor sums must span every shard: DTensor's own ops
+                continue
+            # A sharded (DTensor) parameter's state is sharded alike; an elementwise step runs on
+            # this process's shards of each, as if they were the whole tensors.
+            grad, dtype = _local(param.grad), param.dtype
             state = optimizer.state.get(param) or optimizer._init_state(param, group)
             if watched:  # torch keeps no entry for a parameter without state (SGD without momentum)
                 optimizer.state[param] = state
             tensors = [state.get(key) for key in keys]
             missing = any(tensor is None for tensor in tensors)
             step = state.get("step") if has_step else None
-            fusable = (dtype in _FUSED_DTYPES and param.is_contiguous()
+            fusable = (dtype in _FUSED_DTYPES and _local(param).is_contiguous()
                        and grad.dtype == dtype and grad.is_contiguous()
-                       and all(tensor is None or (tensor.dtype == dtype and tensor.is_contiguous())
+                       and all(tensor is None or (tensor.dtype == dtype and _local(tensor).is_contiguous())
                                for tensor in tensors)
                        and (not missing or all(key in optimizer.born_at_first_step
                                                for key, tensor in zip(keys, tensors) if tensor is None))
@@ -125,7 +136,7 @@ class _Plan(NamedTuple):
                     if tensors[index] is None:
                         tensors[index] = state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
             complex_ = dtype in _COMPLEX
-            row = [torch.view_as_real(tensor) if complex_ else tensor for tensor in (param, *tensors)]
+            row = [torch.view_as_real(tensor) if complex_ else tensor for tensor in map(_local, (param, *tensors))]
             if has_step:
                 row.append(step)
                 tensors.append(step)
@@ -141,8 +152,11 @@ class _Plan(NamedTuple):
         for entry in self.entries:
             param = entry.param
             grad = param.grad
-            if (grad is None or grad.dtype != param.dtype or not grad.is_contiguous()
-                    or param.dtype != entry.dtype or not param.is_contiguous()):
+            if grad is None:
+                return None
+            grad = _local(grad)
+            if (grad.dtype != param.dtype or not grad.is_contiguous()
+                    or param.dtype != entry.dtype or not _local(param).is_contiguous()):
                 return None
             if watched:
                 state = entry.state
@@ -152,10 +166,10 @@ class _Plan(NamedTuple):
                     if state.get(key) is not tensor:
                         return None
             if entry.complex:  # views of the storage as it is now
-                row = [torch.view_as_real(tensor) for tensor in (param, grad, *entry.tensors[:n_keys])]
+                row = [torch.view_as_real(_local(tensor)) for tensor in (param, grad, *entry.tensors[:n_keys])]
                 row += entry.row[n_keys + 1:]
             else:
-                row = [param, grad, *entry.row[1:]]
+                row = [entry.row[0], grad, *entry.row[1:]]
             bucket = buckets.get(entry.bucket)
             if bucket is None:
                 buckets[entry.bucket] = bucket = []
@@ -215,6 +229,11 @@ class Optimizer(torch.optim.Optimizer):
     state_fields: dict[str, str]
     #: State the fused kernel may create at a parameter's first step (SGD's momentum buffer).
     born_at_first_step: tuple[str, ...] = ()
+    #: Whether each element's step depends on its own gradient and state alone. Then a sharded
+    #: (DTensor) parameter steps on each process's shard by the fused kernel; otherwise (LAMB's
+    #: norms, Adafactor's row and column means) through DTensor's operations, which reduce
+    #: across the shards.
+    elementwise: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -45,6 +45,7 @@ class LAMB(Optimizer):
     """
 
     maths = lamb
+    elementwise = False  # the trust ratio's norms are over whole tensors
     state_fields = {"step": "step", "exp_avg": "m", "exp_avg_sq": "v"}
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),

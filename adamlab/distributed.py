@@ -1,0 +1,248 @@
+"""Training on several processes with torch.distributed: starting them, sharding, checkpoints.
+
+adamlab's optimizers need nothing special here; this module holds what a run around them needs.
+
+- :func:`launch` starts one process per rank on this machine (torch.multiprocessing) and waits
+  for them with a deadline: a rank that fails or dies stops the others and raises
+  :class:`RankFailed` naming it, instead of leaving the rest waiting on it forever.
+- :func:`init` joins the process group (gloo on CPU, nccl on GPU) with a timeout on every
+  collective, so a rank whose peer died stops with an error too.
+- :func:`shard` is FSDP2 (``fully_shard``) over a model's layers: parameters, gradients and
+  optimizer state become DTensors, each rank holding 1/world of each.
+- :func:`save` and :func:`load` are ``torch.distributed.checkpoint`` with its state_dict
+  helpers: a run saved on 4 ranks resumes on 2. A checkpoint is a folder, written beside its
+  final name and renamed into place, so a killed writer never leaves half of one to be read.
+- :func:`local_bytes` measures what one rank holds.
+
+The same optimizers also work as the ``optimizer_class`` of
+``torch.distributed.optim.ZeroRedundancyOptimizer`` (whole tensors split between the ranks),
+8-bit Adam included.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+import torch.multiprocessing as mp
+from torch.distributed.checkpoint._nested_dict import flatten_state_dict
+from torch.distributed.checkpoint._traverse import set_element
+from torch.distributed.checkpoint.api import CheckpointException
+from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
+from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor
+
+#: Seconds a collective may wait on a peer before the rank gives up with an error.
+COLLECTIVE_TIMEOUT = 60.0
+#: The file in a checkpoint folder that says it is complete and what it holds.
+MARKER = "adamlab-checkpoint.json"
+FORMAT = "adamlab-distributed-1"
+
+
+class RankFailed(RuntimeError):
+    """A rank of :func:`launch` raised, died or ran past the deadline."""
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch(function: Callable, world: int, *args, timeout: float = 600.0, port: int | None = None) -> None:
+    """Run ``function(rank, world, port, *args)`` in ``world`` fresh processes and wait for all.
+
+    ``function`` must be importable by name (the processes are spawned, not forked). If any
+    rank raises or dies, the others are stopped and RankFailed says which rank and why; so
+    does running past ``timeout`` seconds. Ranks report results through files, not return
+    values.
+    """
+    if isinstance(world, bool) or not isinstance(world, int) or world < 1:
+        raise ValueError(f"world must be a whole number >= 1, got {world!r}")
+    port = free_port() if port is None else port
+    context = mp.start_processes(function, args=(world, port, *args), nprocs=world, join=False,
+                                 start_method="spawn")
+    deadline = time.monotonic() + timeout
+    try:
+        while not context.join(timeout=0.5):
+            if time.monotonic() > deadline:
+                raise RankFailed(f"the {world} ranks did not finish within {timeout:g} s")
+    except mp.ProcessRaisedException as error:
+        raise RankFailed(f"rank {error.error_index} failed:\n{error}") from None
+    except mp.ProcessExitedException as error:
+        how = (f"was killed by signal {error.signal_name}" if error.signal_name
+               else f"exited with status {error.exit_code}")
+        raise RankFailed(f"rank {error.error_index} {how}") from None
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+            process.join()
+
+
+def init(rank: int, world: int, port: int, backend: str | None = None,
+         timeout: float = COLLECTIVE_TIMEOUT) -> torch.device:
+    """Join the process group of ``world`` ranks on 127.0.0.1:``port``; return this rank's device.
+
+    The backend is nccl where CUDA is available, else gloo. No collective waits more than
+    ``timeout`` seconds on a peer: a dead rank makes the others fail rather than hang."""
+    cuda = torch.cuda.is_available() if backend is None else backend == "nccl"
+    backend = backend or ("nccl" if cuda else "gloo")
+    device = torch.device("cuda", rank % torch.cuda.device_count()) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=timeout))
+    return device
+
+
+def shard(model: torch.nn.Module, layers: Iterable[torch.nn.Module] = ()) -> torch.nn.Module:
+    """FSDP2 over ``model``: each of ``layers`` sharded as a unit (gathered for its own forward
+    only), then the model for the rest. Returns the model, now holding DTensor parameters."""
+    for layer in layers:
+        fully_shard(layer)
+    fully_shard(model)
+    return model
+
+
+def local_bytes(tensors: Iterable) -> int:
+    """Bytes this rank holds of ``tensors`` (nested dicts and lists too): a DTensor counts only
+    its local shard."""
+    total = 0
+    for value in tensors:
+        if isinstance(value, dict):
+            total += local_bytes(value.values())
+        elif isinstance(value, (list, tuple)):
+            total += local_bytes(value)
+        elif isinstance(value, torch.Tensor):
+            local = value.to_local() if isinstance(value, DTensor) else value
+            total += local.numel() * local.element_size()
+    return total
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of optimizer state on this rank (for ZeroRedundancyOptimizer: its local optimizer's)."""
+    inner = getattr(optimizer, "optim", optimizer)
+    return local_bytes(inner.state.values())
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def save(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, extra: dict | None = None) -> None:
+    """Every rank writes its shards of ``model`` and ``optimizer`` into the checkpoint folder
+    ``path``, and rank 0 ``extra`` (JSON: the run's step, settings, history) beside them.
+
+    The folder is written as ``path`` + ".partial" and renamed into place once every rank has
+    finished, replacing an older checkpoint; a reader never finds a half-written one at ``path``.
+    """
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    if dist.get_rank() == 0:
+        shutil.rmtree(partial, ignore_errors=True)  # debris of a writer killed earlier
+    dist.barrier()
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(partial))
+    dist.barrier()
+    if dist.get_rank() == 0:
+        marker = {"format": FORMAT, "world": dist.get_world_size(), "extra": extra or {}}
+        (partial / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+        old = path.with_name(path.name + ".old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(partial, path)
+        shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+
+
+def read_extra(path: str | Path) -> dict:
+    """The ``extra`` saved with the checkpoint folder ``path``; ValueError if it is not a
+    complete adamlab checkpoint."""
+    path = Path(path)
+    try:
+        marker = json.loads((path / MARKER).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: not a complete adamlab checkpoint (no {MARKER})") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable {MARKER} ({error})") from None
+    if not isinstance(marker, dict) or marker.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an adamlab distributed checkpoint")
+    return marker["extra"]
+
+
+def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Load the checkpoint folder ``path`` into ``model`` and ``optimizer``, resharded for this
+    run's ranks, and return its ``extra``.
+
+    A folder that is not a complete checkpoint, or one of another model or optimizer, raises
+    ValueError naming the first mismatch, and nothing is changed. Loading runs no code from
+    the files: tensors and the optimizer's settings are read with ``weights_only=True``."""
+    path = Path(path)
+    extra = read_extra(path)
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    wanted = {"model": model_state, "optimizer": optimizer_state}
+    _check_keys(path, wanted, dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata)
+    state = _copy(wanted)  # read into copies, so that a failed read changes nothing
+    try:
+        dcp.load(state, checkpoint_id=str(path), planner=_WeightsOnlyPlanner())
+    except (Exception, CheckpointException) as error:  # the latter gathers every rank's errors
+        why = ("it holds objects other than tensors and plain values, which loading them would "
+               "run as code" if "Weights only load failed" in str(error) else _last_line(error))
+        raise ValueError(f"{path}: could not read the checkpoint: {why}") from None
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    return extra
+
+
+class _WeightsOnlyPlanner(DefaultLoadPlanner):
+    """The default load plan, but the non-tensor entries (the optimizer's settings) are
+    unpickled with ``weights_only=True``: numbers, strings and containers, never code."""
+
+    def load_bytes(self, read_item, value) -> None:
+        loaded = torch.load(value, weights_only=True)
+        if self.flatten_state_dict:
+            set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], loaded)
+        else:
+            self.state_dict[read_item.dest_index.fqn] = loaded
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def _check_keys(path: Path, wanted: dict, saved: dict) -> None:
+    """Raise ValueError naming the first tensor that this run needs and the checkpoint lacks or
+    holds with another shape, or that the checkpoint holds and this run lacks."""
+    flat, _ = flatten_state_dict(wanted)  # named as torch.distributed.checkpoint names its entries
+    tensors = {key: value for key, value in flat.items() if isinstance(value, torch.Tensor)}
+    for key, value in tensors.items():
+        entry = saved.get(key)
+        if not isinstance(entry, TensorStorageMetadata):
+            raise ValueError(f"{path}: the checkpoint has no {key!r}; it was saved from another model "
+                             f"or optimizer")
+        if tuple(entry.size) != tuple(value.shape):
+            raise ValueError(f"{path}: {key!r} has shape {tuple(entry.size)} in the checkpoint, "
+                             f"{tuple(value.shape)} here")
+    unknown = sorted(key for key, entry in saved.items()
+                     if isinstance(entry, TensorStorageMetadata) and key not in tensors)
+    if unknown:
+        raise ValueError(f"{path}: the checkpoint has {unknown[0]!r}, which this model and optimizer lack")
+
+
+def _copy(tree):
+    if isinstance(tree, dict):
+        return {key: _copy(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [_copy(value) for value in tree]
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    return tree

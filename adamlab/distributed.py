@@ -40,6 +40,7 @@ from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
+from torch.utils._pytree import tree_leaves, tree_map_only
 
 #: Seconds a collective may wait on a peer before the rank gives up with an error.
 COLLECTIVE_TIMEOUT = 60.0
@@ -118,16 +119,9 @@ def shard(model: torch.nn.Module, layers: Iterable[torch.nn.Module] = ()) -> tor
 def local_bytes(tensors: Iterable) -> int:
     """Bytes this rank holds of ``tensors`` (nested dicts and lists too): a DTensor counts only
     its local shard."""
-    total = 0
-    for value in tensors:
-        if isinstance(value, dict):
-            total += local_bytes(value.values())
-        elif isinstance(value, (list, tuple)):
-            total += local_bytes(value)
-        elif isinstance(value, torch.Tensor):
-            local = value.to_local() if isinstance(value, DTensor) else value
-            total += local.numel() * local.element_size()
-    return total
+    local = [value.to_local() if isinstance(value, DTensor) else value
+             for value in tree_leaves(list(tensors)) if isinstance(value, torch.Tensor)]
+    return sum(value.numel() * value.element_size() for value in local)
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
@@ -191,7 +185,8 @@ def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     model_state, optimizer_state = get_state_dict(model, optimizer)
     wanted = {"model": model_state, "optimizer": optimizer_state}
     _check_keys(path, wanted, dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata)
-    state = _copy(wanted)  # read into copies, so that a failed read changes nothing
+    # read into copies, so that a failed read changes nothing
+    state = tree_map_only(torch.Tensor, lambda tensor: tensor.detach().clone(), wanted)
     try:
         dcp.load(state, checkpoint_id=str(path), planner=_WeightsOnlyPlanner())
     except (Exception, CheckpointException) as error:  # the latter gathers every rank's errors
@@ -237,12 +232,3 @@ def _check_keys(path: Path, wanted: dict, saved: dict) -> None:
     if unknown:
         raise ValueError(f"{path}: the checkpoint has {unknown[0]!r}, which this model and optimizer lack")
 
-
-def _copy(tree):
-    if isinstance(tree, dict):
-        return {key: _copy(value) for key, value in tree.items()}
-    if isinstance(tree, list):
-        return [_copy(value) for value in tree]
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().clone()
-    return tree

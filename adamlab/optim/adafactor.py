@@ -1,7 +1,6 @@
 """Adafactor: the drop-in for ``torch.optim.Adafactor``, with the paper's optional first moment."""
 
 import torch
-from torch.distributed.tensor import DTensor
 
 from ..maths import adafactor
 from .base import Optimizer, _kernel_takes, _run_kernel, _step_dtype
@@ -111,7 +110,7 @@ class Adafactor(Optimizer):
         """The CPU kernel over every parameter it can take (not with beta1); return the others."""
         buckets, others = {}, []
         for param in params:
-            if not param.is_cpu or isinstance(param, DTensor):  # a sharded one's means span the shards
+            if not param.is_cpu:
                 others.append(param)
                 continue
             state = self.state.get(param) or self._init_state(param, group)

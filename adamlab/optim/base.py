@@ -106,9 +106,6 @@ class _Plan(NamedTuple):
             if param.device.type in compiled.DEVICES or not param.is_cpu:
                 others.append(param)  # for the compiled path, where it can take them
                 continue
-            if isinstance(param, DTensor) and not optimizer.elementwise:
-                others.append(param)  # its per-tensor sums must span every shard: DTensor's own ops
-                continue
             # A sharded (DTensor) parameter's state is sharded alike; an elementwise step runs on
             # this process's shards of each, as if they were the whole tensors.
             grad, dtype = _local(param.grad), param.dtype
@@ -326,12 +323,18 @@ class Optimizer(torch.optim.Optimizer):
         return loss
 
     def _step_group(self, params: list[torch.Tensor], group: dict) -> None:
-        """Step the parameters of a group that have gradients: fused where it can, else simply."""
+        """Step the parameters of a group that have gradients: fused where it can, else simply.
+
+        Sharded (DTensor) parameters of a step that is not elementwise always step simply: there
+        DTensor's operations reduce the step's sums and means across the shards."""
+        sharded = [] if self.elementwise else [param for param in params if isinstance(param, DTensor)]
+        if sharded:
+            params = [param for param in params if not isinstance(param, DTensor)]
         if _fused_kernels_usable(group, type(self).__name__):
             params = self._fused_cpu_update(params, group)
         if params and group.get("fused") is not False:
             params = self._compiled_update(params, group)
-        for param in params:
+        for param in params + sharded:
             self._update(param, group)
 
     def _compiled_update(self, params: list[torch.Tensor], group: dict) -> list[torch.Tensor]:

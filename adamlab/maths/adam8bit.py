@@ -33,12 +33,23 @@ def init(param) -> State:
 
 
 def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-           weight_decay=0.0, decoupled_weight_decay=False, maximize=False) -> Step:
-    m = dequantize(state.m, state.m_scales, signed=True, like=param)
-    v = dequantize(state.v, state.v_scales, signed=False, like=param)
-    step = adam.update(grad, adam.State(state.step, m, v, None), param, lr=lr, beta1=beta1, beta2=beta2,
-                       eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
-                       maximize=maximize)
-    m_codes, m_scales = quantize(step.state.m, signed=True)
-    v_codes, v_scales = quantize(step.state.v, signed=False)
+           weight_decay=0.0, decoupled_weight_decay=False, maximize=False, start=0) -> Step:
+    """One step; ``start`` places a shard in the block grid of its whole tensor (see quantize)."""
+    step = full_precision_update(grad, state, param, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                                 weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+                                 maximize=maximize, start=start)
+    return quantized(step, start=start)
+
+
+def full_precision_update(grad, state: State, param, *, start=0, **hyperparameters) -> Step:
+    """Adam's step on the dequantized moments: the new parameter, and m and v unrounded."""
+    m = dequantize(state.m, state.m_scales, signed=True, like=param, start=start)
+    v = dequantize(state.v, state.v_scales, signed=False, like=param, start=start)
+    return adam.update(grad, adam.State(state.step, m, v, None), param, **hyperparameters)
+
+
+def quantized(step: Step, *, start=0, m_scales=None, v_scales=None) -> Step:
+    """The step with its m and v quantized for keeping; given scales override the blocks' own."""
+    m_codes, m_scales = quantize(step.state.m, signed=True, start=start, scales=m_scales)
+    v_codes, v_scales = quantize(step.state.v, signed=False, start=start, scales=v_scales)
     return Step(step.param, State(step.state.step, m_codes, m_scales, v_codes, v_scales), step.quantities)

@@ -51,47 +51,72 @@ def midpoints(signed: bool) -> np.ndarray:
     return ((values[:-1] + values[1:]) / 2).astype(np.float32)
 
 
-def quantize(x, *, signed: bool):
+def quantize(x, *, signed: bool, start: int = 0, scales=None):
     """``x`` (NumPy array or torch tensor) as 8-bit codes of its shape and float32 block scales.
 
     A block of zeros gets scale 0 and the code of 0. x / scale is computed as x * (1 / scale) in
     ``x``'s own precision, the scale rounded to float32 first, exactly as the fused kernel does.
+
+    A shard of a larger tensor follows that tensor's grid of blocks: ``start`` is the flat index
+    of its first element there, so its first and last blocks may be short, and ``scales`` gives
+    the scales to code with where a block's other elements live elsewhere (by default each
+    block's own largest magnitude, as returned).
     """
     if isinstance(x, torch.Tensor):
-        flat = x.reshape(-1)
-        blocks = torch.nn.functional.pad(flat, (0, -flat.numel() % BLOCK)).reshape(-1, BLOCK)
-        scales = blocks.abs().amax(dim=1).to(torch.float32)
+        grid = _grid(x, start)
+        scales = block_maxima(x, start=start) if scales is None else scales
         inverse = 1 / torch.where(scales > 0, scales, 1).to(x.dtype)
         bounds = torch.as_tensor(midpoints(signed), device=x.device).to(x.dtype)
-        codes = torch.searchsorted(bounds, (blocks * inverse[:, None]).contiguous())
-        return codes.reshape(-1)[:flat.numel()].to(torch.uint8).reshape(x.shape), scales
-    flat = np.asarray(x).reshape(-1)
-    blocks = np.pad(flat, (0, -flat.size % BLOCK)).reshape(-1, BLOCK)
-    scales = np.abs(blocks).max(axis=1).astype(np.float32)
-    inverse = 1 / np.where(scales > 0, scales, 1).astype(flat.dtype)
-    codes = np.searchsorted(midpoints(signed).astype(flat.dtype), blocks * inverse[:, None])
-    return codes.reshape(-1)[:flat.size].astype(np.uint8).reshape(np.shape(x)), scales
+        codes = torch.searchsorted(bounds, (grid * inverse[:, None]).contiguous())
+        return _ungrid(codes, start, x.shape).to(torch.uint8), scales
+    grid = _grid(np.asarray(x), start)
+    scales = block_maxima(x, start=start) if scales is None else scales
+    inverse = 1 / np.where(scales > 0, scales, 1).astype(grid.dtype)
+    codes = np.searchsorted(midpoints(signed).astype(grid.dtype), grid * inverse[:, None])
+    return _ungrid(codes, start, np.shape(x)).astype(np.uint8), scales
 
 
-def dequantize(codes, scales, *, signed: bool, like):
+def block_maxima(x, *, start: int = 0):
+    """Each block's largest magnitude as float32: the scales ``quantize`` codes with."""
+    if isinstance(x, torch.Tensor):
+        return _grid(x, start).abs().amax(dim=1).to(torch.float32)
+    return np.abs(_grid(np.asarray(x), start)).max(axis=1).astype(np.float32)
+
+
+def dequantize(codes, scales, *, signed: bool, like, start: int = 0):
     """The values that ``codes`` and block ``scales`` stand for, shaped as ``codes``, in
     ``like``'s precision but at least float32 (bfloat16 would lose what the codes keep)."""
     if isinstance(codes, torch.Tensor):
-        dtype = torch.promote_types(like.dtype, torch.float32)
-        values = torch.as_tensor(code(signed), device=codes.device)[codes.reshape(-1).long()].to(dtype)
-        n = values.numel()
-        padded = torch.nn.functional.pad(values, (0, -n % BLOCK)).reshape(-1, BLOCK)
-        return (padded * scales.to(dtype)[:, None]).reshape(-1)[:n].reshape(codes.shape)
-    dtype = np.result_type(like, np.float32)
-    values = code(signed)[np.asarray(codes).reshape(-1)].astype(dtype)
-    n = values.size
-    padded = np.pad(values, (0, -n % BLOCK)).reshape(-1, BLOCK)
-    return (padded * np.asarray(scales).astype(dtype)[:, None]).reshape(-1)[:n].reshape(np.shape(codes))
+        values = torch.as_tensor(code(signed), device=codes.device)[codes.long()]
+        values = values.to(torch.promote_types(like.dtype, torch.float32))
+        return _ungrid(_grid(values, start) * scales.to(values.dtype)[:, None], start, codes.shape)
+    values = code(signed)[np.asarray(codes)].astype(np.result_type(like, np.float32))
+    return _ungrid(_grid(values, start) * np.asarray(scales).astype(values.dtype)[:, None], start, np.shape(codes))
 
 
-def blocks(count: int) -> int:
-    """The number of blocks (and scales) of a tensor of ``count`` elements."""
-    return -(-count // BLOCK)
+def _grid(x, start: int):
+    """x's flat elements in rows of BLOCK, padded with zeros where its blocks are short."""
+    before = start % BLOCK
+    after = -(before + _size(x)) % BLOCK
+    if isinstance(x, torch.Tensor):
+        return torch.nn.functional.pad(x.reshape(-1), (before, after)).reshape(-1, BLOCK)
+    return np.pad(x.reshape(-1), (before, after)).reshape(-1, BLOCK)
+
+
+def _ungrid(grid, start: int, shape):
+    """The inverse of ``_grid``: the elements of x, in x's shape."""
+    before, count = start % BLOCK, int(np.prod(shape))
+    return grid.reshape(-1)[before:before + count].reshape(shape)
+
+
+def _size(x) -> int:
+    return x.numel() if isinstance(x, torch.Tensor) else x.size
+
+
+def blocks(count: int, start: int = 0) -> int:
+    """The number of blocks (and scales) of a tensor of ``count`` elements, or of a shard of
+    ``count`` elements from flat index ``start`` of a larger tensor."""
+    return -(-(start % BLOCK + count) // BLOCK) if count else 0
 
 
 # --- The fused kernel's shortcut to the nearest code ------------------------------------------

@@ -1,13 +1,16 @@
 """8-bit Adam and AdamW: Adam's step with m and v kept in one byte each between steps."""
 
+from typing import NamedTuple
+
 import torch
-from torch.distributed.tensor import DTensor
+import torch.distributed as dist
+from torch.distributed.tensor import DTensor, Replicate, Shard
 
 from ..kernels import cpu
-from ..maths import adam8bit
-from ..maths.quantize import BLOCK, blocks, quantize
+from ..maths import adam8bit, quantize
+from ..maths.quantize import BLOCK, blocks
 from .adam import Adam
-from .base import (_fused_kernels_usable, _kernel_takes, _rounds_stochastically, _run_kernel, _step_dtype,
+from .base import (_KERNEL_DTYPES, _fused_kernels_usable, _local, _rounds_stochastically, _run_kernel, _step_dtype,
                    _without_fused_step, stochastic_round)
 
 #: Tensors with fewer elements keep full-precision state: their scales would cost more than
@@ -61,6 +64,10 @@ class Adam8bit(Adam):
     torch.optim or adamlab) and quantizes it. On CUDA the quantized tensors take the simple
     path (torch operations); there is no compiled 8-bit step yet.
 
+    Sharded by FSDP2 (DTensor parameters split by rows), each rank keeps the codes of its rows
+    and the scales of the blocks they touch, in the whole tensor's grid of blocks; the ranks
+    sharing a block cut by a shard's edge agree on its scale, so the step is the unsharded one.
+
     Dettmers, Lewis, Shleifer & Zettlemoyer, "8-bit Optimizers via Block-wise Quantization"
     (ICLR 2022); the codes and blocks are those of bitsandbytes' ``Adam8bit``.
     """
@@ -84,13 +91,14 @@ class Adam8bit(Adam):
             if not (param.is_floating_point() or param.is_complex()):
                 raise TypeError(f"adamlab.{type(self).__name__} cannot optimize a parameter of dtype "
                                 f"{param.dtype}: its moments need a floating-point (or complex) parameter")
-            if isinstance(param, DTensor) and self.quantized(param):
-                # Its blocks of 256 run over the whole tensor's flat order; a shard's edge may cut a
-                # block, whose scale would then differ from the unsharded step's.
-                raise ValueError(f"adamlab.{type(self).__name__} keeps 8-bit state per whole tensor and "
-                                 f"cannot take a sharded (DTensor) parameter of shape {tuple(param.shape)}; "
-                                 f"shard its state with torch.distributed.optim.ZeroRedundancyOptimizer "
-                                 f"instead (whole tensors on each rank)")
+            if (isinstance(param, DTensor) and self.quantized(param)
+                    and (param.device_mesh.ndim != 1
+                         or not (param.placements[0].is_shard(0) or param.placements[0].is_replicate()))):
+                # The blocks run over the whole tensor's flat order: each rank's piece must be a run of it.
+                raise ValueError(f"adamlab.{type(self).__name__} takes a sharded (DTensor) parameter split "
+                                 f"by rows over a 1-D mesh, as FSDP2's fully_shard makes them; this one of "
+                                 f"shape {tuple(param.shape)} has placements {param.placements} on a "
+                                 f"{param.device_mesh.ndim}-D mesh")
         super().add_param_group({**param_group, "params": params})
 
     def _check_group(self, group):
@@ -107,7 +115,8 @@ class Adam8bit(Adam):
     def _init_state(self, param, group):
         if not self.quantized(param):
             return super()._init_state(param, group)
-        scales = torch.zeros(blocks(param.numel()), dtype=torch.float32, device=param.device)
+        start, count = _shard_range(param)  # a shard keeps the scales of the blocks it touches
+        scales = torch.zeros(blocks(count, start), dtype=torch.float32, device=param.device)
         return {"step": torch.zeros((), dtype=_step_dtype()),
                 "exp_avg": torch.zeros_like(param, dtype=torch.uint8, memory_format=torch.contiguous_format),
                 "exp_avg_absmax": scales,
@@ -121,49 +130,79 @@ class Adam8bit(Adam):
         if full:
             super()._step_group(full, group)
         quantized = [param for param in params if self.quantized(param)]
-        if quantized and _fused_kernels_usable(group, type(self).__name__):
-            quantized = self._fused_quantized_update(quantized, group)
-        for param in quantized:
-            self._quantized_update(param, group)
+        if quantized:
+            self._quantized_step(quantized, group)
 
-    def _fused_quantized_update(self, params, group):
-        """The CPU kernel over every quantized parameter it can take; return the others."""
-        buckets, others = {}, []
+    def _quantized_step(self, params, group):
+        """Step the quantized parameters: each in regions (a whole tensor is one; see
+        ``_regions``), the CPU kernel taking those it can and the maths the rest.
+
+        The maths' regions go first: the kernel advances the step counter, and a region cut
+        by a shard's edge must learn its block's scale from the other ranks before coding.
+        """
+        fused = _fused_kernels_usable(group, type(self).__name__)
+        rows, simple, cut = {}, [], {}
         for param in params:
-            state = self.state.get(param) or self._init_state(param, group)
-            self.state[param] = state
-            if _kernel_takes(param, state["step"]) and all(state[key].is_contiguous() for key in self.quantized_fields):
-                row = [param, param.grad, state["exp_avg"], state["exp_avg_sq"], state["exp_avg_absmax"],
-                       state["exp_avg_sq_absmax"], cpu.code_tables(), state["step"]]
-                buckets.setdefault((param.dtype, state["step"].dtype), []).append(row)
-            else:
-                self._refuse_if_fused_required(param, group)
-                others.append(param)
+            state = self.state[param] = self.state.get(param) or self._init_state(param, group)
+            regions = _regions(param, state)
+            for region in regions:
+                if region.cut is None and fused and self._kernel_can_take(region):
+                    row = [region.of(param), region.of(param.grad), region.of(state["exp_avg"]),
+                           region.of(state["exp_avg_sq"]), region.scales(state["exp_avg_absmax"]),
+                           region.scales(state["exp_avg_sq_absmax"]), cpu.code_tables(), state["step"]]
+                    rows.setdefault((row[0].dtype, state["step"].dtype), []).append(row)
+                else:
+                    if fused and region.cut is None:
+                        self._refuse_if_fused_required(param, group)
+                    simple.append(region)
+            if isinstance(param, DTensor):  # the same slots on every rank, used or not
+                cut.setdefault(param.device_mesh, []).append(_cut_slots(regions, lambda region: region))
         h = self._hyperparameters(group)
+        del h["amsgrad"]
+        steps = [self._full_precision_update(region, group, h) for region in simple]
+        maxima = {id(region): [quantize.block_maxima(getattr(step.state, moment), start=region.start)
+                               for moment in ("m", "v")] for region, step in zip(simple, steps)}
+        for mesh, slots in cut.items():
+            _agree_on_cut_blocks([[slot and (slot[0], maxima[id(slot[1])]) for slot in pair] for pair in slots], mesh)
+        for region, step in zip(simple, steps):
+            m_scales, v_scales = maxima[id(region)]
+            new = self.quantized_maths.quantized(step, start=region.start, m_scales=m_scales, v_scales=v_scales)
+            region.of(region.param).copy_(stochastic_round(new.param) if _rounds_stochastically(region.param, group)
+                                          else new.param)
+            for key, field in self.quantized_fields.items():
+                (region.scales if key in _SCALES.values() else region.of)(region.state[key]).copy_(
+                    getattr(new.state, field))
         options = tuple(name for name, on in (("maximize", h["maximize"]),
                                               ("decoupled", h["decoupled_weight_decay"])) if on)
-        for (dtype, step_dtype), rows in buckets.items():
-            _run_kernel("adam8bit", dtype, step_dtype, rows, (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]),
-                        options, group)
-        return others
+        for (dtype, step_dtype), bucket in rows.items():
+            _run_kernel("adam8bit", dtype, step_dtype, bucket, (h["lr"], h["beta1"], h["beta2"], h["eps"],
+                                                                h["weight_decay"]), options, group)
+        stepped = {id(row[-1]) for bucket in rows.values() for row in bucket}
+        for param in params:  # the kernel counted the steps of the parameters it took
+            if id(self.state[param]["step"]) not in stepped:
+                self.state[param]["step"] += 1
 
-    def _quantized_update(self, param, group):
-        """The simple path for a quantized parameter: ``adamlab.maths.adam8bit`` on tensors."""
+    @staticmethod
+    def _kernel_can_take(region: "_Region") -> bool:
+        param, grad = region.of(region.param), region.of(region.param.grad)
+        return (param.is_cpu and param.dtype in _KERNEL_DTYPES and grad.dtype == param.dtype
+                and all(region.of(tensor).is_contiguous() for tensor in (region.param, region.param.grad))
+                and all(region.state[key].is_contiguous() for key in _SCALES.values())
+                and all(_local(region.state[key]).is_contiguous() for key in _SCALES)
+                and region.state["step"].is_cpu and region.state["step"].dtype in (torch.float32, torch.float64))
+
+    def _full_precision_update(self, region: "_Region", group: dict, h: dict):
+        """The maths' step of a region, its new m and v not yet quantized."""
+        param, state = region.param, region.state
         if group.get("fused") and param.is_cuda:
             _without_fused_step(group, type(self).__name__, "no fused 8-bit GPU step",
                                 RuntimeError("the 8-bit step has no CUDA kernel yet"))
-        state = self.state.get(param) or self._init_state(param, group)
-        fields = {field: state[key] for key, field in self.quantized_fields.items()}
-        h = self._hyperparameters(group)
-        del h["amsgrad"]
+        fields = {field: (region.scales if key in _SCALES.values() else region.of)(state[key])
+                  for key, field in self.quantized_fields.items()}
         work = torch.promote_types(param.dtype, torch.float32)  # as the kernel computes
-        new = self.quantized_maths.update(param.grad.to(work), self.quantized_maths.State(step=state["step"].item(), **fields),
-                                          param.to(work), **h)
-        param.copy_(stochastic_round(new.param) if _rounds_stochastically(param, group) else new.param)
-        for key, field in self.quantized_fields.items():
-            state[key].copy_(getattr(new.state, field))
-        state["step"] += 1
-        self.state[param] = state
+        return self.quantized_maths.full_precision_update(
+            region.of(param.grad).to(work), self.quantized_maths.State(step=state["step"].item(), **fields),
+            region.of(param).to(work), start=region.start, **h)
 
     # --- checkpoints ----------------------------------------------------------------------
 
@@ -187,12 +226,25 @@ class Adam8bit(Adam):
                                  f"scale per block of {BLOCK} elements, {blocks(param.numel())} for this "
                                  f"parameter (a state saved with another block size?)")
 
+    def state_dict(self) -> dict:
+        """torch.optim's state_dict. A sharded parameter's scales appear as the whole tensor's,
+        a DTensor split by rows, so that torch.distributed.checkpoint can reshard them; this
+        takes a collective, so every rank must call it (as DCP's helpers do)."""
+        state_dict = super().state_dict()
+        params = [param for group in self.param_groups for param in group["params"]]
+        for index, param_state in state_dict["state"].items():
+            param = params[index]
+            if isinstance(param, DTensor) and "exp_avg_absmax" in param_state:
+                state_dict["state"][index] = {**param_state, **{key: _whole_scales(param, param_state[key])
+                                                                for key in _SCALES.values()}}
+        return state_dict
+
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a state saved by this optimizer, or a full-precision Adam/AdamW state of the
         same model (torch.optim's or adamlab's), whose moments are quantized on load.
 
         A state_dict that does not fit raises a ``ValueError`` naming the first mismatch and
-        changes nothing.
+        changes nothing. Sharded parameters take a collective, as ``state_dict``.
         """
         params_by_id = self._check_loadable(state_dict)
         states, kept = {}, {}
@@ -200,11 +252,15 @@ class Adam8bit(Adam):
             param = params_by_id[param_id][1]
             if param_state and self.quantized(param):
                 param_state = dict(param_state)
-                if "exp_avg_absmax" not in param_state:  # a full-precision state: quantize it
-                    for key, signed in _SIGNED.items():
-                        param_state[key], param_state[_SCALES[key]] = quantize(
-                            param_state[key].detach().to(param.device, torch.promote_types(param.dtype, torch.float32)),
-                            signed=signed)
+                if "exp_avg_absmax" in param_state:
+                    quantized = {key: (_piece(param, param_state[key]), _scales_piece(param, param_state[scales]))
+                                 for key, scales in _SCALES.items()}
+                else:  # a full-precision state: quantize it
+                    work = torch.promote_types(param.dtype, torch.float32)
+                    quantized = _quantize_piece(param, {key: _piece(param, param_state[key].detach()).to(
+                        param.device, work) for key in _SCALES})
+                for key, (codes, scales) in quantized.items():
+                    param_state[key], param_state[_SCALES[key]] = _like(param, codes), scales
                 kept[param] = {key: param_state[key] for key in self.quantized_fields}
             states[param_id] = param_state
         torch.optim.Optimizer.load_state_dict(self, {**state_dict, "state": states})
@@ -219,6 +275,148 @@ def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
     return f"a {type(value).__name__}"
+
+
+# --- sharded parameters (FSDP2) -----------------------------------------------------------------
+#
+# A rank holding rows of a parameter steps its elements in the whole tensor's grid of blocks,
+# so the state it keeps is the unsharded state's codes and scales for those elements. Where a
+# shard's edge cuts a block, the ranks holding its pieces agree on the block's scale (the
+# largest magnitude any of them found) before coding it: the codes are then those of the
+# unsharded step, whatever the number of ranks.
+
+
+def _shard_range(param: torch.Tensor) -> tuple[int, int]:
+    """The flat index in the whole tensor of this rank's first element of ``param``, and how
+    many elements it holds (FSDP2 deals out rows as ``torch.chunk`` does)."""
+    local = _local(param)
+    if not isinstance(param, DTensor) or param.placements[0].is_replicate():
+        return 0, local.numel()
+    mesh, rows = param.device_mesh, param.shape[0]
+    per_rank = -(-rows // mesh.size())
+    first = min(mesh.get_local_rank() * per_rank, rows)
+    if local.shape[0] != min(per_rank, rows - first):
+        raise RuntimeError(f"a shard of {local.shape[0]} rows of a parameter of shape {tuple(param.shape)} "
+                           f"on rank {mesh.get_local_rank()} of {mesh.size()}: not dealt out as torch.chunk "
+                           f"does, which the 8-bit blocks assume")
+    return first * (param.numel() // rows), local.numel()
+
+
+class _Region(NamedTuple):
+    """Elements ``begin`` to ``end`` of this rank's flat piece of a parameter: at flat index
+    ``start`` of the whole tensor, whose piece here begins at ``shard_start``."""
+
+    param: torch.Tensor
+    state: dict
+    begin: int
+    end: int
+    start: int
+    shard_start: int
+    cut: str | None  # "head" or "tail": a block a shard's edge cuts; None: whole blocks
+
+    @property
+    def block(self) -> int:
+        return self.start // BLOCK
+
+    def of(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The region's elements of the parameter, its gradient or its codes (a view)."""
+        local = _local(tensor)
+        if self.begin == 0 and self.end == local.numel():
+            return local
+        return local.view(-1)[self.begin:self.end]
+
+    def scales(self, scales: torch.Tensor) -> torch.Tensor:
+        """The region's blocks' scales, from this rank's scales of the blocks it touches."""
+        first = self.block - self.shard_start // BLOCK
+        return scales[first:first + blocks(self.end - self.begin, self.start)]
+
+
+def _regions(param: torch.Tensor, state: dict) -> list[_Region]:
+    """This rank's elements of a parameter: whole blocks of the full tensor's grid, for the
+    kernel or the maths, between the pieces of the blocks its edges cut (one at most at each
+    end; a short shard may be a single piece)."""
+    start, count = _shard_range(param)
+    head = min(count, -start % BLOCK)
+    tail = count if start + count == param.numel() else max(head, count - (start + count) % BLOCK)
+    return [_Region(param, state, begin, end, start + begin, start, cut)
+            for begin, end, cut in ((0, head, "head"), (head, tail, None), (tail, count, "tail")) if end > begin]
+
+
+def _piece(param: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's elements of a tensor shaped as the whole parameter (a DTensor, or whole)."""
+    if not isinstance(param, DTensor):
+        return tensor
+    if isinstance(tensor, DTensor):
+        return tensor.redistribute(param.device_mesh, param.placements).to_local()
+    start, count = _shard_range(param)
+    return tensor.reshape(-1)[start:start + count].view(_local(param).shape)
+
+
+def _like(param: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+    """A tensor of this rank's elements, sharded as the parameter is."""
+    if not isinstance(param, DTensor):
+        return local
+    return DTensor.from_local(local, param.device_mesh, param.placements, run_check=False,
+                              shape=param.shape, stride=param.stride())
+
+
+def _scales_piece(param: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The scales of the blocks this rank's elements touch, from the whole tensor's."""
+    if not isinstance(param, DTensor):
+        return scales
+    whole = scales.full_tensor() if isinstance(scales, DTensor) else scales
+    start, count = _shard_range(param)
+    return whole[start // BLOCK:start // BLOCK + blocks(count, start)].clone()
+
+
+def _whole_scales(param: DTensor, scales: torch.Tensor) -> DTensor:
+    """The whole tensor's scales from each rank's, split by rows as the parameter is."""
+    mesh = param.device_mesh
+    if param.placements[0].is_replicate():
+        return DTensor.from_local(scales, mesh, [Replicate()], run_check=False)
+    start, _ = _shard_range(param)
+    whole = scales.new_zeros(blocks(param.numel()))  # scales are never negative: MAX merges
+    whole[start // BLOCK:start // BLOCK + scales.numel()] = scales
+    dist.all_reduce(whole, dist.ReduceOp.MAX, group=mesh.get_group())
+    return DTensor.from_local(whole, mesh, [Replicate()], run_check=False).redistribute(mesh, [Shard(0)])
+
+
+def _quantize_piece(param: torch.Tensor, moments: dict) -> dict:
+    """Full-precision moments (this rank's elements) as codes and scales, by state key."""
+    start, _ = _shard_range(param)
+    scales = {key: quantize.block_maxima(moment, start=start) for key, moment in moments.items()}
+    if isinstance(param, DTensor):
+        _agree_on_cut_blocks([_cut_slots(_regions(param, {}), lambda region: [
+            region.scales(scales[key]) for key in _SIGNED])], param.device_mesh)
+    return {key: quantize.quantize(moment, signed=_SIGNED[key], start=start, scales=scales[key])
+            for key, moment in moments.items()}
+
+
+def _cut_slots(regions: list[_Region], scales_of) -> list:
+    """The two slots (head and tail) of a parameter's cut blocks for ``_agree_on_cut_blocks``."""
+    return [next(((region.block, scales_of(region)) for region in regions if region.cut == end), None)
+            for end in ("head", "tail")]
+
+
+def _agree_on_cut_blocks(params_slots: list[list], mesh) -> None:
+    """Give each block a shard's edge cuts, on every rank holding part of it, the largest scales
+    any of them found for it (in place). ``params_slots``: for each sharded parameter, in the
+    same order on every rank, its ``_cut_slots``."""
+    group = mesh.get_group()
+    slots = [(index, slot) for index, pair in enumerate(params_slots) for slot in pair]
+    mine = torch.full((len(slots), 4), -1.0, dtype=torch.float64, device=mesh.device_type)
+    for row, (index, slot) in zip(mine, slots):  # the parameter, the block, its m and v scales
+        if slot is not None:
+            row[0], row[1] = index, slot[0]
+            row[2:] = torch.cat(slot[1])
+    everyone = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(everyone, mine, group=group)
+    everyone = torch.cat(everyone)
+    for row, (_, slot) in zip(mine, slots):
+        if slot is not None:
+            largest = everyone[(everyone[:, :2] == row[:2]).all(dim=1), 2:].amax(dim=0)
+            for scale, value in zip(slot[1], largest):
+                scale.copy_(value)
 
 
 class AdamW8bit(Adam8bit):

@@ -84,6 +84,28 @@ def test_a_block_of_zeros_and_a_short_last_block():
     assert back[:256].eq(0).all() and back[280].item() == pytest.approx(-2.0 * 0.99296875)
 
 
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_pieces_of_a_tensor_code_in_its_grid_of_blocks(kind):
+    """A shard quantized from its place in the whole tensor (``start``), with the whole
+    tensor's scales where its edges cut a block, gets the whole tensor's codes."""
+    x = np.random.default_rng(3).standard_normal(1000)
+    x = torch.from_numpy(x) if kind == "torch" else x
+    codes, scales = quantize.quantize(x, signed=True)
+    for start, end in [(0, 300), (300, 512), (512, 700), (700, 1000), (260, 270)]:
+        first = start // quantize.BLOCK
+        count = quantize.blocks(end - start, start)
+        assert count == len(range(first, (end - 1) // quantize.BLOCK + 1))
+        given = scales[first:first + count]
+        piece_codes, piece_scales = quantize.quantize(x[start:end], signed=True, start=start, scales=given)
+        assert np.array_equal(np.asarray(piece_codes), np.asarray(codes[start:end])) and piece_scales is given
+        back = quantize.dequantize(piece_codes, given, signed=True, like=x[start:end], start=start)
+        whole = quantize.dequantize(codes, scales, signed=True, like=x)
+        assert np.array_equal(np.asarray(back), np.asarray(whole[start:end]))
+        own = quantize.block_maxima(x[start:end], start=start)  # a cut block's own maximum is lower
+        assert np.all(np.asarray(own) <= np.asarray(given)) and len(own) == count
+    assert quantize.blocks(0, 300) == 0
+
+
 @pytest.mark.parametrize("signed", SIGNS, ids=["signed", "unsigned"])
 def test_the_kernels_cell_table_finds_the_same_code_as_a_search(signed):
     rng = np.random.default_rng(1)

@@ -25,6 +25,7 @@ import os
 import shutil
 import socket
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-from torch.distributed.fsdp import fully_shard
+from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.utils._pytree import tree_leaves, tree_map_only
 
@@ -140,6 +141,7 @@ def save(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     finished, replacing an older checkpoint; a reader never finds a half-written one at ``path``.
     """
     path = Path(path)
+    _check_optimizer_of(model, optimizer)
     partial = path.with_name(path.name + ".partial")
     if dist.get_rank() == 0:
         shutil.rmtree(partial, ignore_errors=True)  # debris of a writer killed earlier
@@ -161,6 +163,15 @@ def save(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
 def read_extra(path: str | Path) -> dict:
     """The ``extra`` saved with the checkpoint folder ``path``; ValueError if it is not a
     complete adamlab checkpoint."""
+    return _marker(path)["extra"]
+
+
+def saved_world(path: str | Path) -> int:
+    """The number of ranks that saved the checkpoint folder ``path``."""
+    return _marker(path)["world"]
+
+
+def _marker(path: str | Path) -> dict:
     path = Path(path)
     try:
         marker = json.loads((path / MARKER).read_text())
@@ -170,31 +181,49 @@ def read_extra(path: str | Path) -> dict:
         raise ValueError(f"{path}: unreadable {MARKER} ({error})") from None
     if not isinstance(marker, dict) or marker.get("format") != FORMAT:
         raise ValueError(f"{path}: not an adamlab distributed checkpoint")
-    return marker["extra"]
+    return marker
 
 
 def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     """Load the checkpoint folder ``path`` into ``model`` and ``optimizer``, resharded for this
-    run's ranks, and return its ``extra``.
+    run's ranks (or whole, in a process outside any process group), and return its ``extra``.
 
     A folder that is not a complete checkpoint, or one of another model or optimizer, raises
     ValueError naming the first mismatch, and nothing is changed. Loading runs no code from
     the files: tensors and the optimizer's settings are read with ``weights_only=True``."""
     path = Path(path)
     extra = read_extra(path)
+    _check_optimizer_of(model, optimizer)
     model_state, optimizer_state = get_state_dict(model, optimizer)
     wanted = {"model": model_state, "optimizer": optimizer_state}
     _check_keys(path, wanted, dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata)
     # read into copies, so that a failed read changes nothing
     state = tree_map_only(torch.Tensor, lambda tensor: tensor.detach().clone(), wanted)
     try:
-        dcp.load(state, checkpoint_id=str(path), planner=_WeightsOnlyPlanner())
+        with warnings.catch_warnings():  # one process may resume a sharded run: torch warns even so
+            warnings.filterwarnings("ignore", "torch.distributed is disabled")
+            dcp.load(state, checkpoint_id=str(path), planner=_WeightsOnlyPlanner(),
+                     no_dist=not dist.is_initialized())
     except (Exception, CheckpointException) as error:  # the latter gathers every rank's errors
         why = ("it holds objects other than tensors and plain values, which loading them would "
                "run as code" if "Weights only load failed" in str(error) else _last_line(error))
         raise ValueError(f"{path}: could not read the checkpoint: {why}") from None
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
     return extra
+
+
+def _check_optimizer_of(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Checkpoints name the optimizer's state by the model's parameter names: raise ValueError
+    for a parameter of the optimizer that is not the model's."""
+    for module in model.modules():  # FSDP2 keeps the root's parameters unsharded after a forward
+        if isinstance(module, FSDPModule):
+            module.reshard()
+    owned = {id(param) for param in model.parameters()}
+    for index, group in enumerate(optimizer.param_groups):
+        for position, param in enumerate(group["params"]):
+            if id(param) not in owned:
+                raise ValueError(f"parameter {position} of the optimizer's group {index} (shape "
+                                 f"{tuple(param.shape)}) is not one of the model's")
 
 
 class _WeightsOnlyPlanner(DefaultLoadPlanner):

@@ -197,6 +197,8 @@ def resume(rank: int, world: int, port: int, folder: str) -> None:
         ("other model", lambda: load_into_another_model(checkpoint)),
         ("other optimizer", lambda: distributed.load(checkpoint, model,
                                                      adamlab.SGD(model.parameters(), lr=0.1, momentum=0.9))),
+        ("optimizer of another model", lambda: distributed.load(checkpoint, model,
+                                                                adamlab.AdamW(network().parameters()))),
         ("half written", lambda: distributed.load(checkpoint + ".partial", model, optimizer)),
         ("code inside", lambda: distributed.load(os.path.join(folder, "mischief"), model, optimizer)),
     ]:
@@ -330,6 +332,8 @@ def test_a_dead_rank_stops_the_run_and_the_last_checkpoint_resumes_on_fewer_rank
             torch.testing.assert_close(got, want.detach(), rtol=1e-5, atol=1e-9)
         assert "'model.0.weight' has shape (64, 64) in the checkpoint, (32, 32) here" in report["other model"]
         assert "momentum_buffer" in report["other optimizer"]
+        assert "parameter 0 of the optimizer's group 0 (shape (64, 64)) is not one of the model's" \
+            in report["optimizer of another model"]
         assert "not a complete adamlab checkpoint" in report["half written"]
         assert "could not read the checkpoint: it holds objects other than tensors" in report["code inside"]
         assert report["unchanged"]

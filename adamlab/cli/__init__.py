@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .. import __version__
+from ..distributed import RankFailed
 from ..maths.hyperparameters import InvalidHyperparameter
 from . import bench, explore, memory, race, trace, train
 
@@ -41,6 +42,9 @@ def main(argv=None) -> int:
               file=sys.stderr)
     except ValueError as error:
         print(f"adamlab {args.command}: error: {error}", file=sys.stderr)
+    except RankFailed as error:  # a rank of a run on several processes failed: its traceback
+        print(f"adamlab {args.command}: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"adamlab {args.command}: interrupted", file=sys.stderr)
         return 130

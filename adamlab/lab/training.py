@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
+from .. import distributed
 from .. import optim as adamlab_optim
 from ..files import atomic_write
 from ..recipe import SCHEDULES, drive, param_groups
@@ -140,11 +142,22 @@ class History:
 
 
 class Training:
-    """One training run of the names GPT, from a config or from a checkpoint."""
+    """One training run of the names GPT, from a config or from a checkpoint.
 
-    def __init__(self, config: TrainConfig = RECIPES["default"], device: str = "cpu"):
+    ``sharded``: this process is one rank of a data-parallel run (the process group already
+    joined, see :mod:`adamlab.distributed`). Every rank then draws the same batches and trains
+    on its share of each; the model is sharded with FSDP2 block by block, and so is the
+    optimizer state; checkpoints are folders. The losses, history and summary are the whole
+    run's on every rank, and its numbers those of one process, but for the order of sums.
+    """
+
+    def __init__(self, config: TrainConfig = RECIPES["default"], device: str = "cpu", sharded: bool = False):
         config = config.settled()
-        self.config, self.device = config, torch.device(device)
+        self.config, self.device, self.sharded = config, torch.device(device), sharded
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if sharded else (0, 1)
+        if config.batch_size < self.world:
+            raise ValueError(f"a batch of {config.batch_size} names cannot be shared by {self.world} ranks; "
+                             f"use batch_size >= {self.world}")
         names = read_names(config.data)
         self.vocabulary = Vocabulary.of(names)
         train_names, val_names = split(names, config.validation_fraction, config.seed)
@@ -159,6 +172,8 @@ class Training:
         self.model = GPT(GPTConfig(self.vocabulary.size, config.block_size, config.n_layer,
                                    config.n_embd, config.n_head, config.norm,
                                    config.init_std)).to(self.device, DTYPES[config.dtype])
+        if sharded:
+            distributed.shard(self.model, self.model.blocks)
         self.groups = param_groups(self.model, config.weight_decay)
         self.optimizer = make_optimizer(config, self.groups.groups)
         schedule = SCHEDULES[config.schedule]
@@ -171,7 +186,15 @@ class Training:
         self.history = History()
         self.seconds = 0.0  # wall time spent in run(), over every segment of the run
         self.train_seconds, self.train_tokens = 0.0, 0
-        self.stop_requested = False
+        self.stop_requested = False  # asked for; see ``stopping``
+        self._stop_agreed = False
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the run stops before its next step: one process stops when asked
+        (``stop_requested``), the ranks of a sharded run when any of them was asked before
+        the last step, so that all stop after the same one."""
+        return self._stop_agreed if self.sharded else self.stop_requested
 
     @property
     def parameters(self) -> int:
@@ -183,11 +206,15 @@ class Training:
         index = torch.randint(0, len(inputs), (self.config.batch_size,), generator=self.batches)
         index = index.to(self.device)
         batch_inputs, batch_targets = inputs[index], targets[index]
+        tokens = int((batch_targets >= 0).sum())
         started = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        _, loss = self.model(batch_inputs, batch_targets)
-        loss.backward()
+        if self.sharded:
+            loss = self._share_of_the_batch(batch_inputs, batch_targets, tokens)
+        else:
+            _, loss = self.model(batch_inputs, batch_targets)
+            loss.backward()
         if self.config.clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -195,10 +222,28 @@ class Training:
         self.scheduler.step()
         self.step += 1
         self.train_seconds += time.perf_counter() - started
-        self.train_tokens += int((batch_targets >= 0).sum())
+        self.train_tokens += tokens
         self.history.batch_loss.append(loss.item())
         self.history.lr.append(float(lr))
         return self.history.batch_loss[-1]
+
+    def _share_of_the_batch(self, inputs: torch.Tensor, targets: torch.Tensor, tokens: int) -> torch.Tensor:
+        """Forward and backward on this rank's rows of the batch; the whole batch's mean loss.
+
+        A rank's loss is the sum over its tokens divided by the whole batch's count, times the
+        number of ranks: FSDP averages the ranks' gradients, which makes that the gradient of
+        the whole batch's mean, as in one process. The losses are summed across the ranks with
+        the ranks' wishes to stop, so every rank stops at the same step.
+        """
+        mine = torch.arange(len(inputs), device=self.device).tensor_split(self.world)[self.rank]
+        logits, _ = self.model(inputs[mine])
+        total = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets[mine].flatten(),
+                                                  ignore_index=-1, reduction="sum")
+        (total * (self.world / tokens)).backward()
+        shared = torch.stack([total.detach(), torch.tensor(float(self.stop_requested), device=self.device)])
+        dist.all_reduce(shared)
+        self._stop_agreed = bool(shared[1] > 0)
+        return shared[0] / tokens
 
     @torch.no_grad()
     def evaluate(self, split_name: str) -> float:
@@ -206,12 +251,18 @@ class Training:
         self.model.eval()
         inputs, targets = self.eval_sets[split_name]
         total, count = 0.0, 0
-        for start in range(0, len(inputs), 1024):
-            logits, _ = self.model(inputs[start:start + 1024])
-            chunk = targets[start:start + 1024]
-            losses = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), chunk.flatten(),
+        chunk = 1024 * self.world  # each rank takes its share of every chunk (the same number of forwards)
+        for start in range(0, len(inputs), chunk):
+            mine = torch.arange(start, min(start + chunk, len(inputs))).tensor_split(self.world)[self.rank]
+            logits, _ = self.model(inputs[mine.to(self.device)])
+            wanted = targets[mine.to(self.device)]
+            losses = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), wanted.flatten(),
                                                        ignore_index=-1, reduction="sum")
-            total, count = total + losses.item(), count + int((chunk >= 0).sum())
+            total, count = total + losses.item(), count + int((wanted >= 0).sum())
+        if self.sharded:
+            sums = torch.tensor([total, count], dtype=torch.float64, device=self.device)
+            dist.all_reduce(sums)
+            total, count = sums.tolist()
         return total / count
 
     def _record_evaluation(self) -> None:
@@ -231,7 +282,7 @@ class Training:
         clock_base, started = self.seconds, time.perf_counter()
         if self.step == 0:
             self._record_evaluation()
-        while self.step < self.config.steps and not self.stop_requested:
+        while self.step < self.config.steps and not self.stopping:
             self.train_step()
             if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
                 self._record_evaluation()
@@ -269,38 +320,61 @@ class Training:
 
     def checkpoint(self) -> dict:
         """Everything needed to continue this run exactly, as tensors and plain values only."""
+        return {**self._run_state(), "batches": self.batches.get_state(),
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def _run_state(self) -> dict:
+        """The checkpoint but for the model, the optimizer and the data order: plain values."""
         return {
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(self.config),
             "vocabulary": list(self.vocabulary.characters),
             "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "batches": self.batches.get_state(),
             "history": dataclasses.asdict(self.history),
             "clock": {"seconds": self.seconds, "train_seconds": self.train_seconds,
                       "train_tokens": self.train_tokens},
         }
 
     def save(self, path: str | Path) -> None:
-        """Write a checkpoint atomically: a reader finds the old file or the new one, never half of one."""
+        """Write a checkpoint atomically: a reader finds the old one or the new one, never half of
+        one. One process writes a file; the ranks of a sharded run write a folder together
+        (``adamlab.distributed.save``), the run's plain values in its JSON marker."""
+        if self.sharded:
+            distributed.save(path, self.model, self.optimizer,
+                             extra={**self._run_state(), "batches": self.batches.get_state().tolist()})
+            return
         with atomic_write(path) as file:
             torch.save(self.checkpoint(), file)
 
     @classmethod
-    def resume(cls, path: str | Path, device: str = "cpu") -> "Training":
-        """The run saved in ``path``, ready to continue where it stopped."""
-        checkpoint = load_checkpoint(path)
+    def resume(cls, path: str | Path, device: str = "cpu", sharded: bool = False) -> "Training":
+        """The run saved in ``path``, ready to continue where it stopped.
+
+        A sharded run's checkpoint folder resumes on any number of ranks, or in one process;
+        a one-process checkpoint file resumes in one process."""
+        path = Path(path)
+        if path.is_dir():
+            checkpoint = distributed.read_extra(path)
+            if checkpoint.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError(f"{path}: not an adamlab train checkpoint")
+        elif sharded:
+            raise ValueError(f"{path}: a checkpoint file of a run in one process resumes in one process "
+                             f"(without --nproc); a sharded run's checkpoint is a folder")
+        else:
+            checkpoint = load_checkpoint(path)
         config = checkpoint["config"]
         config["betas"] = tuple(config["betas"])
-        run = cls(TrainConfig(**config), device)
+        run = cls(TrainConfig(**config), device, sharded)
         if list(run.vocabulary.characters) != checkpoint["vocabulary"]:
             raise ValueError(f"{path}: the data file no longer gives the vocabulary this run was trained with")
-        run.model.load_state_dict(checkpoint["model"])
-        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        if path.is_dir():
+            distributed.load(path, run.model, run.optimizer)
+        else:
+            run.model.load_state_dict(checkpoint["model"])
+            run.optimizer.load_state_dict(checkpoint["optimizer"])
         run.scheduler.load_state_dict(checkpoint["scheduler"])
-        run.batches.set_state(checkpoint["batches"])
+        run.batches.set_state(torch.as_tensor(checkpoint["batches"], dtype=torch.uint8))
         run.step = checkpoint["step"]
         run.history = History(**checkpoint["history"])
         clock = checkpoint["clock"]

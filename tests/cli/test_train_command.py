@@ -1,6 +1,7 @@
 """``adamlab train`` as a person runs it."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -88,6 +89,13 @@ BAD = {
     "resume missing": (["--resume", "{tmp}/absent.pt"], "absent.pt: no such checkpoint"),
     "plot nowhere": (["--plot", "{tmp}/no/such/dir/plot.png"], "is not a directory"),
     "bad device": (["--device", "nonsense"], "--device nonsense is not usable here"),
+    "no processes": (["--nproc", "0"], "--nproc must be >= 1, got 0"),
+    "fewer names than ranks": (["--nproc", "2"], "--nproc 2 needs a batch of at least 2 names; --batch-size is 1"),
+    "nproc resumes folders": (["--nproc", "2", "--resume", "{tmp}/run.pt"], "run.pt is not one (resume a checkpoint file"),
+    "not a checkpoint folder": (["--resume", "{tmp}"], "not a complete adamlab checkpoint (no adamlab-checkpoint.json)"),
+    # met by the ranks, reported by rank 0
+    "empty data on ranks": (["--nproc", "2", "--batch-size", "2", "--data", "{tmp}/empty.txt"], "empty.txt: holds 0 names"),
+    "negative lr on ranks": (["--nproc", "2", "--batch-size", "2", "--lr", "-0.5"], "--lr must be >= 0, got -0.5"),
 }
 
 
@@ -135,3 +143,61 @@ def test_ctrl_c_saves_a_whole_checkpoint_that_resumes_to_the_unbroken_result(tmp
     assert result["steps"] == steps
     assert result["final_val_loss"] == unbroken.history.val_loss[-1]
     assert result["final_train_loss"] == unbroken.history.train_loss[-1]
+
+
+# --- on several processes ----------------------------------------------------------------------
+
+SHORT = ["train", "--steps", "30", "--eval-every", "10", "--samples", "3"]
+
+
+def test_nproc_trains_the_run_of_one_process(capfd, tmp_path):
+    """Two ranks, each with half of every batch and of the state: the numbers of one process,
+    but for the order of the gradients' sums; the same summary and the plot. (The ranks print
+    to the process's own output: capfd.)"""
+    assert main([*SHORT, "--json", "--no-plot"]) == 0
+    alone = json.loads(capfd.readouterr().out)
+    plot = tmp_path / "loss.png"
+    assert main([*SHORT, "--nproc", "2", "--json", "--plot", str(plot)]) == 0
+    sharded = json.loads(capfd.readouterr().out)
+    assert sharded.keys() == alone.keys()
+    for key in ("final_train_loss", "final_val_loss"):
+        assert sharded[key] == pytest.approx(alone[key], rel=1e-5)
+    assert (sharded["steps"], sharded["parameters"], sharded["param_groups"]) == (
+        alone["steps"], alone["parameters"], alone["param_groups"])
+    assert len(sharded["samples"]) == 3 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert main([*SHORT, "--nproc", "2", "--optimizer", "adamw8bit", "--no-plot"]) == 0  # tables, 8-bit
+    out = capfd.readouterr().out
+    for text in ("validation loss", "adamw8bit samples:", "4,647 training names"):
+        assert text in out
+
+
+def test_ctrl_c_on_ranks_saves_a_folder_that_resumes_on_other_ranks_or_one_process(tmp_path):
+    checkpoint, steps = tmp_path / "run", 200
+    settings = ["--steps", str(steps), "--eval-every", "20", "--no-plot", "--json"]
+    process = adamlab("train", "--nproc", "2", *settings, "--save", str(checkpoint), start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (checkpoint / "adamlab-checkpoint.json").exists() and time.monotonic() < deadline \
+            and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C: to the launcher and every rank
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    stopped_at = json.loads(out)["steps"]
+    assert 20 <= stopped_at < steps
+    assert f"stopped at step {stopped_at} of {steps}; resume with: adamlab train --resume" in err
+    assert [path.name for path in tmp_path.iterdir()] == ["run"]  # nothing half-written beside it
+
+    unbroken = Training(RECIPES["default"].replace(steps=steps, eval_every=20))
+    unbroken.run()
+    in_one_process = Training.resume(checkpoint)
+    in_one_process.run()
+    assert in_one_process.history.val_loss[-1] == pytest.approx(unbroken.history.val_loss[-1], rel=1e-4)
+
+    resumed = adamlab("train", "--resume", str(checkpoint), "--nproc", "3", "--json", "--no-plot")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    result = json.loads(out)
+    assert result["steps"] == steps
+    assert result["final_val_loss"] == pytest.approx(unbroken.history.val_loss[-1], rel=1e-4)
+    assert result["final_train_loss"] == pytest.approx(unbroken.history.train_loss[-1], rel=1e-4)

@@ -18,6 +18,7 @@ from .base import (_KERNEL_DTYPES, _fused_kernels_usable, _local, _rounds_stocha
 MIN_SIZE = 4096
 _SCALES = {"exp_avg": "exp_avg_absmax", "exp_avg_sq": "exp_avg_sq_absmax"}
 _SIGNED = {"exp_avg": True, "exp_avg_sq": False}
+_KERNEL_STATE = ("exp_avg", "exp_avg_sq", "exp_avg_absmax", "exp_avg_sq_absmax")  # in the kernel's order
 
 
 class Adam8bit(Adam):
@@ -134,11 +135,11 @@ class Adam8bit(Adam):
             self._quantized_step(quantized, group)
 
     def _quantized_step(self, params, group):
-        """Step the quantized parameters: each in regions (a whole tensor is one; see
-        ``_regions``), the CPU kernel taking those it can and the maths the rest.
+        """Step the quantized parameters, each in regions (a whole tensor is one; see
+        ``_regions``): the CPU kernel takes those it can, the maths the rest.
 
-        The maths' regions go first: the kernel advances the step counter, and a region cut
-        by a shard's edge must learn its block's scale from the other ranks before coding.
+        The maths go first: the kernel advances the step counter, and a region cut by a shard's
+        edge must learn its block's scales from the other ranks before it is coded.
         """
         fused = _fused_kernels_usable(group, type(self).__name__)
         rows, simple, cut = {}, [], {}
@@ -147,9 +148,8 @@ class Adam8bit(Adam):
             regions = _regions(param, state)
             for region in regions:
                 if region.cut is None and fused and self._kernel_can_take(region):
-                    row = [region.of(param), region.of(param.grad), region.of(state["exp_avg"]),
-                           region.of(state["exp_avg_sq"]), region.scales(state["exp_avg_absmax"]),
-                           region.scales(state["exp_avg_sq_absmax"]), cpu.code_tables(), state["step"]]
+                    row = [region.of(param), region.of(param.grad), *map(region.view, _KERNEL_STATE),
+                           cpu.code_tables(), state["step"]]
                     rows.setdefault((row[0].dtype, state["step"].dtype), []).append(row)
                 else:
                     if fused and region.cut is None:
@@ -159,28 +159,33 @@ class Adam8bit(Adam):
                 cut.setdefault(param.device_mesh, []).append(_cut_slots(regions, lambda region: region))
         h = self._hyperparameters(group)
         del h["amsgrad"]
-        steps = [self._full_precision_update(region, group, h) for region in simple]
-        maxima = {id(region): [quantize.block_maxima(getattr(step.state, moment), start=region.start)
-                               for moment in ("m", "v")] for region, step in zip(simple, steps)}
-        for mesh, slots in cut.items():
-            _agree_on_cut_blocks([[slot and (slot[0], maxima[id(slot[1])]) for slot in pair] for pair in slots], mesh)
-        for region, step in zip(simple, steps):
-            m_scales, v_scales = maxima[id(region)]
-            new = self.quantized_maths.quantized(step, start=region.start, m_scales=m_scales, v_scales=v_scales)
-            region.of(region.param).copy_(stochastic_round(new.param) if _rounds_stochastically(region.param, group)
-                                          else new.param)
-            for key, field in self.quantized_fields.items():
-                (region.scales if key in _SCALES.values() else region.of)(region.state[key]).copy_(
-                    getattr(new.state, field))
+        self._maths_step(simple, cut, group, h)
         options = tuple(name for name, on in (("maximize", h["maximize"]),
                                               ("decoupled", h["decoupled_weight_decay"])) if on)
         for (dtype, step_dtype), bucket in rows.items():
             _run_kernel("adam8bit", dtype, step_dtype, bucket, (h["lr"], h["beta1"], h["beta2"], h["eps"],
                                                                 h["weight_decay"]), options, group)
-        stepped = {id(row[-1]) for bucket in rows.values() for row in bucket}
+        counted = {id(row[-1]) for bucket in rows.values() for row in bucket}
         for param in params:  # the kernel counted the steps of the parameters it took
-            if id(self.state[param]["step"]) not in stepped:
+            if id(self.state[param]["step"]) not in counted:
                 self.state[param]["step"] += 1
+
+    def _maths_step(self, regions: list, cut: dict, group: dict, h: dict) -> None:
+        """``adamlab.maths.adam8bit`` on each region, the blocks cut by shards' edges coded with
+        the scales the ranks agree on (``cut``: each mesh's slots, see ``_cut_slots``)."""
+        steps = [self._full_precision_update(region, group, h) for region in regions]
+        maxima = {id(region): [quantize.block_maxima(getattr(step.state, moment), start=region.start)
+                               for moment in ("m", "v")] for region, step in zip(regions, steps)}
+        for mesh, slots in cut.items():
+            _agree_on_cut_blocks([[slot and (slot[0], maxima[id(slot[1])]) for slot in pair] for pair in slots],
+                                 mesh)
+        for region, step in zip(regions, steps):
+            m_scales, v_scales = maxima[id(region)]
+            new = self.quantized_maths.quantized(step, start=region.start, m_scales=m_scales, v_scales=v_scales)
+            region.of(region.param).copy_(stochastic_round(new.param) if _rounds_stochastically(region.param, group)
+                                          else new.param)
+            for key, field in self.quantized_fields.items():
+                region.view(key).copy_(getattr(new.state, field))
 
     @staticmethod
     def _kernel_can_take(region: "_Region") -> bool:
@@ -197,8 +202,7 @@ class Adam8bit(Adam):
         if group.get("fused") and param.is_cuda:
             _without_fused_step(group, type(self).__name__, "no fused 8-bit GPU step",
                                 RuntimeError("the 8-bit step has no CUDA kernel yet"))
-        fields = {field: (region.scales if key in _SCALES.values() else region.of)(state[key])
-                  for key, field in self.quantized_fields.items()}
+        fields = {field: region.view(key) for key, field in self.quantized_fields.items()}
         work = torch.promote_types(param.dtype, torch.float32)  # as the kernel computes
         return self.quantized_maths.full_precision_update(
             region.of(param.grad).to(work), self.quantized_maths.State(step=state["step"].item(), **fields),
@@ -324,6 +328,10 @@ class _Region(NamedTuple):
         if self.begin == 0 and self.end == local.numel():
             return local
         return local.view(-1)[self.begin:self.end]
+
+    def view(self, key: str) -> torch.Tensor:
+        """The region's part of a state tensor: its codes, or its blocks' scales."""
+        return self.scales(self.state[key]) if key in _SCALES.values() else self.of(self.state[key])
 
     def scales(self, scales: torch.Tensor) -> torch.Tensor:
         """The region's blocks' scales, from this rank's scales of the blocks it touches."""

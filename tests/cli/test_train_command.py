@@ -166,9 +166,11 @@ def test_nproc_trains_the_run_of_one_process(capfd, tmp_path):
         alone["steps"], alone["parameters"], alone["param_groups"])
     assert len(sharded["samples"]) == 3 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    assert main([*SHORT, "--nproc", "2", "--optimizer", "adamw8bit", "--no-plot"]) == 0  # tables, 8-bit
+    # tables, and a comparison run on ranks too (8-bit state, sharded)
+    assert main([*SHORT, "--steps", "10", "--nproc", "2", "--optimizer", "adam", "--compare", "adamw8bit",
+                 "--no-plot"]) == 0
     out = capfd.readouterr().out
-    for text in ("validation loss", "adamw8bit samples:", "4,647 training names"):
+    for text in ("validation loss", "adam samples:", "adamw8bit samples:", "4,647 training names"):
         assert text in out
 
 

@@ -19,11 +19,15 @@ The same optimizers also work as the ``optimizer_class`` of
 8-bit Adam included.
 """
 
+import ctypes
 import datetime
 import json
 import os
 import shutil
+import signal
 import socket
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -48,6 +52,7 @@ COLLECTIVE_TIMEOUT = 60.0
 #: The file in a checkpoint folder that says it is complete and what it holds.
 MARKER = "adamlab-checkpoint.json"
 FORMAT = "adamlab-distributed-1"
+_PR_SET_PDEATHSIG = 1  # Linux's prctl option: a signal for this process when its parent dies
 
 
 class RankFailed(RuntimeError):
@@ -72,8 +77,16 @@ def launch(function: Callable, world: int, *args, timeout: float = 600.0, port: 
     if isinstance(world, bool) or not isinstance(world, int) or world < 1:
         raise ValueError(f"world must be a whole number >= 1, got {world!r}")
     port = free_port() if port is None else port
-    context = mp.start_processes(function, args=(world, port, *args), nprocs=world, join=False,
-                                 start_method="spawn")
+    # The ranks start with Ctrl-C ignored (inherited, and kept by Python): the terminal's signal
+    # reaches the caller, which stops them, instead of each rank at some point of its start.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        context = mp.start_processes(_rank, args=(function, world, port, *args), nprocs=world, join=False,
+                                     start_method="spawn")
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + timeout
     try:
         while not context.join(timeout=0.5):
@@ -90,6 +103,17 @@ def launch(function: Callable, world: int, *args, timeout: float = 600.0, port: 
             if process.is_alive():
                 process.kill()
             process.join()
+
+
+def _rank(rank: int, function: Callable, world: int, port: int, *args) -> None:
+    """One rank of :func:`launch`: ``function``, then leaving the process group together, so that
+    no rank exits while a peer still reads from it (gloo would abort that peer)."""
+    if sys.platform == "linux":  # a rank outlives no launcher: torch's SIGINT for that is ignored here
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    function(rank, world, port, *args)
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def init(rank: int, world: int, port: int, backend: str | None = None,
@@ -141,6 +165,7 @@ def save(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     finished, replacing an older checkpoint; a reader never finds a half-written one at ``path``.
     """
     path = Path(path)
+    _reshard(model)
     _check_optimizer_of(model, optimizer)
     partial = path.with_name(path.name + ".partial")
     if dist.get_rank() == 0:
@@ -156,7 +181,10 @@ def save(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
         if path.exists():
             os.replace(path, old)
         os.replace(partial, path)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # a file saved there by a run in one process
+            old.unlink(missing_ok=True)
     dist.barrier()
 
 
@@ -193,6 +221,7 @@ def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     the files: tensors and the optimizer's settings are read with ``weights_only=True``."""
     path = Path(path)
     extra = read_extra(path)
+    _reshard(model)
     _check_optimizer_of(model, optimizer)
     model_state, optimizer_state = get_state_dict(model, optimizer)
     wanted = {"model": model_state, "optimizer": optimizer_state}
@@ -212,12 +241,17 @@ def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     return extra
 
 
+def _reshard(model: torch.nn.Module) -> None:
+    """Register the sharded parameters in every FSDP2 module: the root keeps its parameters
+    unsharded after a forward, and the optimizer holds the sharded ones."""
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
 def _check_optimizer_of(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Checkpoints name the optimizer's state by the model's parameter names: raise ValueError
     for a parameter of the optimizer that is not the model's."""
-    for module in model.modules():  # FSDP2 keeps the root's parameters unsharded after a forward
-        if isinstance(module, FSDPModule):
-            module.reshard()
     owned = {id(param) for param in model.parameters()}
     for index, group in enumerate(optimizer.param_groups):
         for position, param in enumerate(group["params"]):

@@ -160,6 +160,9 @@ def save_then_die(rank: int, world: int, port: int, folder: str) -> None:
     model = sharded_network()
     optimizer = adamlab.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
     train(model, optimizer, rank, world, steps=range(2))
+    if rank == 0:  # a file where the folder goes (a one-process run's checkpoint): replaced, not left as .old
+        with open(os.path.join(folder, "checkpoint"), "w") as file:
+            file.write("an older checkpoint")
     distributed.save(os.path.join(folder, "checkpoint"), model, optimizer, extra={"step": 2})
     uneven = sharded_network(uneven_network())  # and 8-bit Adam, its blocks cut by the shards' edges
     eight_bit = adamlab.AdamW8bit(uneven.parameters(), lr=1e-2)
@@ -305,7 +308,7 @@ def test_memory_per_rank_is_what_a_sharded_rank_holds(sharded, capsys):
             row["per_device_bytes"]["zero3"], rel=0.02)
 
 
-def test_a_dead_rank_stops_the_run_and_the_last_checkpoint_resumes_on_fewer_ranks(tmp_path, single):
+def test_a_dead_rank_stops_the_run_and_the_last_checkpoint_resumes_on_fewer_ranks(tmp_path, single, capsys):
     started = time.monotonic()
     with pytest.raises(distributed.RankFailed, match="rank 3 exited with status 3"):
         distributed.launch(save_then_die, 4, str(tmp_path), timeout=300)
@@ -344,3 +347,8 @@ def test_a_dead_rank_stops_the_run_and_the_last_checkpoint_resumes_on_fewer_rank
         for got, want in zip(report["8-bit"]["params"], single["uneven"]["params"], strict=True):
             torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
     assert not (tmp_path / "ran").exists()
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("checkpoint")) == [
+        "checkpoint", "checkpoint-8bit"]  # the file that was at "checkpoint" is gone, not left as .old
+    # a complete checkpoint folder, but not of ``adamlab train``
+    assert main(["train", "--resume", str(checkpoint)]) == 2
+    assert "checkpoint: not an adamlab train checkpoint" in capsys.readouterr().err

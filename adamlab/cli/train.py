@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-import torch.distributed as dist
+import torch
 import torch.multiprocessing as mp
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,7 +18,8 @@ from rich.table import Table
 
 from .. import distributed
 from ..files import atomic_write
-from ..lab.training import DTYPES, OPTIMIZERS, RECIPES, ROUNDINGS, History, TrainConfig, Training
+from ..lab.training import (DTYPES, OPTIMIZERS, RECIPES, ROUNDINGS, History, TrainConfig, Training,
+                             read_checkpoint, saved_config)
 from ..maths.hyperparameters import InvalidHyperparameter
 from ..recipe import SCHEDULES
 from .output import print_table, usable_device
@@ -174,11 +175,14 @@ def _on_ranks(args, device: str) -> list[_Outcome]:
         if not Path(args.resume).is_dir():
             raise ValueError(f"--nproc resumes a checkpoint folder of a sharded run; {args.resume} is not one "
                              f"(resume a checkpoint file without --nproc)")
-        extra = distributed.read_extra(args.resume)
-        config = TrainConfig(**{**extra["config"], "betas": tuple(extra["config"]["betas"])})
+        config = saved_config(read_checkpoint(args.resume))
         nproc = nproc or distributed.saved_world(args.resume)
     runs = [(_label(config), config)] + [(_label(config, changes), config.replace(**changes))
                                           for changes in args.compare]
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--nproc trains on cpu, or on cuda with rank r on cuda:r; not on {device}")
+    if device == "cuda" and nproc > torch.cuda.device_count():
+        raise ValueError(f"--nproc {nproc} puts one rank on each GPU; this machine has {torch.cuda.device_count()}")
     for _, each in runs:  # refused before any process starts
         if each.batch_size < nproc:
             raise ValueError(f"--nproc {nproc} needs a batch of at least {nproc} names; "
@@ -221,7 +225,6 @@ def _launch(job: dict, nproc: int) -> _Outcome:
 def _rank(rank: int, world: int, port: int, job: dict, stop) -> None:
     """One rank of ``adamlab train --nproc``: its share of the run; rank 0 shows the progress and
     writes the outcome (or the error that stopped every rank) for the launching process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     device = distributed.init(rank, world, port, backend="nccl" if job["device"].startswith("cuda") else "gloo")
     try:
         if job["resume"] is not None:
@@ -241,7 +244,6 @@ def _rank(rank: int, world: int, port: int, job: dict, stop) -> None:
     if rank == 0:
         with atomic_write(job["report"]) as file:
             file.write(json.dumps(report).encode())
-    dist.destroy_process_group()
 
 
 def _describe(training: Training, console: Console) -> None:

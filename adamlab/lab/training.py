@@ -235,9 +235,9 @@ class Training:
         the whole batch's mean, as in one process. The losses are summed across the ranks with
         the ranks' wishes to stop, so every rank stops at the same step.
         """
-        mine = torch.arange(len(inputs), device=self.device).tensor_split(self.world)[self.rank]
-        logits, _ = self.model(inputs[mine])
-        total = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets[mine].flatten(),
+        logits, _ = self.model(inputs.tensor_split(self.world)[self.rank])
+        total = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(),
+                                                  targets.tensor_split(self.world)[self.rank].flatten(),
                                                   ignore_index=-1, reduction="sum")
         (total * (self.world / tokens)).backward()
         shared = torch.stack([total.detach(), torch.tensor(float(self.stop_requested), device=self.device)])
@@ -253,9 +253,8 @@ class Training:
         total, count = 0.0, 0
         chunk = 1024 * self.world  # each rank takes its share of every chunk (the same number of forwards)
         for start in range(0, len(inputs), chunk):
-            mine = torch.arange(start, min(start + chunk, len(inputs))).tensor_split(self.world)[self.rank]
-            logits, _ = self.model(inputs[mine.to(self.device)])
-            wanted = targets[mine.to(self.device)]
+            logits, _ = self.model(inputs[start:start + chunk].tensor_split(self.world)[self.rank])
+            wanted = targets[start:start + chunk].tensor_split(self.world)[self.rank]
             losses = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), wanted.flatten(),
                                                        ignore_index=-1, reduction="sum")
             total, count = total + losses.item(), count + int((wanted >= 0).sum())
@@ -274,7 +273,8 @@ class Training:
 
     def run(self, on_step: Callable[["Training"], None] | None = None,
             save_to: str | Path | None = None) -> None:
-        """Train until ``config.steps`` or until ``stop_requested`` is set.
+        """Train until ``config.steps`` or until ``stopping`` (``stop_requested`` set; in a sharded
+        run, on any rank before the last step).
 
         ``on_step`` is called after every step (progress display); ``save_to`` receives a
         checkpoint at every evaluation and when the run ends or stops.
@@ -341,8 +341,8 @@ class Training:
         one. One process writes a file; the ranks of a sharded run write a folder together
         (``adamlab.distributed.save``), the run's plain values in its JSON marker."""
         if self.sharded:
-            distributed.save(path, self.model, self.optimizer,
-                             extra={**self._run_state(), "batches": self.batches.get_state().tolist()})
+            batches = bytes(self.batches.get_state().tolist()).hex()  # JSON: one line, not 5,000 numbers
+            distributed.save(path, self.model, self.optimizer, extra={**self._run_state(), "batches": batches})
             return
         with atomic_write(path) as file:
             torch.save(self.checkpoint(), file)
@@ -354,18 +354,11 @@ class Training:
         A sharded run's checkpoint folder resumes on any number of ranks, or in one process;
         a one-process checkpoint file resumes in one process."""
         path = Path(path)
-        if path.is_dir():
-            checkpoint = distributed.read_extra(path)
-            if checkpoint.get("format") != CHECKPOINT_FORMAT:
-                raise ValueError(f"{path}: not an adamlab train checkpoint")
-        elif sharded:
+        if sharded and not path.is_dir():
             raise ValueError(f"{path}: a checkpoint file of a run in one process resumes in one process "
-                             f"(without --nproc); a sharded run's checkpoint is a folder")
-        else:
-            checkpoint = load_checkpoint(path)
-        config = checkpoint["config"]
-        config["betas"] = tuple(config["betas"])
-        run = cls(TrainConfig(**config), device, sharded)
+                             f"(sharded=False); a sharded run's checkpoint is a folder")
+        checkpoint = read_checkpoint(path)
+        run = cls(saved_config(checkpoint), device, sharded)
         if list(run.vocabulary.characters) != checkpoint["vocabulary"]:
             raise ValueError(f"{path}: the data file no longer gives the vocabulary this run was trained with")
         if path.is_dir():
@@ -374,13 +367,32 @@ class Training:
             run.model.load_state_dict(checkpoint["model"])
             run.optimizer.load_state_dict(checkpoint["optimizer"])
         run.scheduler.load_state_dict(checkpoint["scheduler"])
-        run.batches.set_state(torch.as_tensor(checkpoint["batches"], dtype=torch.uint8))
+        batches = checkpoint["batches"]  # a tensor, or hexadecimal in a folder's JSON
+        run.batches.set_state(torch.tensor(list(bytes.fromhex(batches)), dtype=torch.uint8)
+                              if isinstance(batches, str) else batches)
         run.step = checkpoint["step"]
         run.history = History(**checkpoint["history"])
         clock = checkpoint["clock"]
         run.seconds, run.train_seconds, run.train_tokens = (clock["seconds"], clock["train_seconds"],
                                                              clock["train_tokens"])
         return run
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint: a file of one process's run, or the plain values of a sharded run's
+    folder (its tensors load with ``adamlab.distributed.load``). No code from it runs."""
+    path = Path(path)
+    if not path.is_dir():
+        return load_checkpoint(path)
+    checkpoint = distributed.read_extra(path)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an adamlab train checkpoint")
+    return checkpoint
+
+
+def saved_config(checkpoint: dict) -> TrainConfig:
+    """The settings of a checkpoint's run."""
+    return TrainConfig(**{**checkpoint["config"], "betas": tuple(checkpoint["config"]["betas"])})
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -96,7 +96,7 @@ def dequantize(codes, scales, *, signed: bool, like, start: int = 0):
 
 def _grid(x, start: int):
     """x's flat elements in rows of BLOCK, padded with zeros where its blocks are short."""
-    before = start % BLOCK
+    before = start % BLOCK if _size(x) else 0  # nothing has no blocks, wherever it starts
     after = -(before + _size(x)) % BLOCK
     if isinstance(x, torch.Tensor):
         return torch.nn.functional.pad(x.reshape(-1), (before, after)).reshape(-1, BLOCK)

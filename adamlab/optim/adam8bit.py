@@ -145,15 +145,20 @@ class Adam8bit(Adam):
         rows, simple, cut = {}, [], {}
         for param in params:
             state = self.state[param] = self.state.get(param) or self._init_state(param, group)
+            # Decided for the whole parameter, so that every rank (an empty shard's too) refuses alike.
+            kernel = fused and self._kernel_can_take(param, state)
+            if fused and not kernel:
+                self._refuse_if_fused_required(param, group)
+            if group.get("fused") and param.is_cuda:
+                _without_fused_step(group, type(self).__name__, "no fused 8-bit GPU step",
+                                    RuntimeError("the 8-bit step has no CUDA kernel yet"))
             regions = _regions(param, state)
             for region in regions:
-                if region.cut is None and fused and self._kernel_can_take(region):
+                if kernel and region.cut is None:
                     row = [region.of(param), region.of(param.grad), *map(region.view, _KERNEL_STATE),
                            cpu.code_tables(), state["step"]]
                     rows.setdefault((row[0].dtype, state["step"].dtype), []).append(row)
                 else:
-                    if fused and region.cut is None:
-                        self._refuse_if_fused_required(param, group)
                     simple.append(region)
             if isinstance(param, DTensor):  # the same slots on every rank, used or not
                 cut.setdefault(param.device_mesh, []).append(_cut_slots(regions, lambda region: region))
@@ -188,20 +193,17 @@ class Adam8bit(Adam):
                 region.view(key).copy_(getattr(new.state, field))
 
     @staticmethod
-    def _kernel_can_take(region: "_Region") -> bool:
-        param, grad = region.of(region.param), region.of(region.param.grad)
-        return (param.is_cpu and param.dtype in _KERNEL_DTYPES and grad.dtype == param.dtype
-                and all(region.of(tensor).is_contiguous() for tensor in (region.param, region.param.grad))
-                and all(region.state[key].is_contiguous() for key in _SCALES.values())
-                and all(_local(region.state[key]).is_contiguous() for key in _SCALES)
-                and region.state["step"].is_cpu and region.state["step"].dtype in (torch.float32, torch.float64))
+    def _kernel_can_take(param: torch.Tensor, state: dict) -> bool:
+        """Whether the CPU kernel takes the parameter (this rank's piece of it, if sharded)."""
+        local, grad = _local(param), _local(param.grad)
+        return (local.is_cpu and local.dtype in _KERNEL_DTYPES and grad.dtype == local.dtype
+                and all(tensor.is_contiguous() for tensor in (local, grad))
+                and all(_local(state[key]).is_contiguous() for key in _KERNEL_STATE)
+                and state["step"].is_cpu and state["step"].dtype in (torch.float32, torch.float64))
 
     def _full_precision_update(self, region: "_Region", group: dict, h: dict):
         """The maths' step of a region, its new m and v not yet quantized."""
         param, state = region.param, region.state
-        if group.get("fused") and param.is_cuda:
-            _without_fused_step(group, type(self).__name__, "no fused 8-bit GPU step",
-                                RuntimeError("the 8-bit step has no CUDA kernel yet"))
         fields = {field: region.view(key) for key, field in self.quantized_fields.items()}
         work = torch.promote_types(param.dtype, torch.float32)  # as the kernel computes
         return self.quantized_maths.full_precision_update(

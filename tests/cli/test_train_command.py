@@ -93,6 +93,8 @@ BAD = {
     "fewer names than ranks": (["--nproc", "2"], "--nproc 2 needs a batch of at least 2 names; --batch-size is 1"),
     "nproc resumes folders": (["--nproc", "2", "--resume", "{tmp}/run.pt"], "run.pt is not one (resume a checkpoint file"),
     "not a checkpoint folder": (["--resume", "{tmp}"], "not a complete adamlab checkpoint (no adamlab-checkpoint.json)"),
+    "nproc on another device": (["--nproc", "2", "--batch-size", "2", "--device", "meta"],
+                                "--nproc trains on cpu, or on cuda with rank r on cuda:r; not on meta"),
     # met by the ranks, reported by rank 0
     "empty data on ranks": (["--nproc", "2", "--batch-size", "2", "--data", "{tmp}/empty.txt"], "empty.txt: holds 0 names"),
     "negative lr on ranks": (["--nproc", "2", "--batch-size", "2", "--lr", "-0.5"], "--lr must be >= 0, got -0.5"),

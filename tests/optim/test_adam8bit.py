@@ -103,7 +103,7 @@ def test_pieces_of_a_tensor_code_in_its_grid_of_blocks(kind):
         assert np.array_equal(np.asarray(back), np.asarray(whole[start:end]))
         own = quantize.block_maxima(x[start:end], start=start)  # a cut block's own maximum is lower
         assert np.all(np.asarray(own) <= np.asarray(given)) and len(own) == count
-    assert quantize.blocks(0, 300) == 0
+    assert quantize.blocks(0, 300) == 0 == len(quantize.block_maxima(x[:0], start=300))  # an empty shard
 
 
 @pytest.mark.parametrize("signed", SIGNS, ids=["signed", "unsigned"])

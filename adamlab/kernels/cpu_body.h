@@ -332,6 +332,13 @@ static inline REAL NAME(adafactor_u)(REAL g, REAL v_hat, REAL floor) {
     return g / SQRT(v_hat > floor ? v_hat : floor);
 }
 
+/* The step size: rho times the weights' RMS (at least eps2), over the update's RMS clipped at d. */
+static inline double NAME(adafactor_step_size)(double theta_sq, double u_sq, int64_t n, double eps2,
+                                               double rho, double d) {
+    const double rms = sqrt(theta_sq / n), clip = sqrt(u_sq / n) / d;
+    return (rms > eps2 ? rms : eps2) * rho / (clip > 1 ? clip : 1);
+}
+
 void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
                      int64_t options, int threads) {
     const int columns_per_row = 6;
@@ -408,10 +415,8 @@ void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const
                     u_sq += (double)u * u;
                 }
             }
-            const double rms = sqrt(theta_sq / n);
-            const double alpha = (rms > eps2 ? rms : eps2) * rho;
-            const double clip = sqrt(u_sq / n) / d > 1 ? sqrt(u_sq / n) / d : 1;
-            const REAL step_size = (REAL)(alpha / clip), decay = (REAL)shrink;
+            const REAL step_size = (REAL)NAME(adafactor_step_size)(theta_sq, u_sq, n, eps2, rho, d);
+            const REAL decay = (REAL)shrink;
 #pragma omp parallel for num_threads(threads) if (n > CHUNK)
             for (int64_t r = 0; r < rows; r++) {
                 const int64_t m = r / height;
@@ -425,10 +430,8 @@ void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const
             free(row_means);
             continue;
         }
-        const double rms = sqrt(theta_sq / n);
-        const double alpha = (rms > eps2 ? rms : eps2) * rho;
-        const double clip = sqrt(u_sq / n) / d > 1 ? sqrt(u_sq / n) / d : 1;
-        const REAL step_size = (REAL)(alpha / clip), decay = (REAL)shrink;
+        const REAL step_size = (REAL)NAME(adafactor_step_size)(theta_sq, u_sq, n, eps2, rho, d);
+        const REAL decay = (REAL)shrink;
 #pragma omp parallel for num_threads(threads) if (n > CHUNK)
         for (int64_t i = 0; i < n; i++) {
             REAL u = NAME(adafactor_u)(sign * LOAD(grad[i]), LOAD(first[i]), floor);

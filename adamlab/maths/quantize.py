@@ -64,13 +64,13 @@ def quantize(x, *, signed: bool, start: int = 0, scales=None):
     """
     if isinstance(x, torch.Tensor):
         grid = _grid(x, start)
-        scales = block_maxima(x, start=start) if scales is None else scales
+        scales = _maxima(grid) if scales is None else scales
         inverse = 1 / torch.where(scales > 0, scales, 1).to(x.dtype)
         bounds = torch.as_tensor(midpoints(signed), device=x.device).to(x.dtype)
         codes = torch.searchsorted(bounds, (grid * inverse[:, None]).contiguous())
         return _ungrid(codes, start, x.shape).to(torch.uint8), scales
     grid = _grid(np.asarray(x), start)
-    scales = block_maxima(x, start=start) if scales is None else scales
+    scales = _maxima(grid) if scales is None else scales
     inverse = 1 / np.where(scales > 0, scales, 1).astype(grid.dtype)
     codes = np.searchsorted(midpoints(signed).astype(grid.dtype), grid * inverse[:, None])
     return _ungrid(codes, start, np.shape(x)).astype(np.uint8), scales
@@ -78,9 +78,13 @@ def quantize(x, *, signed: bool, start: int = 0, scales=None):
 
 def block_maxima(x, *, start: int = 0):
     """Each block's largest magnitude as float32: the scales ``quantize`` codes with."""
-    if isinstance(x, torch.Tensor):
-        return _grid(x, start).abs().amax(dim=1).to(torch.float32)
-    return np.abs(_grid(np.asarray(x), start)).max(axis=1).astype(np.float32)
+    return _maxima(_grid(x if isinstance(x, torch.Tensor) else np.asarray(x), start))
+
+
+def _maxima(grid):
+    if isinstance(grid, torch.Tensor):
+        return grid.abs().amax(dim=1).to(torch.float32)
+    return np.abs(grid).max(axis=1).astype(np.float32)
 
 
 def dequantize(codes, scales, *, signed: bool, like, start: int = 0):

@@ -10,7 +10,7 @@ from ..kernels import cpu
 from ..maths import adam8bit, quantize
 from ..maths.quantize import BLOCK, blocks
 from .adam import Adam
-from .base import (_KERNEL_DTYPES, _fused_kernels_usable, _local, _rounds_stochastically, _run_kernel, _step_dtype,
+from .base import (_fused_kernels_usable, _kernel_takes, _local, _rounds_stochastically, _run_kernel, _step_dtype,
                    _without_fused_step, stochastic_round)
 
 #: Tensors with fewer elements keep full-precision state: their scales would cost more than
@@ -146,7 +146,8 @@ class Adam8bit(Adam):
         for param in params:
             state = self.state[param] = self.state.get(param) or self._init_state(param, group)
             # Decided for the whole parameter, so that every rank (an empty shard's too) refuses alike.
-            kernel = fused and self._kernel_can_take(param, state)
+            kernel = (fused and _kernel_takes(param, state["step"])
+                      and all(_local(state[key]).is_contiguous() for key in _KERNEL_STATE))
             if fused and not kernel:
                 self._refuse_if_fused_required(param, group)
             if group.get("fused") and param.is_cuda:
@@ -191,15 +192,6 @@ class Adam8bit(Adam):
                                           else new.param)
             for key, field in self.quantized_fields.items():
                 region.view(key).copy_(getattr(new.state, field))
-
-    @staticmethod
-    def _kernel_can_take(param: torch.Tensor, state: dict) -> bool:
-        """Whether the CPU kernel takes the parameter (this rank's piece of it, if sharded)."""
-        local, grad = _local(param), _local(param.grad)
-        return (local.is_cpu and local.dtype in _KERNEL_DTYPES and grad.dtype == local.dtype
-                and all(tensor.is_contiguous() for tensor in (local, grad))
-                and all(_local(state[key]).is_contiguous() for key in _KERNEL_STATE)
-                and state["step"].is_cpu and state["step"].dtype in (torch.float32, torch.float64))
 
     def _full_precision_update(self, region: "_Region", group: dict, h: dict):
         """The maths' step of a region, its new m and v not yet quantized."""

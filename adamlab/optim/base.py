@@ -197,10 +197,11 @@ _KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 
 
 def _kernel_takes(param: torch.Tensor, step: torch.Tensor) -> bool:
-    """Whether the CPU kernels take a real parameter, its gradient and step counter as they are
-    (its other state tensors are each optimizer's to check)."""
-    return (param.is_cpu and param.dtype in _KERNEL_DTYPES and param.is_contiguous()
-            and param.grad.dtype == param.dtype and param.grad.is_contiguous()
+    """Whether the CPU kernels take a real parameter (this process's shard, if sharded), its
+    gradient and step counter as they are (its other state tensors are each optimizer's to check)."""
+    local, grad = _local(param), _local(param.grad)
+    return (local.is_cpu and local.dtype in _KERNEL_DTYPES and local.is_contiguous()
+            and grad.dtype == local.dtype and grad.is_contiguous()
             and step.is_cpu and step.dtype in (torch.float32, torch.float64))
 
 

@@ -69,3 +69,16 @@ def name(request):
 def pair(name):
     """adamlab's class and torch.optim's class of one name."""
     return getattr(adamlab, name), getattr(torch.optim, name)
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """The name of every fused CPU kernel called while the test runs, in order."""
+    calls = []
+    run = adamlab.kernels.cpu.Call.run
+
+    def counted(call, *args, **kwargs):
+        calls.append(call.kernel)
+        return run(call, *args, **kwargs)
+    monkeypatch.setattr(adamlab.kernels.cpu.Call, "run", counted)
+    return calls

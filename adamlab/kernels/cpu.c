@@ -2,7 +2,14 @@
  *
  * Each kernel restates one update of adamlab/maths/ element by element; the parity tests pin
  * the two together. The body (cpu_body.h) is compiled once per storage type: float32,
- * float64, and bfloat16 computed in float32.
+ * float64, and bfloat16 and float16 computed in float32 (each value rounded once, when stored).
+ *
+ * The kernels trust what they are handed: adamlab/kernels/cpu.py checks every tensor of a call
+ * (device, dtype, element count, layout) against the kernel's columns before calling.
+ *
+ * Non-finite values follow torch's operations: a maximum or a floor keeps a NaN (torch.maximum,
+ * clamp), except where adamlab/maths says otherwise (Adafactor's two scalar maxima, which
+ * torch.optim takes with Python's max).
  *
  * Calling convention, the same for every kernel:
  *   count    tensors in the call
@@ -98,6 +105,9 @@ static inline uint16_t bf16_store_stochastic(float value, uint32_t noise) {
     return (uint16_t)((bits + (noise & 0xffffu)) >> 16);
 }
 
+/* max(a, b) and max(x, floor) as torch.maximum and clamp take them: NaN in, NaN out. */
+#define MAXIMUM(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+
 static inline uint16_t bf16_store(float value) {  /* round to nearest, ties to even */
     uint32_t bits;
     memcpy(&bits, &value, sizeof bits);
@@ -169,3 +179,14 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
                                      : bf16_store(x))
 #define NAME(kernel) adamlab_##kernel##_bf16
 #include "cpu_body.h"
+
+#ifdef __FLT16_MAX__  /* a compiler with _Float16 (GCC 12, clang 15 and later): float16 storage */
+#define STORAGE _Float16
+#define REAL float
+#define SQRT sqrtf
+#define LOAD(x) ((float)(x))
+#define STORE(x) ((_Float16)(x))  /* round to nearest, ties to even */
+#define STORE_PARAM(x, tensor, i) STORE(x)
+#define NAME(kernel) adamlab_##kernel##_f16
+#include "cpu_body.h"
+#endif

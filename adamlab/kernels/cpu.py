@@ -1,23 +1,35 @@
-"""Building, caching and calling the fused CPU kernels of ``cpu.c``.
+"""Building, caching, checking and calling the fused CPU kernels of ``cpu.c``.
 
 The kernels are compiled once per machine with the system C compiler (``$CC`` or ``cc``)
-and OpenMP, in about two seconds, into ``$ADAMLAB_CACHE`` (default ``~/.cache/adamlab``);
-every later process loads the cached library at once. The library takes raw data pointers
-through ctypes, so building it needs no torch headers.
+and OpenMP, in a few seconds, into ``$ADAMLAB_CACHE`` (default ``~/.cache/adamlab``);
+every later process loads the cached library at once. A cached build is a folder holding the
+library and the SHA-256 digest of its bytes (which also names the file, so that a library built
+again is a new file to the loader), written after the build and renamed into place whole; a
+library that does not match its digest (a build cut short, a damaged disk) is built again
+rather than loaded, and so is one that lacks a kernel. The library takes raw data pointers through ctypes, so building it
+needs no torch headers.
+
+Raw pointers trust their sizes, so nothing reaches C unchecked: every tensor of a call is
+held against the kernel's columns (:data:`COLUMNS`) — on the CPU, of the dtype and element
+count the kernel reads and writes, laid out as it walks them — before the call is made, and
+:class:`Call` keeps that promise from step to step.
 """
 
 import array
 import ctypes
 import functools
 import hashlib
+import operator
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,17 +41,31 @@ OPTIONS = {"maximize": 1, "decoupled": 2, "amsgrad": 4, "nesterov": 8, "centered
            "momentum": 32, "first_step": 64, "step_f64": 128, "stochastic": 256}
 #: Where a step's random seed goes among the scalars (cpu.c's SEED_SLOT).
 SEED_SLOT = 8
-_SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
+_SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16", torch.float16: "f16"}
 _KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "adam8bit", "lion", "lamb", "adafactor")
+_SOURCES = ("cpu.c", "cpu_body.h")
+_DIGEST = "kernels.sha256"
 
 
 class KernelsUnavailable(RuntimeError):
     """The fused kernels could not be built or loaded here; the message says why."""
 
 
-def fusable_dtype(dtype: torch.dtype) -> bool:
-    return dtype in _SUFFIXES
+class KernelInputError(RuntimeError, ValueError):
+    """Tensors a kernel cannot take as they are (a size, dtype, device or layout other than it
+    reads and writes); raised before any memory is touched. A ``RuntimeError``, as torch's own
+    size mismatches, and a ``ValueError``, as adamlab's other refusals."""
 
+
+def fusable_dtype(dtype: torch.dtype) -> bool:
+    """Whether the kernels of this machine's library take parameters of ``dtype``."""
+    try:
+        return dtype in _dtypes(library())
+    except KernelsUnavailable:
+        return False
+
+
+# --- building and caching -----------------------------------------------------------------------
 
 def cache_directory() -> Path:
     if os.environ.get("ADAMLAB_CACHE"):
@@ -65,42 +91,102 @@ def _fingerprint(compiler: str, sources: list[bytes]) -> str:
     return digest.hexdigest()[:20]
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _library_name(digest: str) -> str:
+    return f"kernels-{digest[:16]}.so"
+
+
+def _verified(folder: Path) -> Path | None:
+    """The library in a cached build ``folder`` if its bytes match the digest written beside
+    them, else None (a missing, cut short or damaged build is never handed to the loader: a
+    truncated shared object can kill the process inside ``dlopen``)."""
+    try:
+        expected = (folder / _DIGEST).read_text().strip()
+        path = folder / _library_name(expected)
+        return path if _sha256(path) == expected else None
+    except OSError:
+        return None
+
+
+def _compile(compiler: str, sources: list[bytes], folder: Path) -> None:
+    """Build the library into the cache ``folder``: built and digested in a scratch folder
+    beside it, then renamed into place whole, so no process ever sees half of one."""
+    cache = folder.parent
+    print(f"adamlab: compiling the fused CPU kernels (once on this machine, a few seconds; "
+          f"cached in {cache})", file=sys.stderr, flush=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for stray in cache.glob(f".{folder.name}.*.partial"):  # left by a build that was killed
+            if not stray.name.endswith(f".{os.getpid()}.partial"):
+                shutil.rmtree(stray, ignore_errors=True)
+        partial = Path(tempfile.mkdtemp(dir=cache, prefix=f".{folder.name}.", suffix=f".{os.getpid()}.partial"))
+    except OSError as error:
+        raise KernelsUnavailable(f"cannot write the kernel cache {cache} ({error.strerror or error})") from None
+    try:
+        for name, text in zip(_SOURCES, sources):
+            (partial / name).write_bytes(text)
+        built = partial / "kernels.so"
+        result = subprocess.run([compiler, *FLAGS, "-o", str(built), str(partial / "cpu.c")],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise KernelsUnavailable(f"{compiler} failed to build the fused kernels:\n{result.stderr}")
+        digest = _sha256(built)
+        built.rename(partial / _library_name(digest))
+        (partial / _DIGEST).write_text(digest + "\n")
+        if folder.exists():  # a build that did not verify, or lacks a kernel: ours replaces it
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.rename(partial, folder)
+        except OSError:
+            pass  # another process has just put its own build there: use that one
+    except OSError as error:
+        raise KernelsUnavailable(f"cannot write the kernel cache {cache} ({error.strerror or error})") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    """Load a verified library and declare its functions; KernelsUnavailable if it lacks one."""
+    try:
+        library = ctypes.CDLL(str(path))
+        for kernel in _KERNELS:
+            for suffix in _SUFFIXES.values():
+                if suffix == "f16" and not hasattr(library, f"adamlab_{kernel}_f16"):
+                    continue  # a compiler without _Float16: float16 takes the simple path
+                function = getattr(library, f"adamlab_{kernel}_{suffix}")
+                function.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p),
+                                     ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_double),
+                                     ctypes.c_int64, ctypes.c_int]
+                function.restype = None
+        library.adamlab_stream_f32.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p),
+                                               ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+        library.adamlab_stream_f32.restype = None
+    except (OSError, AttributeError) as error:
+        raise KernelsUnavailable(f"the fused kernels in {path.parent} could not be loaded ({error})") from None
+    return library
+
+
 def _build() -> ctypes.CDLL:
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise KernelsUnavailable("no C compiler found (set CC, or install gcc)")
-    folder = resources.files(__package__)
-    sources = [folder.joinpath(name).read_bytes() for name in ("cpu.c", "cpu_body.h")]
-    cache = cache_directory()
-    path = cache / f"cpu-kernels-{_fingerprint(compiler, sources)}.so"
-    if not path.exists():
-        print(f"adamlab: compiling the fused CPU kernels (once on this machine, a few seconds; "
-              f"cached in {cache})", file=sys.stderr, flush=True)
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as scratch:
-            for name, text in zip(("cpu.c", "cpu_body.h"), sources):
-                Path(scratch, name).write_bytes(text)
-            built = Path(scratch, "kernels.so")
-            result = subprocess.run([compiler, *FLAGS, "-o", str(built), str(Path(scratch, "cpu.c"))],
-                                    capture_output=True, text=True)
-            if result.returncode != 0:
-                raise KernelsUnavailable(f"{compiler} failed to build the fused kernels:\n{result.stderr}")
-            # Another process may build the same file at the same moment: each renames its own copy.
-            partial = cache / f".{path.name}.{os.getpid()}.partial"
-            shutil.copyfile(built, partial)
-            os.replace(partial, path)
-    library = ctypes.CDLL(str(path))
-    for kernel in _KERNELS:
-        for suffix in _SUFFIXES.values():
-            function = getattr(library, f"adamlab_{kernel}_{suffix}")
-            function.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p),
-                                 ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_double),
-                                 ctypes.c_int64, ctypes.c_int]
-            function.restype = None
-    library.adamlab_stream_f32.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p),
-                                           ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
-    library.adamlab_stream_f32.restype = None
-    return library
+    package = resources.files(__package__)
+    sources = [package.joinpath(name).read_bytes() for name in _SOURCES]
+    folder = cache_directory() / f"cpu-kernels-{_fingerprint(compiler, sources)}"
+    path = _verified(folder)
+    if path is not None:
+        try:
+            return _load(path)
+        except KernelsUnavailable:
+            pass  # verified yet unusable (an older or foreign build): build it afresh
+    _compile(compiler, sources, folder)
+    path = _verified(folder)
+    if path is None:
+        raise KernelsUnavailable(f"the kernels built into {folder} do not match their digest")
+    return _load(path)
 
 
 _loaded: ctypes.CDLL | None = None
@@ -124,37 +210,243 @@ def library() -> ctypes.CDLL:
         return _loaded
 
 
-def _pointers(rows: list[list[torch.Tensor]]):
-    """The rows' data pointers and sizes as C arrays (array.array fills them fastest)."""
-    flat = array.array("Q", [tensor.data_ptr() for row in rows for tensor in row] or [0])
-    sizes = array.array("q", [row[0].numel() for row in rows] or [0])
-    # The arrays must outlive the call: they are returned with the pointers into them.
-    return ((flat, ctypes.cast(flat.buffer_info()[0], ctypes.POINTER(ctypes.c_void_p))),
-            (sizes, ctypes.cast(sizes.buffer_info()[0], ctypes.POINTER(ctypes.c_int64))))
+@functools.cache
+def _dtypes(loaded: ctypes.CDLL) -> frozenset:
+    return frozenset(dtype for dtype, suffix in _SUFFIXES.items() if hasattr(loaded, f"adamlab_sgd_{suffix}"))
+
+
+# --- what each kernel reads and writes ----------------------------------------------------------
+
+PARAM = None  # a column's dtype: the parameter's, the kernel's storage type
+STEP = "step"  # a column's dtype: the step counter's, float32 or float64 (one per call)
+
+
+class Column(NamedTuple):
+    """One tensor of a kernel's row: what it is, its dtype, how many elements the kernel reads
+    and writes from its data pointer, and whether it may take any dense layout the parameter
+    shares (elementwise columns walk memory in the parameter's own order) or must be contiguous."""
+
+    name: str
+    dtype: torch.dtype | str | None
+    elements: Callable[[int, list], int]  # from the parameter's element count and the row
+    elementwise: bool = False
+
+
+def _like(name: str, elementwise: bool = True) -> Column:
+    return Column(name, PARAM, lambda count, row: count, elementwise)
+
+
+def _adafactor_state(index: int) -> Callable[[int, list], int]:
+    """Elements of Adafactor's state column ``index`` (0: R or V, 1: C or V), from the shape
+    column (its matrices' width and height; width 0 for a vector)."""
+    def elements(count: int, row: list) -> int:
+        width, height = row[4].tolist()
+        if width == 0:
+            return count
+        return count // width if index == 0 else count // height
+    return elements
+
+
+_GRAD = _like("grad")
+_STEP = Column("step", STEP, lambda count, row: 1)
+_SCALES = lambda count, row: quantize.blocks(count)  # noqa: E731
+
+
+def columns(kernel: str, options: Sequence[str] = ()) -> list[Column]:
+    """The columns of ``kernel``'s rows under ``options``, as cpu.c reads them."""
+    on = set(options)
+    if kernel == "sgd":
+        return [_like("param"), _GRAD] + [_like("momentum_buffer")] * ("momentum" in on)
+    if kernel == "adagrad":
+        return [_like("param"), _GRAD, _like("sum"), _STEP]
+    if kernel == "rmsprop":
+        return ([_like("param"), _GRAD, _like("square_avg")] + [_like("momentum_buffer")] * ("momentum" in on)
+                + [_like("grad_avg")] * ("centered" in on) + [_STEP])
+    if kernel == "adam":
+        return ([_like("param"), _GRAD, _like("exp_avg"), _like("exp_avg_sq")]
+                + [_like("max_exp_avg_sq")] * ("amsgrad" in on) + [_STEP])
+    if kernel == "lion":
+        return [_like("param"), _GRAD, _like("exp_avg")]
+    if kernel == "lamb":
+        return [_like("param"), _GRAD, _like("exp_avg"), _like("exp_avg_sq"), _STEP]
+    if kernel == "adam8bit":  # blocks run over the flat order: every tensor contiguous
+        return [_like("param", False), _like("grad", False),
+                Column("exp_avg", torch.uint8, lambda count, row: count),
+                Column("exp_avg_sq", torch.uint8, lambda count, row: count),
+                Column("exp_avg_absmax", torch.float32, _SCALES), Column("exp_avg_sq_absmax", torch.float32, _SCALES),
+                Column("code tables", torch.uint8, lambda count, row: code_tables().numel()), _STEP]
+    if kernel == "adafactor":  # rows and columns of matrices: every tensor contiguous
+        return [_like("param", False), _like("grad", False), Column("row_var or variance", PARAM, _adafactor_state(0)),
+                Column("col_var or variance", PARAM, _adafactor_state(1)),
+                Column("shape", torch.int64, lambda count, row: 2), _STEP]
+    raise ValueError(f"no fused CPU kernel {kernel!r}; there are {', '.join(_KERNELS)}")
+
+
+def dense(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor``'s elements fill one block of memory, without gaps or overlaps, in some
+    order of its dimensions (contiguous, transposed, channels-last ...): then a kernel may walk
+    that block from the data pointer as if it were flat.
+
+    >>> dense(torch.ones(3, 4).t()), dense(torch.ones(3, 4)[:, ::2]), dense(torch.ones(4).expand(3, 4))
+    (True, False, False)
+    """
+    if tensor.is_contiguous():
+        return True
+    expected = 1
+    for size, stride in sorted(zip(tensor.shape, tensor.stride()), key=operator.itemgetter(1)):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _describe(tensor) -> str:
+    if not isinstance(tensor, torch.Tensor):
+        return f"a {type(tensor).__name__}"
+    return (f"a {str(tensor.dtype).removeprefix('torch.')} tensor of {tensor.numel()} elements "
+            f"on {tensor.device}")
+
+
+def unfit(kernel: str, dtype: torch.dtype, row: Sequence, options: Sequence[str] = ()) -> str | None:
+    """Why ``kernel`` cannot take ``row`` (one parameter's tensors in its column order) with
+    parameters of ``dtype``, or None when it can: every tensor on the CPU, of its column's dtype,
+    holding the elements the kernel reads and writes, laid out as the kernel walks them."""
+    wanted = columns(kernel, options)
+    if len(row) != len(wanted):
+        return f"its rows have {len(wanted)} tensors ({', '.join(column.name for column in wanted)}), got {len(row)}"
+    param = row[0]
+    if not isinstance(param, torch.Tensor) or param.dtype != dtype or not param.is_cpu:
+        return f"param must be a {str(dtype).removeprefix('torch.')} CPU tensor, got {_describe(param)}"
+    count = param.numel()
+    for column, tensor in zip(wanted, row):
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_cpu:
+            return f"{column.name} must be a CPU tensor, got {_describe(tensor)}"
+        if column.name == "shape":  # Adafactor's: the other columns' counts follow from it, so it goes first
+            width, height = tensor.tolist() if tensor.numel() == 2 and tensor.dtype == torch.int64 else (-1, -1)
+            if not (tensor.is_contiguous() and (width == height == 0
+                                                or (width > 0 and height > 0 and count % (width * height) == 0))):
+                return f"shape must be a matrix's width and height dividing the parameter, got {_describe(tensor)}"
+    for column, tensor in zip(wanted, row):
+        expected_dtype = dtype if column.dtype is PARAM else column.dtype
+        if column.dtype == STEP:
+            if tensor.dtype not in (torch.float32, torch.float64):
+                return f"step must be a float32 or float64 counter, got {_describe(tensor)}"
+        elif tensor.dtype != expected_dtype:
+            return (f"{column.name} must be {str(expected_dtype).removeprefix('torch.')}, "
+                    f"got {_describe(tensor)}")
+        if column.elementwise:
+            if tensor.shape != param.shape:
+                return f"{column.name} has shape {tuple(tensor.shape)}, the parameter {tuple(param.shape)}"
+            if not (dense(tensor) and (tensor.stride() == param.stride() or count <= 1)):
+                return f"{column.name} must be laid out in memory as the (dense) parameter is"
+        elif tensor.numel() != column.elements(count, row) or not tensor.is_contiguous():
+            return (f"{column.name} must be a contiguous tensor of {column.elements(count, row)} elements, "
+                    f"got {_describe(tensor)}{'' if tensor.is_contiguous() else ', not contiguous'}")
+    return None
+
+
+# --- calling ------------------------------------------------------------------------------------
+
+_data_ptr, _numel, _nbytes = torch.Tensor.data_ptr, torch.Tensor.numel, operator.attrgetter("nbytes")
+_dtype_of, _on_cpu = operator.attrgetter("dtype"), operator.attrgetter("is_cpu")
+
+
+class Call:
+    """One kernel over rows of tensors (one row per parameter, in the kernel's column order:
+    param, grad, state ..., step), every tensor checked against the kernel's columns first.
+
+    The checked call is kept between steps: :meth:`refresh` takes the step's new gradients and
+    confirms, cheaply, that the other tensors still lie where they were checked, with the sizes
+    they had. It holds their memory (their storages), so no other tensor can take an address it
+    checked; a tensor moved (``param.data = ...``), resized or replaced makes ``refresh`` say no,
+    and the caller checks afresh.
+    """
+
+    def __init__(self, kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]],
+                 options: Sequence[str] = ()):
+        if dtype not in _dtypes(library()):
+            raise KernelInputError(f"the {kernel} kernel takes {', '.join(str(d) for d in _dtypes(library()))}, "
+                                   f"not {dtype}")
+        for index, row in enumerate(rows):
+            why = unfit(kernel, dtype, row, options)
+            if why is not None:
+                raise KernelInputError(f"the {kernel} kernel cannot take row {index}: {why}")
+        steps = {row[-1].dtype for row in rows if columns(kernel, options)[-1] is _STEP}
+        if len(steps) > 1:
+            raise KernelInputError(f"the {kernel} kernel takes one dtype of step counter a call, got {steps}")
+        self.kernel, self.dtype, self.width = kernel, dtype, len(columns(kernel, options))
+        self.options = tuple(options) + (("step_f64",) if steps == {torch.float64} else ())
+        self.function = getattr(library(), f"adamlab_{kernel}_{_SUFFIXES[dtype]}")
+        self.rows = len(rows)
+        self._fixed = [tensor for row in rows for tensor in row[:1] + row[2:]]
+        self._storages = [tensor.untyped_storage() for tensor in self._fixed]  # see the class docstring
+        self._fixed_pointers = list(map(_data_ptr, self._fixed))
+        self._param_bytes = [row[0].nbytes for row in rows]
+        self._counts = [row[0].numel() for row in rows]
+        self._contiguous = [row[0].is_contiguous() for row in rows]
+        self._all_contiguous = all(self._contiguous)
+        self._shapes = [row[0].shape for row in rows]
+        self._strides = [row[0].stride() for row in rows]
+        self._pointers = array.array("Q", [tensor.data_ptr() for row in rows for tensor in row] or [0])
+        self._sizes = array.array("q", self._counts or [0])
+
+    def refresh(self, grads: list[torch.Tensor], fixed: list[torch.Tensor] | None = None) -> bool:
+        """Take new gradients (one per row); False, changing nothing, if one does not fit its row
+        or if the other tensors (``fixed``: as they are now, in the rows' order without the
+        gradients; by default those checked) no longer lie where they were checked."""
+        fixed = self._fixed if fixed is None else fixed
+        if (len(grads) != self.rows or list(map(_data_ptr, fixed)) != self._fixed_pointers
+                or list(map(_nbytes, fixed[::self.width - 1])) != self._param_bytes):
+            return False
+        if (not all(map(_on_cpu, grads)) or list(map(_numel, grads)) != self._counts
+                or any(dtype != self.dtype for dtype in map(_dtype_of, grads))):
+            return False
+        if self._all_contiguous:
+            if not all(map(torch.Tensor.is_contiguous, grads)):
+                return False
+        elif any(not grad.is_contiguous() if contiguous else (grad.shape != shape or grad.stride() != stride)
+                 for grad, contiguous, shape, stride in zip(grads, self._contiguous, self._shapes, self._strides)):
+            return False  # a gradient must be laid out as its (dense) parameter is, or the elements pair wrongly
+        if self.rows:
+            self._pointers[1::self.width] = array.array("Q", map(_data_ptr, grads))
+        return True
+
+    def run(self, scalars: Sequence[float], seed: int | None = None) -> None:
+        """The kernel over the rows with these hyperparameters (in the kernel's order). With a
+        ``seed`` (below 2^32), bfloat16 parameters are stored with stochastic rounding from it."""
+        scalars = [float(value) for value in scalars]
+        options = self.options
+        if seed is not None:
+            scalars += [0.0] * (SEED_SLOT - len(scalars)) + [float(seed)]
+            options += ("stochastic",)
+        values = (ctypes.c_double * len(scalars))(*scalars)
+        pointers = ctypes.cast(self._pointers.buffer_info()[0], ctypes.POINTER(ctypes.c_void_p))
+        sizes = ctypes.cast(self._sizes.buffer_info()[0], ctypes.POINTER(ctypes.c_int64))
+        self.function(self.rows, pointers, sizes, values, sum(OPTIONS[name] for name in options),
+                      torch.get_num_threads())
 
 
 def run(kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]], scalars, options=(),
         seed: int | None = None) -> None:
-    """Run ``kernel`` over ``rows``: one row of contiguous CPU tensors per parameter, in the
-    kernel's column order (param, grad, state..., step). With a ``seed`` (below 2^32), bfloat16
-    parameters are stored with stochastic rounding drawn from it."""
-    (_, pointers), (_, sizes) = keep = _pointers(rows)
-    scalars = [float(value) for value in scalars]
-    if seed is not None:
-        scalars += [0.0] * (SEED_SLOT - len(scalars)) + [float(seed)]
-        options = (*options, "stochastic")
-    values = (ctypes.c_double * len(scalars))(*scalars)
-    bits = sum(OPTIONS[name] for name in options)
-    function = getattr(library(), f"adamlab_{kernel}_{_SUFFIXES[dtype]}")
-    function(len(rows), pointers, sizes, values, bits, torch.get_num_threads())
-    del keep
+    """Check ``rows`` against ``kernel``'s columns and run it once (see :class:`Call`)."""
+    Call(kernel, dtype, rows, options).run(scalars, seed)
 
 
 def stream(rows: list[list[torch.Tensor]]) -> None:
     """The memory floor of a step: read four float32 arrays, write three in place."""
-    (_, pointers), (_, sizes) = keep = _pointers(rows)
-    library().adamlab_stream_f32(len(rows), pointers, sizes, torch.get_num_threads())
-    del keep
+    for index, row in enumerate(rows):
+        count = row[0].numel() if row else 0
+        if len(row) != 4 or not all(isinstance(tensor, torch.Tensor) and tensor.is_cpu and tensor.is_contiguous()
+                                    and tensor.dtype == torch.float32 and tensor.numel() == count for tensor in row):
+            raise KernelInputError(f"the stream takes rows of four contiguous float32 CPU tensors of one size; "
+                                   f"row {index} is not one")
+    flat = array.array("Q", [tensor.data_ptr() for row in rows for tensor in row] or [0])
+    sizes = array.array("q", [row[0].numel() for row in rows] or [0])
+    library().adamlab_stream_f32(len(rows), ctypes.cast(flat.buffer_info()[0], ctypes.POINTER(ctypes.c_void_p)),
+                                 ctypes.cast(sizes.buffer_info()[0], ctypes.POINTER(ctypes.c_int64)),
+                                 torch.get_num_threads())
 
 
 @functools.cache

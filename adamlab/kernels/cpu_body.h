@@ -149,8 +149,7 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
                 exp_avg[i] = STORE(m);
                 exp_avg_sq[i] = STORE(v);
                 if (amsgrad) {
-                    REAL kept = LOAD(max_exp_avg_sq[i]);
-                    v = kept > v ? kept : v;
+                    v = MAXIMUM(LOAD(max_exp_avg_sq[i]), v);
                     max_exp_avg_sq[i] = STORE(v);
                 }
                 param[i] = STORE_PARAM(ADAM_THETA(theta, m, v), chunks[c].tensor, i);
@@ -196,8 +195,9 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
             const int n = chunks[c].end - start < BLOCK ? (int)(chunks[c].end - start) : BLOCK;
             const REAL m_scale = m_scales[block], v_scale = v_scales[block];
             REAL m_new[BLOCK], v_new[BLOCK], m_max = 0, v_max = 0;
+            int m_bad = 0, v_bad = 0;  /* a NaN or infinity among the new moments */
             /* simd: the maxima may be taken in any order, so the loop vectorizes (with gathers). */
-#pragma omp simd reduction(max : m_max, v_max)
+#pragma omp simd reduction(max : m_max, v_max) reduction(| : m_bad, v_bad)
             for (int j = 0; j < n; j++) {
                 const int64_t i = start + j;
                 REAL theta = LOAD(param[i]);
@@ -209,17 +209,22 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
                 REAL magnitude = m < 0 ? -m : m;
                 m_max = magnitude > m_max ? magnitude : m_max;
                 v_max = v > v_max ? v : v_max;
+                m_bad |= !(magnitude < (REAL)INFINITY);
+                v_bad |= !(v < (REAL)INFINITY);
                 param[i] = STORE_PARAM(ADAM_THETA(theta, m, v), chunks[c].tensor, i);
             }
-            /* The scale is rounded to float32 before its inverse is taken, as quantize() does. */
-            const float m_kept = (float)m_max, v_kept = (float)v_max;
+            /* The scale is rounded to float32 before its inverse is taken, as quantize() does. A
+             * block with a non-finite moment, or one whose largest overflows float32, keeps a NaN
+             * scale and codes 0, as quantize() does: the whole block is NaN from the next step. */
+            const float m_kept = m_bad || !isfinite((float)m_max) ? NAN : (float)m_max;
+            const float v_kept = v_bad || !isfinite((float)v_max) ? NAN : (float)v_max;
             const REAL m_inverse = 1 / (m_kept > 0 ? (REAL)m_kept : 1), v_inverse = 1 / (v_kept > 0 ? (REAL)v_kept : 1);
             m_scales[block] = m_kept;
             v_scales[block] = v_kept;
 #pragma omp simd
             for (int j = 0; j < n; j++) {
-                m_codes[start + j] = NAME(nearest_code)(m_new[j] * m_inverse, tables, 0);
-                v_codes[start + j] = NAME(nearest_code)(v_new[j] * v_inverse, tables, 1);
+                m_codes[start + j] = m_kept == m_kept ? NAME(nearest_code)(m_new[j] * m_inverse, tables, 0) : 0;
+                v_codes[start + j] = v_kept == v_kept ? NAME(nearest_code)(v_new[j] * v_inverse, tables, 1) : 0;
             }
         }
     }
@@ -329,10 +334,11 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
  * matrix; 0 columns for a vector), step. A tensor at a time, each in passes parallel over its rows:
  * the sums of g^2 by row and by column and of theta^2; R and C (or V); the sum of u^2; the step. */
 static inline REAL NAME(adafactor_u)(REAL g, REAL v_hat, REAL floor) {
-    return g / SQRT(v_hat > floor ? v_hat : floor);
+    return g / SQRT(MAXIMUM(v_hat, floor));  /* torch's clamp: a NaN estimate stays NaN */
 }
 
-/* The step size: rho times the weights' RMS (at least eps2), over the update's RMS clipped at d. */
+/* The step size: rho times the weights' RMS (at least eps2), over the update's RMS clipped at d.
+ * Both maxima drop a NaN, as torch.optim's Python max(eps2, rms) and max(1, clip) do. */
 static inline double NAME(adafactor_step_size)(double theta_sq, double u_sq, int64_t n, double eps2,
                                                double rho, double d) {
     const double rms = sqrt(theta_sq / n), clip = sqrt(u_sq / n) / d;
@@ -404,7 +410,7 @@ void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const
                 double sum = 0;
                 for (int64_t r = m * height; r < (m + 1) * height; r++) sum += LOAD(first[r]);
                 REAL mean = (REAL)(sum / height);
-                row_means[m] = mean > (REAL)eps1 ? mean : (REAL)eps1;
+                row_means[m] = MAXIMUM(mean, (REAL)eps1);
             }
 #pragma omp parallel for reduction(+ : u_sq) num_threads(threads) if (n > CHUNK)
             for (int64_t r = 0; r < rows; r++) {

@@ -23,6 +23,12 @@ from g^2 itself, so no bias correction is needed. As torch.optim.Adafactor: eps1
 the parameter dtype's machine epsilon, weight decay is lr-coupled, and tensors of more than
 two dimensions are batches of matrices over their last two. The first moment (beta1) is the
 paper's option; torch.optim's Adafactor has none.
+
+Non-finite gradients, as torch.optim.Adafactor: a NaN in a matrix's gradient reaches every
+element through the row and column means (the whole matrix becomes NaN); in a vector's, only
+its own element. The two maxima of per-tensor numbers, max(eps2, RMS(theta)) and max(1, RMS(u)
+/ d), drop a NaN (Python's max, as torch.optim takes them), so a NaN element of u does not
+stretch to the rest of a vector through the clipping.
 """
 
 import math
@@ -30,7 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .ops import at_least, machine_epsilon, mean, norm, sqrt
+from .ops import at_least, at_least_ignoring_nan, machine_epsilon, mean, norm, sqrt
 from .step import Step
 
 
@@ -66,7 +72,7 @@ def update(grad, state: State, param, *, lr=1e-2, beta2_decay=-0.8, eps1=None, e
         eps1 = machine_epsilon(param)
     weight = t**beta2_decay
     rho = min(lr, t**-0.5)
-    alpha = at_least(_rms(param), eps2) * rho
+    alpha = at_least_ignoring_nan(_rms(param), eps2) * rho
     decayed = param * (1 - lr * weight_decay) if weight_decay else param
     squared = g * g
     row_var, col_var, variance = state.row_var, state.col_var, state.variance
@@ -77,7 +83,7 @@ def update(grad, state: State, param, *, lr=1e-2, beta2_decay=-0.8, eps1=None, e
     else:
         v_hat = variance = _towards(variance, squared, weight)
     u = g / sqrt(at_least(v_hat, eps1 * eps1))
-    clip = at_least(_rms(u) / d, 1.0)
+    clip = at_least_ignoring_nan(_rms(u) / d, 1.0)
     u_hat = u / clip
     m = state.m
     if beta1 is not None:

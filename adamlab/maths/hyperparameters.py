@@ -96,8 +96,9 @@ def check_known(settings: Mapping) -> None:
 
 def _check_one(name: str, value, low: float, high: float, high_allowed: bool) -> None:
     number = _scalar(name, value)
-    # Written so that NaN fails every comparison and is rejected.
+    shown = number if isinstance(value, torch.Tensor) else value
+    if not math.isfinite(number):  # NaN, or an infinity that no bound excludes by itself
+        raise InvalidHyperparameter(name, shown, f"a finite number {_describe(low, high, high_allowed)}")
     below_high = number <= high if high_allowed else number < high
     if not (number >= low and below_high):
-        shown = number if isinstance(value, torch.Tensor) else value
         raise InvalidHyperparameter(name, shown, _describe(low, high, high_allowed))

@@ -20,8 +20,11 @@ def maximum(a, b):
 
 
 def sign(x):
-    """Element-wise sign: -1, 0 or 1 (NaN stays NaN), in the type of ``x``."""
-    return x.sign() if isinstance(x, torch.Tensor) else np.sign(x)
+    """Element-wise sign: -1, 0 or 1, in the type of ``x``; NaN stays NaN (NumPy's sign; torch's
+    alone would make it 0, and an optimizer stepping on sign(NaN) = 0 hides a broken gradient)."""
+    if isinstance(x, torch.Tensor):
+        return torch.where(x.isnan(), x, x.sign())
+    return np.sign(x)
 
 
 def norm(x):
@@ -35,8 +38,16 @@ def where(condition, a, b):
 
 
 def at_least(x, low):
-    """Element-wise max(x, low) for a number ``low``."""
+    """Element-wise max(x, low) for a number ``low``; NaN stays NaN (torch's clamp)."""
     return x.clamp(min=low) if isinstance(x, torch.Tensor) else np.maximum(x, low)
+
+
+def at_least_ignoring_nan(x, low):
+    """max(x, low) for a number ``low``, but ``low`` where x is NaN: Python's max(low, x), which
+    torch.optim.Adafactor takes of its two per-tensor scalars."""
+    if isinstance(x, torch.Tensor):
+        return torch.fmax(x, torch.tensor(low, dtype=x.dtype, device=x.device))
+    return np.fmax(x, low)
 
 
 def mean(x, axis: int):

@@ -56,6 +56,8 @@ def quantize(x, *, signed: bool, start: int = 0, scales=None):
 
     A block of zeros gets scale 0 and the code of 0. x / scale is computed as x * (1 / scale) in
     ``x``'s own precision, the scale rounded to float32 first, exactly as the fused kernel does.
+    A block holding a NaN or an infinity, or whose largest magnitude overflows float32, cannot be
+    coded: it gets scale NaN and codes 0, so it reads back as NaN and stays so.
 
     A shard of a larger tensor follows that tensor's grid of blocks: ``start`` is the flat index
     of its first element there, so its first and last blocks may be short, and ``scales`` gives
@@ -65,14 +67,21 @@ def quantize(x, *, signed: bool, start: int = 0, scales=None):
     if isinstance(x, torch.Tensor):
         grid = _grid(x, start)
         scales = _maxima(grid) if scales is None else scales
+        finite = scales.isfinite() & grid.isfinite().all(dim=1)
+        scales = scales if finite.all() else torch.where(finite, scales, torch.nan)
         inverse = 1 / torch.where(scales > 0, scales, 1).to(x.dtype)
         bounds = torch.as_tensor(midpoints(signed), device=x.device).to(x.dtype)
         codes = torch.searchsorted(bounds, (grid * inverse[:, None]).contiguous())
+        codes = torch.where(finite[:, None], codes, 0)
         return _ungrid(codes, start, x.shape).to(torch.uint8), scales
     grid = _grid(np.asarray(x), start)
     scales = _maxima(grid) if scales is None else scales
+    finite = np.isfinite(scales) & np.isfinite(grid).all(axis=1)
+    scales = scales if finite.all() else np.where(finite, scales, np.float32(np.nan)).astype(np.float32)
     inverse = 1 / np.where(scales > 0, scales, 1).astype(grid.dtype)
-    codes = np.searchsorted(midpoints(signed).astype(grid.dtype), grid * inverse[:, None])
+    with np.errstate(invalid="ignore"):  # NaN blocks: their codes are set below
+        codes = np.searchsorted(midpoints(signed).astype(grid.dtype), grid * inverse[:, None])
+    codes = np.where(finite[:, None], codes, 0)
     return _ungrid(codes, start, np.shape(x)).astype(np.uint8), scales
 
 

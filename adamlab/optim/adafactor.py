@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import adafactor
-from .base import Optimizer, _kernel_takes, _run_kernel, _step_dtype
+from .base import Kernel, Optimizer, StepRefused, _check_state_entry, _step_dtype
 
 
 class Adafactor(Optimizer):
@@ -57,6 +57,7 @@ class Adafactor(Optimizer):
     """
 
     maths = adafactor
+    kernel_limits = "its CPU kernel has no first moment: it needs beta1=None"
     elementwise = False  # the factored second moment is made of row and column means
     state_fields = {"step": "step", "row_var": "row_var", "col_var": "col_var", "variance": "variance",
                     "exp_avg": "m"}
@@ -106,43 +107,27 @@ class Adafactor(Optimizer):
         values["eps1"], values["eps2"] = group["eps"]
         return values
 
-    def _fused_cpu_update(self, params, group):
-        """The CPU kernel over every parameter it can take (not with beta1); return the others."""
-        buckets, others = {}, []
-        for param in params:
-            if not param.is_cpu:
-                others.append(param)
-                continue
-            state = self.state.get(param) or self._init_state(param, group)
-            self.state[param] = state
-            tensors = [state[key] for key in self._state_shapes(param, group)]
-            if (group.get("beta1") is None and _kernel_takes(param, state["step"])
-                    and all(tensor.dtype == param.dtype and tensor.is_contiguous() for tensor in tensors)):
-                matrix = param.dim() >= 2
-                shape = torch.tensor([param.shape[-1], param.shape[-2]] if matrix else [0, 0], dtype=torch.int64)
-                row = [param, param.grad, tensors[0], tensors[-1] if matrix else tensors[0], shape, state["step"]]
-                buckets.setdefault((param.dtype, state["step"].dtype), []).append(row)
-            else:
-                if group.get("fused"):
-                    raise RuntimeError(f"adamlab.Adafactor(fused=True) cannot take a parameter of shape "
-                                       f"{tuple(param.shape)}: its CPU kernel needs a contiguous float32, "
-                                       f"float64 or bfloat16 tensor, state of its dtype, and beta1=None")
-                others.append(param)
+    def _kernel(self, group, dtype=None):
+        if group.get("beta1") is not None:
+            return None  # the CPU kernel has no first moment
         h = self._hyperparameters(group)
-        for (dtype, step_dtype), rows in buckets.items():
-            eps1 = torch.finfo(dtype).eps if h["eps1"] is None else h["eps1"]
-            _run_kernel("adafactor", dtype, step_dtype, rows, (h["lr"], h["beta2_decay"], eps1, h["eps2"], h["d"],
-                                                               h["weight_decay"]),
-                        ("maximize",) if h["maximize"] else (), group)
-        return others
+        # eps1 defaults to the parameter dtype's machine epsilon, as torch.optim's
+        eps1 = h["eps1"] if h["eps1"] is not None or dtype is None else torch.finfo(dtype).eps
+        return Kernel("adafactor", (), (h["lr"], h["beta2_decay"], eps1, h["eps2"], h["d"], h["weight_decay"]),
+                      ("maximize",) if h["maximize"] else ())
+
+    def _kernel_row(self, param, grad, state, kernel):
+        # A matrix's R and C and the width and height of its matrices; a vector's V twice and no shape.
+        if param.dim() >= 2:
+            shape = torch.tensor([param.shape[-1], param.shape[-2]], dtype=torch.int64)
+            return [param, grad, state["row_var"], state["col_var"], shape, state["step"]]
+        return [param, grad, state["variance"], state["variance"], torch.zeros(2, dtype=torch.int64), state["step"]]
 
     def _check_param_state(self, param_state, param, group, where):
         expected = self._param_state_keys(param, group)
         if set(param_state) != set(expected):
-            raise ValueError(f"the state of {where} has keys {sorted(param_state)}, adamlab.Adafactor "
-                             f"keeps {sorted(expected)} for a parameter of shape {tuple(param.shape)}")
+            raise StepRefused(f"the state of {where} has keys {sorted(param_state)}, adamlab.Adafactor "
+                              f"keeps {sorted(expected)} for a parameter of shape {tuple(param.shape)}")
         shapes = self._state_shapes(param, group)
         for key, value in param_state.items():
-            if key != "step" and isinstance(value, torch.Tensor) and tuple(value.shape) != shapes[key]:
-                raise ValueError(f"state {key!r} of {where} has shape {tuple(value.shape)}, adamlab.Adafactor "
-                                 f"keeps {shapes[key]} for a parameter of shape {tuple(param.shape)}")
+            _check_state_entry(key, value, shapes.get(key), where, tuple(param.shape))

@@ -61,7 +61,7 @@ class Adagrad(Optimizer):
         _real(state["sum"]).fill_(group["initial_accumulator_value"])
         return state
 
-    def _kernel(self, group):
+    def _kernel(self, group, dtype=None):
         h = self._hyperparameters(group)
         return Kernel("adagrad", ("sum",), (h["lr"], h["lr_decay"], h["weight_decay"], h["eps"]),
                       ("maximize",) if h["maximize"] else ())

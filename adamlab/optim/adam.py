@@ -75,7 +75,7 @@ class Adam(Optimizer):
     def _state_keys(self, group):
         return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
-    def _kernel(self, group):
+    def _kernel(self, group, dtype=None):
         h = self._hyperparameters(group)
         options = [name for name, on in (("maximize", h["maximize"]), ("amsgrad", h["amsgrad"]),
                                          ("decoupled", h["decoupled_weight_decay"])) if on]

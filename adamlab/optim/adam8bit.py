@@ -10,8 +10,8 @@ from ..kernels import cpu
 from ..maths import adam8bit, quantize
 from ..maths.quantize import BLOCK, blocks
 from .adam import Adam
-from .base import (_fused_kernels_usable, _kernel_takes, _local, _rounds_stochastically, _run_kernel, _step_dtype,
-                   _without_fused_step, stochastic_round)
+from .base import (StepRefused, _check_state_entry, _fused_kernels_usable, _local, _rounds_stochastically, _seed,
+                   _step_dtype, _without_fused_step, stochastic_round)
 
 #: Tensors with fewer elements keep full-precision state: their scales would cost more than
 #: the bytes saved, and they are the biases and norms whose updates matter most.
@@ -126,55 +126,67 @@ class Adam8bit(Adam):
 
     # --- the step -------------------------------------------------------------------
 
-    def _step_group(self, params, group):
+    def _prepare_group(self, params, group):
         full = [param for param in params if not self.quantized(param)]
-        if full:
-            super()._step_group(full, group)
         quantized = [param for param in params if self.quantized(param)]
-        if quantized:
-            self._quantized_step(quantized, group)
+        steps = ([super()._prepare_group(full, group)] if full else []) + \
+                ([self._prepare_quantized(quantized, group)] if quantized else [])
 
-    def _quantized_step(self, params, group):
-        """Step the quantized parameters, each in regions (a whole tensor is one; see
-        ``_regions``): the CPU kernel takes those it can, the maths the rest.
+        def run():
+            for each in steps:
+                each()
+        return run
+
+    def _prepare_quantized(self, params, group):
+        """Check the quantized parameters' step and split each into regions (a whole tensor is
+        one; see ``_regions``): the CPU kernel takes those it can, the maths the rest. Return the
+        step, which stores the state made here before anything runs.
 
         The maths go first: the kernel advances the step counter, and a region cut by a shard's
         edge must learn its block's scales from the other ranks before it is coded.
         """
         fused = _fused_kernels_usable(group, type(self).__name__)
-        rows, simple, cut = {}, [], {}
+        h = self._hyperparameters(group)
+        del h["amsgrad"]
+        options = tuple(name for name, on in (("maximize", h["maximize"]),
+                                              ("decoupled", h["decoupled_weight_decay"])) if on)
+        states, rows, simple, cut = {}, {}, [], {}
         for param in params:
-            state = self.state[param] = self.state.get(param) or self._init_state(param, group)
-            # Decided for the whole parameter, so that every rank (an empty shard's too) refuses alike.
-            kernel = (fused and _kernel_takes(param, state["step"])
-                      and all(_local(state[key]).is_contiguous() for key in _KERNEL_STATE))
-            if fused and not kernel:
-                self._refuse_if_fused_required(param, group)
+            self._check_inputs(param, group)
+            state = states[param] = self.state.get(param) or self._init_state(param, group)
             if group.get("fused") and param.is_cuda:
                 _without_fused_step(group, type(self).__name__, "no fused 8-bit GPU step",
                                     RuntimeError("the 8-bit step has no CUDA kernel yet"))
             regions = _regions(param, state)
-            for region in regions:
-                if kernel and region.cut is None:
-                    row = [region.of(param), region.of(param.grad), *map(region.view, _KERNEL_STATE),
-                           cpu.code_tables(), state["step"]]
-                    rows.setdefault((row[0].dtype, state["step"].dtype), []).append(row)
-                else:
-                    simple.append(region)
+            whole = [region for region in regions if region.cut is None]
+            region_rows = [[region.of(param), region.of(param.grad), *map(region.view, _KERNEL_STATE),
+                            cpu.code_tables(), state["step"]] for region in whole]
+            # Decided for the whole parameter, so that every rank (an empty shard's too) refuses alike.
+            dtype = _local(param).dtype
+            why = (None if not fused else f"it has no {dtype} kernel" if not cpu.fusable_dtype(dtype)
+                   else next(filter(None, (cpu.unfit("adam8bit", dtype, row, options) for row in region_rows)), None))
+            kernel = fused and why is None
+            if fused and not kernel:
+                self._refuse_if_fused_required(param, group, why)
+            for region, row in zip(whole, region_rows):
+                if kernel:
+                    rows.setdefault((dtype, state["step"].dtype), []).append(row)
+            simple += [region for region in regions if not kernel or region.cut is not None]
             if isinstance(param, DTensor):  # the same slots on every rank, used or not
                 cut.setdefault(param.device_mesh, []).append(_cut_slots(regions, lambda region: region))
-        h = self._hyperparameters(group)
-        del h["amsgrad"]
-        self._maths_step(simple, cut, group, h)
-        options = tuple(name for name, on in (("maximize", h["maximize"]),
-                                              ("decoupled", h["decoupled_weight_decay"])) if on)
-        for (dtype, step_dtype), bucket in rows.items():
-            _run_kernel("adam8bit", dtype, step_dtype, bucket, (h["lr"], h["beta1"], h["beta2"], h["eps"],
-                                                                h["weight_decay"]), options, group)
-        counted = {id(row[-1]) for bucket in rows.values() for row in bucket}
-        for param in params:  # the kernel counted the steps of the parameters it took
-            if id(self.state[param]["step"]) not in counted:
-                self.state[param]["step"] += 1
+
+        def run():
+            self.state.update(states)
+            self._maths_step(simple, cut, group, h)
+            scalars = (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"])
+            for (dtype, _), bucket in rows.items():
+                seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
+                cpu.Call("adam8bit", dtype, bucket, options).run(scalars, seed)
+            counted = {id(row[-1]) for bucket in rows.values() for row in bucket}
+            for param in params:  # the kernel counted the steps of the parameters it took
+                if id(self.state[param]["step"]) not in counted:
+                    self.state[param]["step"] += 1
+        return run
 
     def _maths_step(self, regions: list, cut: dict, group: dict, h: dict) -> None:
         """``adamlab.maths.adam8bit`` on each region, the blocks cut by shards' edges coded with
@@ -204,6 +216,14 @@ class Adam8bit(Adam):
 
     # --- checkpoints ----------------------------------------------------------------------
 
+    def _check_inputs(self, param, group):
+        super()._check_inputs(param, group)
+        state = self.state.get(param)
+        if state and self.quantized(param) and "exp_avg_absmax" not in state:
+            raise StepRefused(f"the state of a parameter of {param.numel()} elements holds full-precision moments; "
+                              f"adamlab.{type(self).__name__} keeps them as 8-bit codes (load_state_dict "
+                              f"quantizes a full-precision state)")
+
     def _check_param_state(self, param_state, param, group, where):
         name = f"adamlab.{type(self).__name__}"
         if not self.quantized(param) or "exp_avg_absmax" not in param_state:
@@ -211,18 +231,22 @@ class Adam8bit(Adam):
             return super()._check_param_state(param_state, param, group, where)
         expected = ("step",) + tuple(self.quantized_fields)
         if set(param_state) != set(expected):
-            raise ValueError(f"the state of {where} has keys {sorted(param_state)}, "
-                             f"{name} keeps {sorted(expected)} for a parameter of {param.numel()} elements")
+            raise StepRefused(f"the state of {where} has keys {sorted(param_state)}, "
+                              f"{name} keeps {sorted(expected)} for a parameter of {param.numel()} elements")
+        _check_state_entry("step", param_state["step"], (), where)
         for key, scales_key in _SCALES.items():
             codes, scales = param_state[key], param_state[scales_key]
             if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint8 or codes.shape != param.shape:
-                raise ValueError(f"state {key!r} of {where} must be uint8 codes of the parameter's shape "
-                                 f"{tuple(param.shape)}, got {_describe(codes)}")
-            if (not isinstance(scales, torch.Tensor) or not scales.is_floating_point()
-                    or scales.shape != (blocks(param.numel()),)):
-                raise ValueError(f"state {scales_key!r} of {where} has {_describe(scales)}; {name} keeps one "
-                                 f"scale per block of {BLOCK} elements, {blocks(param.numel())} for this "
-                                 f"parameter (a state saved with another block size?)")
+                raise StepRefused(f"state {key!r} of {where} must be uint8 codes of the parameter's shape "
+                                  f"{tuple(param.shape)}, got {_describe(codes)}")
+            # A sharded parameter's state in a step holds the scales of the blocks its shard touches;
+            # a checkpoint's, the whole tensor's.
+            count = (blocks(param.numel()) if not isinstance(param, DTensor) or isinstance(scales, DTensor)
+                     else blocks(_shard_range(param)[1], _shard_range(param)[0]))
+            if not isinstance(scales, torch.Tensor) or not scales.is_floating_point() or scales.shape != (count,):
+                raise StepRefused(f"state {scales_key!r} of {where} has {_describe(scales)}; {name} keeps one "
+                                  f"scale per block of {BLOCK} elements, {count} for this "
+                                  f"parameter (a state saved with another block size?)")
 
     def state_dict(self) -> dict:
         """torch.optim's state_dict. A sharded parameter's scales appear as the whole tensor's,

@@ -7,8 +7,11 @@ hyperparameters to that module's ``update`` and writes the result back in place.
 """
 
 import inspect
+import operator
 import sys
+from collections.abc import Callable
 from collections.abc import Mapping
+from numbers import Real
 from types import ModuleType
 from typing import NamedTuple
 
@@ -35,6 +38,13 @@ def _zero_dim(value):
     return value.reshape(()) if isinstance(value, torch.Tensor) else value
 
 
+class StepRefused(RuntimeError, ValueError):
+    """A step adamlab will not take as asked (a gradient or state that does not fit its
+    parameter, a parameter ``fused=True`` cannot take, a sparse gradient); raised before anything
+    changes. A ``RuntimeError``, as torch.optim raises for these, and a ``ValueError``, as
+    adamlab's other refusals of bad input."""
+
+
 class Kernel(NamedTuple):
     """How a parameter group runs on the fused kernel: which one, over which state, with what."""
 
@@ -46,14 +56,14 @@ class Kernel(NamedTuple):
 
 _reported_missing: set[str] = set()  # the fused steps already reported missing, once each
 _COMPLEX = (torch.complex64, torch.complex128)  # taken by the kernels as pairs of reals
-_FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16) + _COMPLEX
+_HALF = (torch.float16, torch.bfloat16)  # computed in float32 and rounded once, on every path
 
 
 def _without_fused_step(group: dict, name: str, missing: str, error: Exception) -> None:
     """A fused step cannot be had: an error under fused=True, else one warning per kind of step
     (the caller then takes the simple path)."""
     if group.get("fused"):
-        raise RuntimeError(f"adamlab.{name}(fused=True): {error}") from None
+        raise StepRefused(f"adamlab.{name}(fused=True): {error}") from None
     if missing not in _reported_missing:
         print(f"adamlab: {missing}, using the simple path ({error})", file=sys.stderr)
         _reported_missing.add(missing)
@@ -71,107 +81,148 @@ def _fused_kernels_usable(group: dict, name: str) -> bool:
     return True
 
 
-class _Entry(NamedTuple):
-    param: torch.Tensor
+def _where(param: torch.Tensor, group: dict, groups: list[dict]) -> str:
+    """'parameter i of group j', found by identity (only when something is wrong)."""
+    position = next(index for index, each in enumerate(group["params"]) if each is param)
+    return f"parameter {position} of group {next(index for index, each in enumerate(groups) if each is group)}"
+
+
+class _Bucket(NamedTuple):
+    """The parameters of a plan that share one kernel call: one dtype, one kind of step counter."""
+
     dtype: torch.dtype
-    state: dict
-    tensors: tuple  # the state tensors the kernel reads, then the step counter, as the plan found them
-    row: list  # the kernel's row but for the gradient
-    complex: bool
-    bucket: tuple  # (dtype the kernel sees, step counter dtype, first step)
+    first_step: bool  # some state is born in this call: its kernel writes it before reading it
+    params: list[torch.Tensor]
+    rows: list[list[torch.Tensor]]  # as checked: plain tensors, or real views of local shards
+    plain: bool  # no complex or sharded parameter: the gradients are the parameters' own, as they are
+    call: kernels.cpu.Call | None  # None: a row whose layout the kernel cannot walk, copied each step
 
 
-class _Plan(NamedTuple):
-    """The parameters of a group that the fused kernel takes, with their state, checked once."""
+def _kernel_view(tensor: torch.Tensor) -> torch.Tensor:
+    """A tensor as a kernel sees it: this process's shard of a DTensor, complex as real pairs."""
+    return _real(_local(tensor))
 
-    group: dict
-    states: dict  # the optimizer's state mapping the plan was made from
-    keys: tuple[str, ...]  # the state tensors the kernel reads
-    watched: tuple[str, ...]  # those and the step counter: replacing one voids the plan
-    param_ids: tuple[int, ...]  # the parameters that had gradients (the plan keeps them alive)
-    entries: list[_Entry]
-    others: list[torch.Tensor]  # parameters for the simple path
-    first_step: bool  # some state is born in this step: the plan serves this step only
 
-    def serves(self, optimizer: "Optimizer", group: dict, params: list, kernel: Kernel) -> bool:
-        return (self.group is group and self.states is optimizer.state and self.keys == kernel.state_keys
-                and self.param_ids == tuple(map(id, params)))
+class _Plan:
+    """How a parameter group steps: the parameters the fused CPU kernel takes, checked once, and
+    the others; kept while nothing it relied on has changed, since working this out costs more
+    than the kernel on many small tensors.
 
-    @classmethod
-    def make(cls, optimizer: "Optimizer", params, kernel: Kernel, group: dict) -> "_Plan":
-        entries, others, any_first = [], [], False
-        keys, has_step = kernel.state_keys, "step" in optimizer.state_fields
-        watched = keys + ("step",) if has_step else keys
+    Making a plan checks everything and changes nothing: state a parameter lacks is made but
+    kept aside (``pending``) until :meth:`run`, so a step that is refused leaves the optimizer
+    as it was.
+    """
+
+    def __init__(self, optimizer: "Optimizer", params: list[torch.Tensor], group: dict):
+        self.group, self.states, self.params = group, optimizer.state, list(params)
+        kernel = optimizer._kernel(group, None)
+        self.options = None if kernel is None else kernel.options
+        self.others: list[torch.Tensor] = []
+        self.pending: dict = {}  # parameter -> state to store when the step runs
+        self.born: dict = {}  # parameter -> state tensors born in this step, added to its state
+        grouped: dict[tuple, list] = {}
+        name = type(optimizer).__name__
         for param in params:
-            if param.device.type in compiled.DEVICES or not param.is_cpu:
-                others.append(param)  # for the compiled path, where it can take them
+            if param.device.type in compiled.DEVICES or not _local(param).is_cpu:
+                self.others.append(param)  # for the compiled path where it can take them, or refused there
                 continue
-            # A sharded (DTensor) parameter's state is sharded alike; an elementwise step runs on
-            # this process's shards of each, as if they were the whole tensors.
-            grad, dtype = _local(param.grad), param.dtype
-            state = optimizer.state.get(param) or optimizer._init_state(param, group)
-            if watched:  # torch keeps no entry for a parameter without state (SGD without momentum)
-                optimizer.state[param] = state
-            tensors = [state.get(key) for key in keys]
-            missing = any(tensor is None for tensor in tensors)
-            step = state.get("step") if has_step else None
-            fusable = (dtype in _FUSED_DTYPES and _local(param).is_contiguous()
-                       and grad.dtype == dtype and grad.is_contiguous()
-                       and all(tensor is None or (tensor.dtype == dtype and _local(tensor).is_contiguous())
-                               for tensor in tensors)
-                       and (not missing or all(key in optimizer.born_at_first_step
-                                               for key, tensor in zip(keys, tensors) if tensor is None))
-                       and (not has_step or (step is not None and step.is_cpu
-                                             and step.dtype in (torch.float32, torch.float64))))
-            if not fusable:
-                optimizer._refuse_if_fused_required(param, group)
-                others.append(param)
+            if kernel is None:
+                optimizer._refuse_if_fused_required(param, group, optimizer.kernel_limits)
+                self.others.append(param)
                 continue
-            if missing:  # born now: the kernel's first-step mode writes it before reading it
-                any_first = True
-                for index, key in enumerate(keys):
-                    if tensors[index] is None:
-                        tensors[index] = state[key] = torch.empty_like(param, memory_format=torch.contiguous_format)
-            complex_ = dtype in _COMPLEX
-            row = [torch.view_as_real(tensor) if complex_ else tensor for tensor in map(_local, (param, *tensors))]
-            if has_step:
-                row.append(step)
-                tensors.append(step)
-            bucket = (row[0].dtype, step.dtype if has_step else None, missing)
-            entries.append(_Entry(param, dtype, state, tuple(tensors), row, complex_, bucket))
-        return cls(group, optimizer.state, keys, watched, tuple(map(id, params)), entries, others, any_first)
+            optimizer._check_inputs(param, group)
+            state = optimizer.state.get(param)
+            pending = state if state else optimizer._init_state(param, group)
+            born = {key: torch.empty_like(param) for key in optimizer.born_at_first_step
+                    if key in kernel.state_keys and key not in pending}
+            row = [_kernel_view(tensor) for tensor in
+                   optimizer._kernel_row(param, param.grad, {**pending, **born}, kernel)]
+            dtype = row[0].dtype
+            why = (f"it has no {str(dtype).removeprefix('torch.')} kernel" if not kernels.fusable_dtype(dtype)
+                   else kernels.cpu.unfit(kernel.name, dtype, row, kernel.options))
+            staged = False
+            if why is not None and kernels.cpu.unfit(kernel.name, dtype, [t.contiguous() for t in row],
+                                                     kernel.options) is None and kernels.fusable_dtype(dtype):
+                why, staged = None, True  # a layout the kernel cannot walk: it takes contiguous copies
+            if why is not None:
+                optimizer._refuse_if_fused_required(param, group, why)
+                self.others.append(param)
+                continue
+            if not state and pending:  # torch keeps no entry for a parameter without state
+                self.pending[param] = pending
+            if born:
+                self.born[param] = born
+            plain = not isinstance(param, DTensor) and not param.is_complex()
+            key = (dtype, row[-1].dtype if row[-1] is not row[0] else None, bool(born), staged)
+            grouped.setdefault(key, []).append((param, row, plain))
+        self.buckets = []
+        for (dtype, _, first_step, staged), entries in grouped.items():
+            params_, rows, plains = zip(*entries)
+            options = kernel.options + (("first_step",) if first_step else ())
+            call = None if staged else kernels.cpu.Call(kernel.name, dtype, list(rows), options)
+            self.buckets.append(_Bucket(dtype, first_step, list(params_), list(rows), all(plains), call))
+        # A plan that makes state, or copies rows, serves its own step only.
+        self.reusable = not self.pending and not self.born and all(b.call is not None for b in self.buckets)
+        with_state = [param for bucket in self.buckets for param in bucket.params]
+        self._watched = with_state
+        self._watched_states = [optimizer.state.get(param) for param in with_state]
+        self._watched_entries = [(state, key, value) for state in self._watched_states if state
+                                 for key, value in state.items()]
+        self._name = name
 
-    def rows(self) -> dict[tuple, list[list[torch.Tensor]]] | None:
-        """The kernel's rows by bucket, gradients included; None if something the plan relied on
-        has changed (a gradient's layout, a parameter's storage, a state tensor replaced)."""
-        buckets: dict[tuple, list[list[torch.Tensor]]] = {}
-        states, watched, n_keys = self.states, self.watched, len(self.keys)
-        for entry in self.entries:
-            param = entry.param
-            grad = param.grad
-            if grad is None:
-                return None
-            grad = _local(grad)
-            if (grad.dtype != param.dtype or not grad.is_contiguous()
-                    or param.dtype != entry.dtype or not _local(param).is_contiguous()):
-                return None
-            if watched:
-                state = entry.state
-                if states.get(param) is not state:
-                    return None
-                for key, tensor in zip(watched, entry.tensors):
-                    if state.get(key) is not tensor:
-                        return None
-            if entry.complex:  # views of the storage as it is now
-                row = [torch.view_as_real(_local(tensor)) for tensor in (param, grad, *entry.tensors[:n_keys])]
-                row += entry.row[n_keys + 1:]
-            else:
-                row = [entry.row[0], grad, *entry.row[1:]]
-            bucket = buckets.get(entry.bucket)
-            if bucket is None:
-                buckets[entry.bucket] = bucket = []
-            bucket.append(row)
-        return buckets
+    def refresh(self, optimizer: "Optimizer", params: list, group: dict) -> bool:
+        """Take this step's gradients; False if the plan no longer serves (other parameters, a
+        state or tensor replaced, moved or resized, a gradient that does not fit): then make a
+        new one, which checks everything again."""
+        if (not self.reusable or self.group is not group or self.states is not optimizer.state
+                or len(params) != len(self.params) or any(map(operator.is_not, params, self.params))):
+            return False
+        kernel = optimizer._kernel(group, None)
+        if kernel is None or kernel.options != self.options:
+            return False
+        if (any(map(operator.is_not, map(optimizer.state.get, self._watched), self._watched_states))
+                or any(state.get(key) is not value for state, key, value in self._watched_entries)):
+            return False
+        for bucket in self.buckets:
+            if bucket.plain:
+                grads = list(map(_GRAD, bucket.params))
+                if None in grads or not bucket.call.refresh(grads):
+                    return False
+                continue
+            if any(param.grad is None for param in bucket.params):
+                return False
+            # Complex or sharded: the checks read the tensors themselves (this process's shards),
+            # not the real views made when the plan was: their storage is what counts now.
+            rows = [[_local(tensor) for tensor in optimizer._kernel_row(param, param.grad, optimizer.state[param], kernel)]
+                    for param in bucket.params]
+            fixed = [tensor for row in rows for tensor in row[:1] + row[2:]]
+            if not bucket.call.refresh([_real(row[1]) for row in rows], fixed):
+                return False
+        return True
+
+    def run(self, optimizer: "Optimizer") -> None:
+        """Store the state made for this step, then run each kernel call."""
+        for param, state in self.pending.items():
+            optimizer.state[param] = state
+        for param, born in self.born.items():
+            optimizer.state[param].update(born)
+        group = self.group
+        for bucket in self.buckets:
+            kernel = optimizer._kernel(group, bucket.dtype)
+            seed = _seed() if bucket.dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
+            if bucket.call is not None:
+                bucket.call.run(kernel.scalars, seed)
+                continue
+            options = kernel.options + (("first_step",) if bucket.first_step else ())
+            for row in bucket.rows:  # each row alone, through contiguous copies written back after
+                copies = [tensor.contiguous() for tensor in row]
+                kernels.run(kernel.name, bucket.dtype, [copies], kernel.scalars, options, seed)
+                for index, (tensor, copy) in enumerate(zip(row, copies)):
+                    if index != 1 and copy is not tensor:
+                        tensor.copy_(copy)
+
+
+_GRAD = operator.attrgetter("grad")
 
 
 def stochastic_round(x: torch.Tensor) -> torch.Tensor:
@@ -193,27 +244,6 @@ def _seed() -> int:
     return int(torch.randint(0, 2**31 - 1, ()).item())
 
 
-_KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
-
-
-def _kernel_takes(param: torch.Tensor, step: torch.Tensor) -> bool:
-    """Whether the CPU kernels take a real parameter (this process's shard, if sharded), its
-    gradient and step counter as they are (its other state tensors are each optimizer's to check)."""
-    local, grad = _local(param), _local(param.grad)
-    return (local.is_cpu and local.dtype in _KERNEL_DTYPES and local.is_contiguous()
-            and grad.dtype == local.dtype and grad.is_contiguous()
-            and step.is_cpu and step.dtype in (torch.float32, torch.float64))
-
-
-def _run_kernel(name: str, dtype: torch.dtype, step_dtype: torch.dtype | None, rows: list, scalars,
-                options: tuple, group: dict) -> None:
-    """One kernel call over a bucket of rows: the step counters' dtype and, for bfloat16 with
-    stochastic rounding, a fresh seed are added to what the optimizer asks for."""
-    options = options + (("step_f64",) if step_dtype == torch.float64 else ())
-    seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
-    kernels.run(name, dtype, rows, scalars, options, seed=seed)
-
-
 def _step_dtype() -> torch.dtype:
     # torch.optim's convention for the "step" counter, kept so checkpoints match.
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -232,6 +262,8 @@ class Optimizer(torch.optim.Optimizer):
     #: norms, Adafactor's row and column means) through DTensor's operations, which reduce
     #: across the shards.
     elementwise: bool = True
+    #: What the fused CPU kernel does not take, said when ``_kernel`` returns None under fused=True.
+    kernel_limits: str = "its fused CPU kernel does not take this group's settings"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -274,9 +306,17 @@ class Optimizer(torch.optim.Optimizer):
                 state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
 
-    def _kernel(self, group: dict) -> Kernel:
-        """The fused CPU kernel's arguments for a parameter group."""
+    def _kernel(self, group: dict, dtype: torch.dtype | None) -> Kernel | None:
+        """The fused CPU kernel's arguments for a parameter group (for parameters of ``dtype``;
+        None while planning, when only the name, state keys and options count), or None if the
+        kernel cannot take the group's settings."""
         raise NotImplementedError
+
+    def _kernel_row(self, param: torch.Tensor, grad: torch.Tensor, state: dict, kernel: Kernel) -> list:
+        """One parameter's tensors for the kernel, in its column order: the parameter, its
+        gradient, its state tensors (``kernel.state_keys``), then its step counter if it keeps one."""
+        row = [param, grad, *(state[key] for key in kernel.state_keys)]
+        return row + [state["step"]] if "step" in self.state_fields else row
 
     def _hyperparameters(self, group: dict) -> dict:
         """The maths' keyword arguments from a parameter group."""
@@ -298,45 +338,73 @@ class Optimizer(torch.optim.Optimizer):
             self.__dict__["_fused_plans"] = {}
         return self.__dict__["_fused_plans"]
 
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        # Checkpoints from older torch versions lack the newer flags.
-        for group in self.param_groups:
-            for key, value in self.defaults.items():
-                group.setdefault(key, value)
-
     @torch.no_grad()
     def step(self, closure=None):
-        """Take one optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        """Take one optimization step; ``closure`` re-evaluates the model and returns the loss.
+
+        Everything is checked before anything changes: a step that raises (a gradient or state
+        that does not fit its parameter, a parameter ``fused=True`` cannot take) leaves the
+        parameters and the state as they were.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = [(param, group) for group in self.param_groups for param in group["params"]
-                if param.grad is not None]
-        for param, _ in work:  # check everything before changing anything
-            if param.grad.is_sparse:
-                raise RuntimeError(f"adamlab.{type(self).__name__} does not support sparse gradients")
+        steps = []
         for group in self.param_groups:
             params = [param for param in group["params"] if param.grad is not None]
             if params:
-                self._step_group(params, group)
+                steps.append(self._prepare_group(params, group))
+        for run in steps:
+            run()
         return loss
 
-    def _step_group(self, params: list[torch.Tensor], group: dict) -> None:
-        """Step the parameters of a group that have gradients: fused where it can, else simply.
+    def _prepare_group(self, params: list[torch.Tensor], group: dict) -> Callable[[], None]:
+        """Check a group's step and decide how each parameter takes it (the fused CPU kernel,
+        the compiled maths on a GPU, or the simple path); return the step itself.
 
         Sharded (DTensor) parameters of a step that is not elementwise always step simply: there
         DTensor's operations reduce the step's sums and means across the shards."""
         sharded = [] if self.elementwise else [param for param in params if isinstance(param, DTensor)]
         if sharded:
             params = [param for param in params if not isinstance(param, DTensor)]
-        if _fused_kernels_usable(group, type(self).__name__):
-            params = self._fused_cpu_update(params, group)
-        if params and group.get("fused") is not False:
-            params = self._compiled_update(params, group)
+        plan = None
+        if params and _fused_kernels_usable(group, type(self).__name__):
+            plan = self._plans.get(id(group))
+            if plan is None or not plan.refresh(self, params, group):
+                self._plans.pop(id(group), None)  # let go of what the old plan held before checking anew
+                plan = _Plan(self, params, group)
+                if plan.reusable:
+                    self._plans[id(group)] = plan
+            params = plan.others
         for param in params + sharded:
-            self._update(param, group)
+            self._check_inputs(param, group)
+            if param.device.type not in compiled.DEVICES and not _local(param).is_cpu:
+                self._refuse_if_fused_required(param, group, "no fused step runs on this device")
+
+        def run():
+            if plan is not None:
+                plan.run(self)
+            rest = self._compiled_update(params, group) if params and group.get("fused") is not False else params
+            for param in rest + sharded:
+                self._update(param, group)
+        return run
+
+    def _check_inputs(self, param: torch.Tensor, group: dict) -> None:
+        """Raise StepRefused if a parameter's gradient or state does not fit it; change nothing."""
+        grad = param.grad
+        if grad.is_sparse:
+            raise StepRefused(f"adamlab.{type(self).__name__} does not support sparse gradients")
+        if grad.shape != param.shape or grad.device != param.device:
+            raise StepRefused(f"the gradient of {_where(param, group, self.param_groups)} has shape "
+                              f"{tuple(grad.shape)} on {grad.device}, the parameter {tuple(param.shape)} on "
+                              f"{param.device}")
+        state = self.state.get(param)
+        if state:
+            where = _where(param, group, self.param_groups)
+            self._check_param_state(state, param, group, where)
+            if "step" in state and not isinstance(state["step"], torch.Tensor):
+                raise StepRefused(f"state 'step' of {where} must be a tensor, got {_describe(state['step'])}")
 
     def _compiled_update(self, params: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
         """Step the parameters on a GPU with the compiled maths; return the others.
@@ -348,8 +416,6 @@ class Optimizer(torch.optim.Optimizer):
         batches, others = {}, []
         for param in params:
             if param.device.type not in compiled.DEVICES:
-                if not param.is_cpu:  # the CPU kernel's plan has refused the CPU's already
-                    self._refuse_if_fused_required(param, group)
                 others.append(param)
                 continue
             state = self.state.get(param) or self._init_state(param, group)
@@ -381,43 +447,20 @@ class Optimizer(torch.optim.Optimizer):
                 torch._foreach_add_(steps, 1)
         return others
 
-    def _fused_cpu_update(self, params: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
-        """Step the parameters the CPU kernel takes; return the others."""
-        return self._fused_update(params, self._kernel(group), group)
-
-    def _fused_update(self, params: list[torch.Tensor], kernel: Kernel, group: dict) -> list[torch.Tensor]:
-        """Run the kernel over every parameter it can take; return the others for the simple path.
-
-        Which parameters those are, and where their state lives, is worked out once and kept
-        as a plan while it holds: this runs for every parameter at every step, and on 1,000
-        small tensors its Python would otherwise cost more than the kernel.
-        """
-        plan = self._plans.get(id(group))
-        buckets = plan.rows() if plan is not None and plan.serves(self, group, params, kernel) else None
-        if buckets is None:
-            plan = self._plans[id(group)] = _Plan.make(self, params, kernel, group)
-            buckets = plan.rows()
-        for (dtype, step_dtype, first_step), rows in buckets.items():
-            _run_kernel(kernel.name, dtype, step_dtype, rows, kernel.scalars,
-                        kernel.options + (("first_step",) if first_step else ()), group)
-        if plan.first_step:  # the buffers born in this step are ordinary state from now on
-            del self._plans[id(group)]
-        return plan.others
-
-    def _refuse_if_fused_required(self, param: torch.Tensor, group: dict) -> None:
+    def _refuse_if_fused_required(self, param: torch.Tensor, group: dict, why: str) -> None:
         if group.get("fused"):
-            raise ValueError(
-                f"adamlab.{type(self).__name__}(fused=True) cannot take a parameter of shape "
-                f"{tuple(param.shape)} on {param.device}: its fused step needs a CUDA tensor, or a "
-                f"float32, float64 or bfloat16 CPU tensor with contiguous gradient and state of the same dtype")
+            raise StepRefused(
+                f"adamlab.{type(self).__name__}(fused=True) cannot take {_where(param, group, self.param_groups)} "
+                f"(shape {tuple(param.shape)}, {str(param.dtype).removeprefix('torch.')} on {param.device}): {why}")
 
     def _update(self, param: torch.Tensor, group: dict) -> None:
         """The simple path: the maths on tensors, written back in place."""
         state = self.state.get(param) or self._init_state(param, group)
         real_param = _real(param)
-        # Stochastic rounding needs the new weight before any rounding: work in float32.
+        # Half precision computes in float32 and rounds once, as the kernels and torch's fused
+        # steps do (stochastic rounding needs the new weight before any rounding, too).
         stochastic = _rounds_stochastically(param, group)
-        work = (lambda tensor: tensor.float()) if stochastic else (lambda tensor: tensor)
+        work = (lambda tensor: tensor.float()) if param.dtype in _HALF else (lambda tensor: tensor)
         fields = dict.fromkeys(self.maths.State._fields)
         for key, field in self.state_fields.items():
             if key in state:
@@ -436,7 +479,7 @@ class Optimizer(torch.optim.Optimizer):
             if key in state:
                 _real(state[key]).copy_(value)
             else:  # a buffer born at the first step (SGD's momentum)
-                value = value.clone()
+                value = value.to(real_param.dtype, copy=True)
                 state[key] = torch.view_as_complex(value) if param.is_complex() else value
         if "step" in state:
             state["step"] += 1
@@ -450,7 +493,7 @@ class Optimizer(torch.optim.Optimizer):
         ``ValueError`` that names the first mismatch, and changes nothing.
         """
         self._check_loadable(state_dict)
-        super().load_state_dict(state_dict)
+        super().load_state_dict(_with_step_tensors(state_dict))
 
     def _check_loadable(self, state_dict) -> dict:
         """Raise if ``state_dict`` does not fit this optimizer; else map each saved parameter
@@ -482,12 +525,56 @@ class Optimizer(torch.optim.Optimizer):
         return params_by_id
 
     def _check_param_state(self, param_state: dict, param: torch.Tensor, group: dict, where: str) -> None:
-        """Raise if one parameter's saved state does not fit it under this optimizer's settings."""
+        """Raise StepRefused (a ValueError) if one parameter's state does not fit it under this
+        optimizer's settings: its keys, each tensor's shape, a one-element step counter."""
         expected = self._param_state_keys(param, group)
         if set(param_state) != set(expected):
-            raise ValueError(f"the state of {where} has keys {sorted(param_state)}, "
-                             f"adamlab.{type(self).__name__} with these settings keeps {sorted(expected)}")
+            raise StepRefused(f"the state of {where} has keys {sorted(param_state)}, "
+                              f"adamlab.{type(self).__name__} with these settings keeps {sorted(expected)}")
         for key, value in param_state.items():
-            if key != "step" and isinstance(value, torch.Tensor) and value.shape != param.shape:
-                raise ValueError(f"state {key!r} of {where} has shape {tuple(value.shape)}, "
-                                 f"the parameter has shape {tuple(param.shape)}")
+            _check_state_entry(key, value, tuple(param.shape), where)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        # Checkpoints from older torch versions lack the newer flags.
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+
+def _with_step_tensors(state_dict: dict) -> dict:
+    """``state_dict`` with every "step" that is a plain number (older torch checkpoints keep it
+    so) as the tensor torch.optim keeps now, as torch.optim converts it."""
+    states = {}
+    for param_id, param_state in state_dict["state"].items():
+        if param_state and "step" in param_state and not isinstance(param_state["step"], torch.Tensor):
+            # on the CPU; torch's loading moves a capturable or fused one to its parameter's device
+            step = torch.tensor(float(param_state["step"]), dtype=_step_dtype())
+            param_state = {**param_state, "step": step}
+        states[param_id] = param_state
+    return {**state_dict, "state": states}
+
+
+def _check_state_entry(key: str, value, shape: tuple, where: str, param_shape: tuple | None = None) -> None:
+    """Raise StepRefused if one state entry is not what its parameter (of ``param_shape``, by
+    default ``shape``) needs: the step counter one number (a one-element tensor, or a plain number
+    from an old checkpoint), every other entry a tensor of ``shape``."""
+    param_shape = shape if param_shape is None else param_shape
+    if key == "step":
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+            return
+        if isinstance(value, Real) and not isinstance(value, bool):
+            return
+        raise StepRefused(f"state 'step' of {where} must be a step count, got {_describe(value)}")
+    if not isinstance(value, torch.Tensor):
+        raise StepRefused(f"state {key!r} of {where} must be a tensor, got {_describe(value)}")
+    if tuple(value.shape) != shape:
+        raise StepRefused(f"state {key!r} of {where} has shape {tuple(value.shape)}, " + (
+            f"the parameter has shape {param_shape}" if shape == param_shape else
+            f"adamlab keeps {shape} for a parameter of shape {param_shape}"))
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__} ({value!r})"

@@ -50,7 +50,7 @@ class Lion(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay,
                                       maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
 
-    def _kernel(self, group):
+    def _kernel(self, group, dtype=None):
         h = self._hyperparameters(group)
         return Kernel("lion", ("exp_avg",), (h["lr"], h["beta1"], h["beta2"], h["weight_decay"]),
                       ("maximize",) if h["maximize"] else ())

@@ -64,7 +64,7 @@ class RMSprop(Optimizer):
         return ("step", "square_avg") + (("momentum_buffer",) if group["momentum"] > 0 else ()) \
             + (("grad_avg",) if group["centered"] else ())
 
-    def _kernel(self, group):
+    def _kernel(self, group, dtype=None):
         h = self._hyperparameters(group)
         momentum = h["momentum"] > 0
         keys = ("square_avg",) + (("momentum_buffer",) if momentum else ()) \

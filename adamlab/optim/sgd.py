@@ -64,7 +64,7 @@ class SGD(Optimizer):
     def _init_state(self, param, group):
         return {}  # the momentum buffer starts as the first gradient, at the first step
 
-    def _kernel(self, group):
+    def _kernel(self, group, dtype=None):
         h = self._hyperparameters(group)
         momentum = h["momentum"] != 0
         options = [name for name, on in (("maximize", h["maximize"]), ("nesterov", h["nesterov"]),

@@ -1,9 +1,12 @@
 """Building, caching and falling back: the fused kernels as a new machine meets them."""
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from adamlab import kernels
@@ -27,7 +30,7 @@ def test_the_first_step_compiles_once_and_says_so(tmp_path):
     first = python(STEP.format(fused=None), ADAMLAB_CACHE=str(tmp_path))
     assert first.returncode == 0, first.stderr
     assert "adamlab: compiling the fused CPU kernels" in first.stderr
-    assert len(list(tmp_path.glob("cpu-kernels-*.so"))) == 1
+    assert len(list(tmp_path.glob("cpu-kernels-*/kernels-*.so"))) == 1
     second = python(STEP.format(fused=None), ADAMLAB_CACHE=str(tmp_path))
     assert second.returncode == 0 and second.stderr == ""  # cached: nothing to say
     assert first.stdout == second.stdout == "0.99899\n"
@@ -40,6 +43,75 @@ def test_without_a_compiler_the_simple_path_runs_and_fused_true_fails(tmp_path):
     assert fallback.stdout == "0.99899\n"
     demanded = python(STEP.format(fused=True), ADAMLAB_CACHE=str(tmp_path), CC="/nonexistent/cc")
     assert demanded.returncode != 0 and "adamlab.AdamW(fused=True): no C compiler" in demanded.stderr
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A kernel cache with one build in it, made once for this module's tests to copy."""
+    cache = tmp_path_factory.mktemp("built")
+    assert python(STEP.format(fused=None), ADAMLAB_CACHE=str(cache)).returncode == 0
+    return cache
+
+
+def _copy_of(built, cache):
+    """A copy of the built cache at ``cache``, and its library."""
+    shutil.copytree(built, cache)
+    (library,) = cache.glob("cpu-kernels-*/kernels-*.so")
+    return library
+
+
+def _truncate(library):
+    library.write_bytes(library.read_bytes()[: library.stat().st_size // 2])
+
+
+def _empty(library):
+    library.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [_truncate, _empty])
+def test_a_damaged_cached_library_is_built_again_not_loaded(built, tmp_path, damage):
+    # A truncated shared object killed every later process with SIGBUS inside dlopen; an empty
+    # one was never built again. Also left here: a folder of a build that was killed.
+    cache = tmp_path / "cache"
+    library = _copy_of(built, cache)
+    damage(library)
+    debris = cache / f".{library.parent.name}.abc.99999.partial"
+    debris.mkdir()
+    (debris / "kernels.so").write_bytes(b"half")
+    again = python(STEP.format(fused=True), ADAMLAB_CACHE=str(cache))
+    assert again.returncode == 0, again.stderr
+    assert "adamlab: compiling the fused CPU kernels" in again.stderr and again.stdout == "0.99899\n"
+    assert not debris.exists()
+    after = python(STEP.format(fused=True), ADAMLAB_CACHE=str(cache))
+    assert after.returncode == 0 and after.stderr == ""  # the new build verifies
+
+
+def test_a_verified_library_without_the_kernels_is_built_again(built, tmp_path):
+    library = _copy_of(built, tmp_path / "cache")
+    source = tmp_path / "other.c"
+    source.write_text("int unrelated(void) { return 0; }\n")
+    foreign = tmp_path / "other.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(foreign), str(source)], check=True)
+    digest = hashlib.sha256(foreign.read_bytes()).hexdigest()
+    library.unlink()
+    foreign.rename(library.parent / f"kernels-{digest[:16]}.so")
+    (library.parent / "kernels.sha256").write_text(digest + "\n")
+    again = python(STEP.format(fused=True), ADAMLAB_CACHE=str(tmp_path / "cache"))
+    assert again.returncode == 0, again.stderr
+    assert "compiling" in again.stderr and "Traceback" not in again.stderr and again.stdout == "0.99899\n"
+
+
+def test_a_failing_build_warns_once_and_takes_the_simple_path(tmp_path):
+    compiler = tmp_path / "broken-cc"
+    compiler.write_text("#!/bin/sh\necho 'cc: internal error' >&2\nexit 1\n")
+    compiler.chmod(0o755)
+    steps = STEP.format(fused=None) + "optimizer.step(); adamlab.SGD([param], lr=0.1).step()\n"
+    fallback = python(steps, ADAMLAB_CACHE=str(tmp_path / "cache"), CC=str(compiler))
+    assert fallback.returncode == 0, fallback.stderr
+    assert fallback.stderr.count("fused kernels unavailable, using the simple path") == 1
+    assert "Traceback" not in fallback.stderr and fallback.stdout == "0.99899\n"
+    demanded = python(STEP.format(fused=True), ADAMLAB_CACHE=str(tmp_path / "cache"), CC=str(compiler))
+    assert demanded.returncode != 0 and "StepRefused: adamlab.AdamW(fused=True)" in demanded.stderr
 
 
 def test_the_stream_floor_reads_four_arrays_and_writes_three():

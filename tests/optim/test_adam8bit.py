@@ -165,10 +165,8 @@ def test_the_kernel_is_the_simple_path(case, dtype):
     torch.testing.assert_close(params[0], params[1], rtol=tolerance, atol=tolerance)
 
 
-def test_the_fused_kernel_runs_by_default(monkeypatch):
-    calls = []
-    run = adamlab.kernels.run
-    monkeypatch.setattr(adamlab.kernels, "run", lambda *args, **kw: calls.append(args[0]) or run(*args, **kw))
+def test_the_fused_kernel_runs_by_default(kernel_calls):
+    calls = kernel_calls
     model = make_model()
     train(model, adamlab.AdamW8bit(model.parameters()), 2)
     assert calls == ["adam", "adam8bit"] * 2  # the small biases on Adam's kernel, the weights on the 8-bit one

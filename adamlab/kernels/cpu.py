@@ -349,7 +349,7 @@ def unfit(kernel: str, dtype: torch.dtype, row: Sequence, options: Sequence[str]
 
 # --- calling ------------------------------------------------------------------------------------
 
-_data_ptr, _numel, _nbytes = torch.Tensor.data_ptr, torch.Tensor.numel, operator.attrgetter("nbytes")
+_data_ptr, _numel, _shape_of = torch.Tensor.data_ptr, torch.Tensor.numel, operator.attrgetter("shape")
 _dtype_of, _on_cpu = operator.attrgetter("dtype"), operator.attrgetter("is_cpu")
 
 
@@ -359,9 +359,9 @@ class Call:
 
     The checked call is kept between steps: :meth:`refresh` takes the step's new gradients and
     confirms, cheaply, that the other tensors still lie where they were checked, with the sizes
-    they had. It holds their memory (their storages), so no other tensor can take an address it
-    checked; a tensor moved (``param.data = ...``), resized or replaced makes ``refresh`` say no,
-    and the caller checks afresh.
+    (and the parameters with the shapes) they had. It holds their memory (their storages), so no
+    other tensor can take an address it checked; a tensor moved (``param.data = ...``), resized
+    or reshaped makes ``refresh`` say no, and the caller checks afresh.
     """
 
     def __init__(self, kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]],
@@ -383,11 +383,11 @@ class Call:
         self._fixed = [tensor for row in rows for tensor in row[:1] + row[2:]]
         self._storages = [tensor.untyped_storage() for tensor in self._fixed]  # see the class docstring
         self._fixed_pointers = list(map(_data_ptr, self._fixed))
-        self._param_bytes = [row[0].nbytes for row in rows]
+        self._fixed_counts = list(map(_numel, self._fixed))
         self._counts = [row[0].numel() for row in rows]
+        self._shapes = [row[0].shape for row in rows]
         self._contiguous = [row[0].is_contiguous() for row in rows]
         self._all_contiguous = all(self._contiguous)
-        self._shapes = [row[0].shape for row in rows]
         self._strides = [row[0].stride() for row in rows]
         self._pointers = array.array("Q", [tensor.data_ptr() for row in rows for tensor in row] or [0])
         self._sizes = array.array("q", self._counts or [0])
@@ -398,7 +398,8 @@ class Call:
         gradients; by default those checked) no longer lie where they were checked."""
         fixed = self._fixed if fixed is None else fixed
         if (len(grads) != self.rows or list(map(_data_ptr, fixed)) != self._fixed_pointers
-                or list(map(_nbytes, fixed[::self.width - 1])) != self._param_bytes):
+                or list(map(_numel, fixed)) != self._fixed_counts
+                or list(map(_shape_of, fixed[::self.width - 1])) != self._shapes):
             return False
         if (not all(map(_on_cpu, grads)) or list(map(_numel, grads)) != self._counts
                 or any(dtype != self.dtype for dtype in map(_dtype_of, grads))):

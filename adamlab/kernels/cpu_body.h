@@ -8,6 +8,9 @@
     _Pragma("omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1 && parallel_worth_it(count, sizes))") \
     for (int64_t c = 0; c < chunk_count; c++)
 #define COLUMN(k) ((STORAGE *restrict)pointers[chunks[c].tensor * columns + (k)])
+/* g + decay * theta, the L2 penalty, only where there is one: as the maths skips it, so that an
+ * infinite theta does not make 0 * inf = NaN of a gradient that has no penalty. */
+#define WITH_L2(g, decay, theta) ((decay) != 0 ? (g) + (decay) * (theta) : (g))
 
 /* SGD. scalars: lr, momentum, dampening, weight_decay. columns: param, grad[, momentum_buffer]. */
 void NAME(sgd)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
@@ -22,7 +25,7 @@ void NAME(sgd)(int64_t count, void **pointers, const int64_t *sizes, const doubl
         STORAGE *restrict buffer = with_momentum ? COLUMN(2) : NULL;
         for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
             REAL theta = LOAD(param[i]);
-            REAL g = sign * LOAD(grad[i]) + decay * theta;
+            REAL g = WITH_L2(sign * LOAD(grad[i]), decay, theta);
             REAL direction = g;
             if (with_momentum) {
                 REAL b = first ? g : momentum * LOAD(buffer[i]) + (1 - dampening) * g;
@@ -55,7 +58,7 @@ void NAME(adagrad)(int64_t count, void **pointers, const int64_t *sizes, const d
         } else {
             for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
                 REAL theta = LOAD(param[i]);
-                REAL g = sign * LOAD(grad[i]) + decay * theta;
+                REAL g = WITH_L2(sign * LOAD(grad[i]), decay, theta);
                 REAL s = LOAD(sum[i]) + g * g;
                 sum[i] = STORE(s);
                 param[i] = STORE_PARAM(theta - lr_t * g / (SQRT(s) + eps), chunks[c].tensor, i);
@@ -81,7 +84,7 @@ void NAME(rmsprop)(int64_t count, void **pointers, const int64_t *sizes, const d
         STORAGE *restrict grad_avg = centered ? COLUMN(3 + with_momentum) : NULL;
         for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
             REAL theta = LOAD(param[i]);
-            REAL g = sign * LOAD(grad[i]) + decay * theta;
+            REAL g = WITH_L2(sign * LOAD(grad[i]), decay, theta);
             REAL v = alpha * LOAD(square_avg[i]) + (1 - alpha) * g * g;
             square_avg[i] = STORE(v);
             REAL spread = v;
@@ -143,7 +146,7 @@ void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const doub
         } else {
             for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
                 REAL theta = LOAD(param[i]);
-                REAL g = sign * LOAD(grad[i]) + l2 * theta;
+                REAL g = WITH_L2(sign * LOAD(grad[i]), l2, theta);
                 REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
                 REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
                 exp_avg[i] = STORE(m);
@@ -201,7 +204,7 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
             for (int j = 0; j < n; j++) {
                 const int64_t i = start + j;
                 REAL theta = LOAD(param[i]);
-                REAL g = sign * LOAD(grad[i]) + l2 * theta;
+                REAL g = WITH_L2(sign * LOAD(grad[i]), l2, theta);
                 REAL m = beta1 * ((REAL)tables->code[0][m_codes[i]] * m_scale) + (1 - beta1) * g;
                 REAL v = beta2 * ((REAL)tables->code[1][v_codes[i]] * v_scale) + (1 - beta2) * g * g;
                 m_new[j] = m;
@@ -255,8 +258,10 @@ void NAME(lion)(int64_t count, void **pointers, const int64_t *sizes, const doub
 }
 
 /* LAMB. scalars: lr, beta1, beta2, eps, weight_decay. columns: param, grad, exp_avg, exp_avg_sq, step.
- * Two passes: the first updates m and v and sums each chunk's theta^2 and u^2; the trust ratio of
- * each tensor follows from its chunks' sums; the second recomputes u from m and v and steps. */
+ * Two passes: the first computes the new m, v and u and sums each chunk's theta^2 and u^2; the
+ * trust ratio of each tensor follows from its chunks' sums; the second computes them again from
+ * the same old state, steps and stores m and v. Both passes use m and v before they are rounded
+ * to a half-precision storage type, as the simple path does. */
 static inline REAL NAME(lamb_direction)(REAL m, REAL v, REAL theta, REAL inverse_correction1,
                                         REAL inverse_root_correction2, REAL eps, REAL decay) {
     /* m_hat / (sqrt(v_hat) + eps) + decay * theta, with one division and one root. */
@@ -291,10 +296,7 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
             REAL g = sign * LOAD(grad[i]);
             REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
             REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
-            exp_avg[i] = STORE(m);
-            exp_avg_sq[i] = STORE(v);
-            REAL u = NAME(lamb_direction)(LOAD(exp_avg[i]), LOAD(exp_avg_sq[i]), theta, inverse_correction1,
-                                          inverse_root_correction2, eps, decay);
+            REAL u = NAME(lamb_direction)(m, v, theta, inverse_correction1, inverse_root_correction2, eps, decay);
             weight += (double)theta * theta;
             update += (double)u * u;
         }
@@ -313,11 +315,16 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
         const REAL inverse_correction1 = 1 / (1 - pow(scalars[1], t));
         const REAL inverse_root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
         const REAL scale = (REAL)scalars[0] * (REAL)ratios[chunks[c].tensor];
-        STORAGE *restrict param = COLUMN(0), *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
+        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
+        STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
         for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
             REAL theta = LOAD(param[i]);
-            REAL u = NAME(lamb_direction)(LOAD(exp_avg[i]), LOAD(exp_avg_sq[i]), theta, inverse_correction1,
-                                          inverse_root_correction2, eps, decay);
+            REAL g = sign * LOAD(grad[i]);
+            REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
+            REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
+            REAL u = NAME(lamb_direction)(m, v, theta, inverse_correction1, inverse_root_correction2, eps, decay);
+            exp_avg[i] = STORE(m);
+            exp_avg_sq[i] = STORE(v);
             param[i] = STORE_PARAM(theta - scale * u, chunks[c].tensor, i);
         }
     }
@@ -453,6 +460,7 @@ void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const
 #undef ADAM_THETA
 #undef FOR_EACH_CHUNK
 #undef COLUMN
+#undef WITH_L2
 #undef STORAGE
 #undef REAL
 #undef LOAD

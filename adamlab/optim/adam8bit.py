@@ -11,7 +11,8 @@ from ..maths import adam8bit, quantize
 from ..maths.quantize import BLOCK, blocks
 from .adam import Adam
 from .base import (StepRefused, _check_state_entry, _fused_kernels_usable, _local, _rounds_stochastically, _seed,
-                   _step_dtype, _without_fused_step, stochastic_round)
+                   _step_dtype, _with_step_tensors, _without_fused_step, run_through_copies, staged,
+                   stochastic_round)
 
 #: Tensors with fewer elements keep full-precision state: their scales would cost more than
 #: the bytes saved, and they are the biases and norms whose updates matter most.
@@ -165,12 +166,14 @@ class Adam8bit(Adam):
             dtype = _local(param).dtype
             why = (None if not fused else f"it has no {dtype} kernel" if not cpu.fusable_dtype(dtype)
                    else next(filter(None, (cpu.unfit("adam8bit", dtype, row, options) for row in region_rows)), None))
-            kernel = fused and why is None
+            copied = why is not None and cpu.fusable_dtype(dtype) and all(
+                staged("adam8bit", dtype, row, options) for row in region_rows)
+            kernel = fused and (why is None or copied)
             if fused and not kernel:
                 self._refuse_if_fused_required(param, group, why)
             for region, row in zip(whole, region_rows):
                 if kernel:
-                    rows.setdefault((dtype, state["step"].dtype), []).append(row)
+                    rows.setdefault((dtype, state["step"].dtype, copied), []).append(row)
             simple += [region for region in regions if not kernel or region.cut is not None]
             if isinstance(param, DTensor):  # the same slots on every rank, used or not
                 cut.setdefault(param.device_mesh, []).append(_cut_slots(regions, lambda region: region))
@@ -179,9 +182,12 @@ class Adam8bit(Adam):
             self.state.update(states)
             self._maths_step(simple, cut, group, h)
             scalars = (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"])
-            for (dtype, _), bucket in rows.items():
+            for (dtype, _, copied), bucket in rows.items():
                 seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
-                cpu.Call("adam8bit", dtype, bucket, options).run(scalars, seed)
+                if copied:
+                    run_through_copies("adam8bit", dtype, bucket, scalars, options, seed)
+                else:
+                    cpu.Call("adam8bit", dtype, bucket, options).run(scalars, seed)
             counted = {id(row[-1]) for bucket in rows.values() for row in bucket}
             for param in params:  # the kernel counted the steps of the parameters it took
                 if id(self.state[param]["step"]) not in counted:
@@ -269,6 +275,7 @@ class Adam8bit(Adam):
         changes nothing. Sharded parameters take a collective, as ``state_dict``.
         """
         params_by_id = self._check_loadable(state_dict)
+        state_dict = _with_step_tensors(state_dict)
         states, kept = {}, {}
         for param_id, param_state in state_dict["state"].items():
             param = params_by_id[param_id][1]

@@ -140,10 +140,9 @@ class _Plan:
             dtype = row[0].dtype
             why = (f"it has no {str(dtype).removeprefix('torch.')} kernel" if not kernels.fusable_dtype(dtype)
                    else kernels.cpu.unfit(kernel.name, dtype, row, kernel.options))
-            staged = False
-            if why is not None and kernels.cpu.unfit(kernel.name, dtype, [t.contiguous() for t in row],
-                                                     kernel.options) is None and kernels.fusable_dtype(dtype):
-                why, staged = None, True  # a layout the kernel cannot walk: it takes contiguous copies
+            copied = why is not None and kernels.fusable_dtype(dtype) and staged(kernel.name, dtype, row, kernel.options)
+            if copied:
+                why = None
             if why is not None:
                 optimizer._refuse_if_fused_required(param, group, why)
                 self.others.append(param)
@@ -153,13 +152,13 @@ class _Plan:
             if born:
                 self.born[param] = born
             plain = not isinstance(param, DTensor) and not param.is_complex()
-            key = (dtype, row[-1].dtype if row[-1] is not row[0] else None, bool(born), staged)
+            key = (dtype, row[-1].dtype if row[-1] is not row[0] else None, bool(born), copied)
             grouped.setdefault(key, []).append((param, row, plain))
         self.buckets = []
-        for (dtype, _, first_step, staged), entries in grouped.items():
+        for (dtype, _, first_step, copied), entries in grouped.items():
             params_, rows, plains = zip(*entries)
             options = kernel.options + (("first_step",) if first_step else ())
-            call = None if staged else kernels.cpu.Call(kernel.name, dtype, list(rows), options)
+            call = None if copied else kernels.cpu.Call(kernel.name, dtype, list(rows), options)
             self.buckets.append(_Bucket(dtype, first_step, list(params_), list(rows), all(plains), call))
         # A plan that makes state, or copies rows, serves its own step only.
         self.reusable = not self.pending and not self.born and all(b.call is not None for b in self.buckets)
@@ -186,7 +185,7 @@ class _Plan:
         for bucket in self.buckets:
             if bucket.plain:
                 grads = list(map(_GRAD, bucket.params))
-                if None in grads or not bucket.call.refresh(grads):
+                if any(grad is None for grad in grads) or not bucket.call.refresh(grads):
                     return False
                 continue
             if any(param.grad is None for param in bucket.params):
@@ -214,15 +213,26 @@ class _Plan:
                 bucket.call.run(kernel.scalars, seed)
                 continue
             options = kernel.options + (("first_step",) if bucket.first_step else ())
-            for row in bucket.rows:  # each row alone, through contiguous copies written back after
-                copies = [tensor.contiguous() for tensor in row]
-                kernels.run(kernel.name, bucket.dtype, [copies], kernel.scalars, options, seed)
-                for index, (tensor, copy) in enumerate(zip(row, copies)):
-                    if index != 1 and copy is not tensor:
-                        tensor.copy_(copy)
+            run_through_copies(kernel.name, bucket.dtype, bucket.rows, kernel.scalars, options, seed)
 
 
 _GRAD = operator.attrgetter("grad")
+
+
+def staged(kernel: str, dtype: torch.dtype, row: list, options) -> bool:
+    """Whether ``kernel`` takes ``row`` once its tensors are contiguous (it cannot walk their layout)."""
+    return kernels.cpu.unfit(kernel, dtype, [tensor.contiguous() for tensor in row], options) is None
+
+
+def run_through_copies(kernel: str, dtype: torch.dtype, rows: list, scalars, options, seed) -> None:
+    """Run ``kernel`` on contiguous copies of each row's tensors, then write the copies back
+    (a layout the kernel cannot walk: strided slices, a gradient laid out unlike its parameter)."""
+    for row in rows:
+        copies = {id(tensor): tensor.contiguous() for tensor in row}  # one each: Adafactor's V is there twice
+        kernels.run(kernel, dtype, [[copies[id(tensor)] for tensor in row]], scalars, options, seed)
+        for tensor in row[:1] + row[2:]:  # all but the gradient
+            if id(tensor) in copies and copies[id(tensor)] is not tensor:
+                tensor.copy_(copies.pop(id(tensor)))
 
 
 def stochastic_round(x: torch.Tensor) -> torch.Tensor:
@@ -399,12 +409,19 @@ class Optimizer(torch.optim.Optimizer):
             raise StepRefused(f"the gradient of {_where(param, group, self.param_groups)} has shape "
                               f"{tuple(grad.shape)} on {grad.device}, the parameter {tuple(param.shape)} on "
                               f"{param.device}")
+        if _overlaps(param):
+            raise StepRefused(f"{_where(param, group, self.param_groups)} shares memory between its elements "
+                              f"(an expanded view?): a step cannot write it")
         state = self.state.get(param)
         if state:
             where = _where(param, group, self.param_groups)
             self._check_param_state(state, param, group, where)
             if "step" in state and not isinstance(state["step"], torch.Tensor):
                 raise StepRefused(f"state 'step' of {where} must be a tensor, got {_describe(state['step'])}")
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and _overlaps(value):
+                    raise StepRefused(f"state {key!r} of {where} shares memory between its elements "
+                                      f"(an expanded view?): a step cannot write it")
 
     def _compiled_update(self, params: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
         """Step the parameters on a GPU with the compiled maths; return the others.
@@ -572,6 +589,20 @@ def _check_state_entry(key: str, value, shape: tuple, where: str, param_shape: t
         raise StepRefused(f"state {key!r} of {where} has shape {tuple(value.shape)}, " + (
             f"the parameter has shape {param_shape}" if shape == param_shape else
             f"adamlab keeps {shape} for a parameter of shape {param_shape}"))
+
+
+def _overlaps(tensor: torch.Tensor) -> bool:
+    """Whether two elements of ``tensor`` may share memory (an expanded view, a strided view
+    folded onto itself): writing one would write the other, so no step writes such a tensor.
+    Checked the simple, sufficient way: dimensions by stride, each stride past the reach of the
+    dimensions inside it."""
+    tensor = _local(tensor)
+    reach = 1
+    for stride, size in sorted((stride, size) for size, stride in zip(tensor.shape, tensor.stride()) if size > 1):
+        if stride < reach:
+            return True
+        reach += stride * (size - 1)
+    return False
 
 
 def _describe(value) -> str:

@@ -11,7 +11,7 @@ from ..maths import adam8bit, quantize
 from ..maths.quantize import BLOCK, blocks
 from .adam import Adam
 from .base import (StepRefused, _check_state_entry, _fused_kernels_usable, _local, _rounds_stochastically, _seed,
-                   _step_dtype, _with_step_tensors, _without_fused_step, run_through_copies, staged,
+                   _step_dtype, _with_step_tensors, _without_fused_step, _fits_through_copies, _run_through_copies,
                    stochastic_round)
 
 #: Tensors with fewer elements keep full-precision state: their scales would cost more than
@@ -167,7 +167,7 @@ class Adam8bit(Adam):
             why = (None if not fused else f"it has no {dtype} kernel" if not cpu.fusable_dtype(dtype)
                    else next(filter(None, (cpu.unfit("adam8bit", dtype, row, options) for row in region_rows)), None))
             copied = why is not None and cpu.fusable_dtype(dtype) and all(
-                staged("adam8bit", dtype, row, options) for row in region_rows)
+                _fits_through_copies("adam8bit", dtype, row, options) for row in region_rows)
             kernel = fused and (why is None or copied)
             if fused and not kernel:
                 self._refuse_if_fused_required(param, group, why)
@@ -185,7 +185,7 @@ class Adam8bit(Adam):
             for (dtype, _, copied), bucket in rows.items():
                 seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
                 if copied:
-                    run_through_copies("adam8bit", dtype, bucket, scalars, options, seed)
+                    _run_through_copies("adam8bit", dtype, bucket, scalars, options, seed)
                 else:
                     cpu.Call("adam8bit", dtype, bucket, options).run(scalars, seed)
             counted = {id(row[-1]) for bucket in rows.values() for row in bucket}

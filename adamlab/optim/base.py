@@ -121,7 +121,6 @@ class _Plan:
         self.pending: dict = {}  # parameter -> state to store when the step runs
         self.born: dict = {}  # parameter -> state tensors born in this step, added to its state
         grouped: dict[tuple, list] = {}
-        name = type(optimizer).__name__
         for param in params:
             if param.device.type in compiled.DEVICES or not _local(param).is_cpu:
                 self.others.append(param)  # for the compiled path where it can take them, or refused there
@@ -138,9 +137,12 @@ class _Plan:
             row = [_kernel_view(tensor) for tensor in
                    optimizer._kernel_row(param, param.grad, {**pending, **born}, kernel)]
             dtype = row[0].dtype
+            if dtype.is_floating_point and not kernels.fusable_dtype(dtype):  # float16 without _Float16: say so once
+                _without_fused_step(group, type(optimizer).__name__, f"no fused {dtype} CPU step",
+                                    RuntimeError(f"the CPU kernels were built without {dtype}"))
             why = (f"it has no {str(dtype).removeprefix('torch.')} kernel" if not kernels.fusable_dtype(dtype)
                    else kernels.cpu.unfit(kernel.name, dtype, row, kernel.options))
-            copied = why is not None and kernels.fusable_dtype(dtype) and staged(kernel.name, dtype, row, kernel.options)
+            copied = why is not None and kernels.fusable_dtype(dtype) and _fits_through_copies(kernel.name, dtype, row, kernel.options)
             if copied:
                 why = None
             if why is not None:
@@ -167,7 +169,6 @@ class _Plan:
         self._watched_states = [optimizer.state.get(param) for param in with_state]
         self._watched_entries = [(state, key, value) for state in self._watched_states if state
                                  for key, value in state.items()]
-        self._name = name
 
     def refresh(self, optimizer: "Optimizer", params: list, group: dict) -> bool:
         """Take this step's gradients; False if the plan no longer serves (other parameters, a
@@ -192,7 +193,7 @@ class _Plan:
                 return False
             # Complex or sharded: the checks read the tensors themselves (this process's shards),
             # not the real views made when the plan was: their storage is what counts now.
-            rows = [[_local(tensor) for tensor in optimizer._kernel_row(param, param.grad, optimizer.state[param], kernel)]
+            rows = [[_local(tensor) for tensor in optimizer._kernel_row(param, param.grad, optimizer.state.get(param, {}), kernel)]
                     for param in bucket.params]
             fixed = [tensor for row in rows for tensor in row[:1] + row[2:]]
             if not bucket.call.refresh([_real(row[1]) for row in rows], fixed):
@@ -213,18 +214,18 @@ class _Plan:
                 bucket.call.run(kernel.scalars, seed)
                 continue
             options = kernel.options + (("first_step",) if bucket.first_step else ())
-            run_through_copies(kernel.name, bucket.dtype, bucket.rows, kernel.scalars, options, seed)
+            _run_through_copies(kernel.name, bucket.dtype, bucket.rows, kernel.scalars, options, seed)
 
 
 _GRAD = operator.attrgetter("grad")
 
 
-def staged(kernel: str, dtype: torch.dtype, row: list, options) -> bool:
+def _fits_through_copies(kernel: str, dtype: torch.dtype, row: list, options) -> bool:
     """Whether ``kernel`` takes ``row`` once its tensors are contiguous (it cannot walk their layout)."""
     return kernels.cpu.unfit(kernel, dtype, [tensor.contiguous() for tensor in row], options) is None
 
 
-def run_through_copies(kernel: str, dtype: torch.dtype, rows: list, scalars, options, seed) -> None:
+def _run_through_copies(kernel: str, dtype: torch.dtype, rows: list, scalars, options, seed) -> None:
     """Run ``kernel`` on contiguous copies of each row's tensors, then write the copies back
     (a layout the kernel cannot walk: strided slices, a gradient laid out unlike its parameter)."""
     for row in rows:

@@ -111,6 +111,17 @@ def _verified(folder: Path) -> Path | None:
         return None
 
 
+def _alive(pid: str) -> bool:
+    """Whether the process ``pid`` (a build folder's suffix) still runs: its build is its own."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's, and alive
+        return True
+    return True
+
+
 def _compile(compiler: str, sources: list[bytes], folder: Path) -> None:
     """Build the library into the cache ``folder``: built and digested in a scratch folder
     beside it, then renamed into place whole, so no process ever sees half of one."""
@@ -120,7 +131,7 @@ def _compile(compiler: str, sources: list[bytes], folder: Path) -> None:
     try:
         cache.mkdir(parents=True, exist_ok=True)
         for stray in cache.glob(f".{folder.name}.*.partial"):  # left by a build that was killed
-            if not stray.name.endswith(f".{os.getpid()}.partial"):
+            if not _alive(stray.name.rsplit(".", 2)[-2]):
                 shutil.rmtree(stray, ignore_errors=True)
         partial = Path(tempfile.mkdtemp(dir=cache, prefix=f".{folder.name}.", suffix=f".{os.getpid()}.partial"))
     except OSError as error:

@@ -75,13 +75,17 @@ def test_a_damaged_cached_library_is_built_again_not_loaded(built, tmp_path, dam
     cache = tmp_path / "cache"
     library = _copy_of(built, cache)
     damage(library)
-    debris = cache / f".{library.parent.name}.abc.99999.partial"
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    debris = cache / f".{library.parent.name}.abc.{finished.pid}.partial"  # its builder is gone
     debris.mkdir()
     (debris / "kernels.so").write_bytes(b"half")
+    building = cache / f".{library.parent.name}.xyz.{os.getpid()}.partial"  # its builder still runs
+    building.mkdir()
     again = python(STEP.format(fused=True), ADAMLAB_CACHE=str(cache))
     assert again.returncode == 0, again.stderr
     assert "adamlab: compiling the fused CPU kernels" in again.stderr and again.stdout == "0.99899\n"
-    assert not debris.exists()
+    assert not debris.exists() and building.exists()
     after = python(STEP.format(fused=True), ADAMLAB_CACHE=str(cache))
     assert after.returncode == 0 and after.stderr == ""  # the new build verifies
 

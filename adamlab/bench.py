@@ -8,6 +8,7 @@ different runs do not compare.
 import functools
 import gc
 import importlib
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -56,6 +57,9 @@ PEERS = {
     "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),
 }
 
+#: Untimed rounds of turns before the timed ones: the first step lays out an optimizer's state.
+WARMUP = 3
+
 
 def gpt2_shapes(n_embd: int = 768, n_layer: int = 12, vocab: int = 50257, context: int = 1024) -> list[tuple]:
     """The parameter shapes of GPT-2 small (~124 M parameters in 148 tensors) or a scaled copy."""
@@ -67,11 +71,11 @@ def gpt2_shapes(n_embd: int = 768, n_layer: int = 12, vocab: int = 50257, contex
 
 
 def layouts(quick: bool = False) -> dict[str, list[tuple]]:
-    return {
-        "10-large": [(2_000_000,)] * 10,
-        "gpt2-small" if not quick else "gpt2-quarter": gpt2_shapes() if not quick else gpt2_shapes(n_embd=192),
-        "1000-small": [(2_000,)] * 1000,
-    }
+    """The layouts timed, by name; ``quick``'s are smaller, so that ``--quick`` takes about a minute."""
+    if quick:  # large tensors of half the size, GPT-2 at a quarter of its width
+        return {"10-large": [(1_000_000,)] * 10, "gpt2-quarter": gpt2_shapes(n_embd=192),
+                "1000-small": [(2_000,)] * 1000}
+    return {"10-large": [(2_000_000,)] * 10, "gpt2-small": gpt2_shapes(), "1000-small": [(2_000,)] * 1000}
 
 
 @dataclass
@@ -85,27 +89,44 @@ class Result:
     ratio_vs_floor: float | None = None
     device: str = "cpu"
     gb_per_s: float | None = None  # the step's bytes (BYTES_PER_PARAMETER) over its time
+    reference: str | None = None  # what ratio_vs_torch_fused divides by, as label() names it
 
 
-def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 3,
-                        synchronize: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Median milliseconds of each step, timed in turns: one step of each, ``repeats`` rounds.
+@dataclass(frozen=True)
+class Series:
+    """The floor and the contenders of one optimizer, timed in turns on one layout."""
+
+    layout: str
+    shapes: tuple[tuple[int, ...], ...]
+    optimizer: str
+    contenders: tuple[str, ...]  # implementation names, the floor not among them
+    settling: bool = False  # timed and thrown away (see plan)
+
+    @property
+    def params(self) -> int:
+        return sum(math.prod(shape) for shape in self.shapes)
+
+
+def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = WARMUP,
+                        synchronize: Callable[[], None] = lambda: None,
+                        on_round: Callable[[int, int], None] = lambda done, rounds: None) -> dict[str, float]:
+    """Median milliseconds of each step, timed in turns: one step of each, ``warmup`` rounds
+    untimed, then ``repeats`` timed; ``on_round(done, rounds)`` after each round.
 
     Taking turns spreads the machine's noisy moments over every contender alike, so their
     ratios hold even when the absolute times wander. ``synchronize`` waits for a GPU's queued
     work, so a step's time includes its kernels and not just their launch.
     """
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    synchronize()
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
+    rounds = warmup + repeats
+    for done in range(1, rounds + 1):
         for name, step in steps.items():
             started = time.perf_counter()
             step()
             synchronize()
-            times[name].append(time.perf_counter() - started)
+            if done > warmup:
+                times[name].append(time.perf_counter() - started)
+        on_round(done, rounds)
     return {name: statistics.median(values) * 1e3 for name, values in times.items()}
 
 
@@ -125,19 +146,109 @@ def implementations(optimizer: str) -> dict[str, Callable]:
             built["torch-fused"] = lambda params: theirs(params, fused=True, **settings)
     for peer, (module_name, classes) in PEERS.items():
         if optimizer in classes and importlib.util.find_spec(module_name.split(".")[0]) is not None:
-            peer_class = getattr(importlib.import_module(module_name), classes[optimizer])
-            built[peer] = lambda params, peer_class=peer_class: peer_class(params)
+            # Imported when built, not when listed: some peers take seconds to import.
+            built[peer] = lambda params, module_name=module_name, class_name=classes[optimizer]: \
+                getattr(importlib.import_module(module_name), class_name)(params)
     return built
 
 
-def reference(times: dict[str, float]) -> float | None:
-    """What "vs torch fused" divides by: torch's fused step where it has one, else torch's
-    fastest, else (an optimizer torch lacks) the fastest installed peer's; None if none ran."""
+def contenders(optimizer: str, quick: bool = False) -> list[str]:
+    """The implementations of ``optimizer`` to time: every installed one; or, ``quick``,
+    adamlab's fused step and what its ratio divides by (torch.optim's steps, or the peers'
+    where torch.optim lacks the optimizer), leaving out the slow rows: adamlab's simple path
+    and the other peers."""
+    names = list(implementations(optimizer))
+    if not quick:
+        return names
+    torch_has_it = any(name.startswith("torch-") for name in names)
+    return [name for name in names if name == "adamlab" or name.startswith("torch-")
+            or not (torch_has_it or name.startswith("adamlab"))]
+
+
+def label(optimizer: str, impl: str) -> str:
+    """An implementation as the tables name it: torch's rows for an optimizer torch.optim has
+    no class for say which class they run (8-bit AdamW's are torch's float32 AdamW)."""
+    if impl.startswith("torch-") and optimizer in TORCH_CLASSES:
+        return f"{impl} (float32 {TORCH_CLASSES[optimizer]})"
+    return impl
+
+
+def reference(times: dict[str, float]) -> str | None:
+    """The implementation "vs torch fused" divides by: torch's fused step where it has one, else
+    torch's fastest, else (an optimizer torch lacks) the fastest installed peer's; None if none ran."""
     if "torch-fused" in times:
-        return times["torch-fused"]
-    peers = [ms for impl, ms in times.items() if impl.startswith("torch")] or \
-            [ms for impl, ms in times.items() if not impl.startswith("adamlab")]
-    return min(peers, default=None)
+        return "torch-fused"
+    peers = [impl for impl in times if impl.startswith("torch")] or \
+            [impl for impl in times if not impl.startswith("adamlab")]
+    return min(peers, key=times.__getitem__, default=None)
+
+
+def plan(optimizers=tuple(OPTIMIZERS), quick: bool = False, only_layouts=None) -> list[Series]:
+    """The series a run times, in order: on every layout (or those in ``only_layouts``), one
+    for each optimizer, after a first one timed and thrown away."""
+    series = []
+    for layout, shapes in layouts(quick).items():
+        if only_layouts is not None and layout not in only_layouts:
+            continue
+        shapes = tuple(tuple(shape) for shape in shapes)
+        # The first series on a fresh layout runs slow for whichever optimizer comes first
+        # (its adamlab step ~15% slower on GPT-2 small, whichever optimizer that is): one
+        # series, timed and thrown away, absorbs it.
+        series.append(Series(layout, shapes, optimizers[0], tuple(contenders(optimizers[0], quick)), settling=True))
+        series += [Series(layout, shapes, optimizer, tuple(contenders(optimizer, quick))) for optimizer in optimizers]
+    return series
+
+
+#: What one step typically costs, for the time estimate only: floor steps over the same
+#: parameters, and microseconds of Python per tensor. Rough figures from CPU runs (the simple
+#: path allocates every intermediate; torch's unfused steps pass over memory once per
+#: operation); a peer not named here costs as "peer".
+TYPICAL_COST = {
+    "floor": (1, 2), "adamlab": (2, 4), "torch-fused": (1.5, 6), "torch-single": (5, 20),
+    "torch-foreach": (5, 15), "adamlab-simple": (25, 40), "peer": (8, 20),
+}
+#: Beyond the steps, for the estimate: each contender's copy of the parameters and its state,
+#: and a layout's random parameters and gradients, in floor steps; in seconds, a series'
+#: Python, a peer's first import, and off the CPU torch.compile building adamlab's step for a
+#: series (a guess).
+SETUP_FLOORS, LAYOUT_FLOORS, SERIES_S, IMPORT_S, COMPILE_S = 2, 30, 0.1, 1, 20
+
+
+def estimate_seconds(series_list: list[Series], repeats: int, seconds_per_byte: float,
+                     device: str = "cpu") -> list[float]:
+    """Roughly how long each series of a plan takes to time, from the bytes of its steps at
+    ``seconds_per_byte`` (as :func:`calibrate` measures it) and :data:`TYPICAL_COST`."""
+    estimates, imported = [], set()
+    for series in series_list:
+        floor = BYTES_PER_PARAMETER["floor"] * series.params * seconds_per_byte
+        step = 0.0
+        for impl in ("floor", *series.contenders):
+            floors, microseconds_per_tensor = TYPICAL_COST.get(impl, TYPICAL_COST["peer"])
+            step += floors * floor + microseconds_per_tensor * 1e-6 * len(series.shapes)
+        setup = SERIES_S + SETUP_FLOORS * (len(series.contenders) + 1) * floor
+        if series.settling:  # the first series on its layout, which draws the parameters
+            setup += LAYOUT_FLOORS * floor
+        peers = set(series.contenders) & set(PEERS) - imported
+        imported |= peers
+        setup += IMPORT_S * len(peers)
+        if torch.device(device).type != "cpu" and "adamlab" in series.contenders:
+            setup += COMPILE_S
+        estimates.append(setup + (WARMUP + repeats) * step)
+    return estimates
+
+
+def calibrate(device: str = "cpu", elements: int = 1 << 23) -> float:
+    """Seconds a byte of a floor step takes here now: on the CPU the floor's own stream, timed
+    a few times; elsewhere an eager in-place add (the floor's stream would first compile)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        step, moved = floor_step([torch.zeros(elements)]), BYTES_PER_PARAMETER["floor"] * elements
+    else:
+        total, addend = torch.zeros(elements, device=device), torch.ones(elements, device=device)
+        step, moved = (lambda: total.add_(addend)), 3 * 4 * elements  # reads two arrays, writes one
+    milliseconds = interleaved_medians({"calibration": step}, repeats=5, warmup=1,
+                                       synchronize=_synchronizer(device))["calibration"]
+    return milliseconds * 1e-3 / moved
 
 
 def stream(rows: list[list[torch.Tensor]]) -> None:
@@ -176,58 +287,79 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
     return getattr(torch, device.type).synchronize
 
 
-def _series(optimizer: str, params: list[torch.nn.Parameter], repeats: int,
-            synchronize: Callable[[], None]) -> dict[str, float]:
-    """Median milliseconds of the floor and of every implementation of ``optimizer``, in turns."""
+def _time_series(series: Series, params: list[torch.nn.Parameter], repeats: int,
+                 synchronize: Callable[[], None], on_round: Callable[[int, int], None]) -> dict[str, float]:
+    """Median milliseconds of the floor and of every contender of ``series``, in turns."""
     # Each implementation steps its own copy of the parameters, so none starts from
     # another's result; all copies share the gradients.
     steps = {"floor": floor_step([param.detach() for param in params])}
-    for impl, build in implementations(optimizer).items():
+    built = implementations(series.optimizer)
+    for impl in series.contenders:
         copies = [torch.nn.Parameter(param.detach().clone()) for param in params]
         for copy, param in zip(copies, params):
             copy.grad = param.grad
-        steps[impl] = build(copies).step
-    times = interleaved_medians(steps, repeats, synchronize=synchronize)
+        steps[impl] = built[impl](copies).step
+    times = interleaved_medians(steps, repeats, synchronize=synchronize, on_round=on_round)
     del steps
     gc.collect()
     return times
 
 
-def run(optimizers=tuple(OPTIMIZERS), quick: bool = False, repeats: int = 10,
-        on_progress: Callable[[str], None] = lambda message: None, device: str = "cpu",
-        only_layouts=None) -> list[Result]:
-    """Time every installed implementation of every optimizer on every layout (or those named
-    in ``only_layouts``), with the floor."""
-    results = []
+def run(series_list: list[Series], repeats: int = 10, device: str = "cpu",
+        on_series: Callable[[Series], None] = lambda series: None,
+        on_round: Callable[[int, int], None] = lambda done, rounds: None,
+        on_rows: Callable[[Series, list[Result]], None] = lambda series, rows: None) -> list[Result]:
+    """Time every series of a :func:`plan`, in order; return the rows, each also handed to
+    ``on_rows`` as soon as its series is done. ``on_series`` is told of each series as it
+    starts (the thrown-away ones included) and ``on_round`` of each round of turns."""
     device = torch.device(device)
+    # Objects alive now are not the run's garbage: set aside, so that collecting what each
+    # series leaves (once a series, to free its memory) takes microseconds, not ~0.2 s.
+    gc.freeze()
+    try:
+        return _run(series_list, repeats, device, on_series, on_round, on_rows)
+    finally:
+        gc.unfreeze()
+
+
+def _run(series_list, repeats, device, on_series, on_round, on_rows) -> list[Result]:
+    results = []
     synchronize = _synchronizer(device)
     generator = torch.Generator().manual_seed(0)
-    for layout, shapes in layouts(quick).items():
-        if only_layouts is not None and layout not in only_layouts:
-            continue
-        params = [torch.nn.Parameter(torch.randn(shape, generator=generator).to(device)) for shape in shapes]
-        for param in params:
-            param.grad = (torch.randn(param.shape, generator=generator) * 1e-2).to(device)
-        count = sum(param.numel() for param in params)
-
-        def measured(name, impl, ms, *ratios):
-            gb_per_s = BYTES_PER_PARAMETER[name] * count / (ms * 1e-3) / 1e9
-            return Result(name, impl, layout, count, ms, *ratios, device=str(device), gb_per_s=gb_per_s)
-
-        on_progress(f"{layout}: settling")
-        # The first series on a fresh layout runs slow for whichever optimizer comes first
-        # (its adamlab step ~15% slower on GPT-2 small, whichever optimizer that is): one
-        # series, timed and thrown away, absorbs it.
-        _series(optimizers[0], params, repeats, synchronize)
-        for optimizer in optimizers:
-            on_progress(f"{layout}: {optimizer}")
-            times = _series(optimizer, params, repeats, synchronize)
-            floor = times.pop("floor")
-            if optimizer == optimizers[0]:
-                results.append(measured("floor", "stream", floor, None, 1.0))
-            baseline = reference(times)
-            for impl, ms in times.items():
-                results.append(measured(optimizer, impl, ms, None if baseline is None else ms / baseline, ms / floor))
-        del params
-        gc.collect()
+    params, layout = [], None
+    for series in series_list:
+        on_series(series)
+        if series.layout != layout:
+            del params
+            gc.collect()
+            params = [torch.nn.Parameter(torch.randn(shape, generator=generator).to(device)) for shape in series.shapes]
+            for param in params:
+                param.grad = (torch.randn(param.shape, generator=generator) * 1e-2).to(device)
+            layout, floor_reported = series.layout, False
+        times = _time_series(series, params, repeats, synchronize, on_round)
+        if not series.settling:
+            rows = _rows(series, times, device, with_floor=not floor_reported)
+            floor_reported = True
+            results += rows
+            on_rows(series, rows)
+    del params
+    gc.collect()
     return results
+
+
+def _rows(series: Series, times: dict[str, float], device: torch.device, with_floor: bool) -> list[Result]:
+    """A timed series as rows: the floor's (``with_floor``), then each contender's, with ratios."""
+    times = dict(times)
+    floor = times.pop("floor")
+    baseline = reference(times)
+    named = None if baseline is None else label(series.optimizer, baseline)
+
+    def row(optimizer: str, impl: str, ms: float, vs_reference: float | None, divided_by: str | None) -> Result:
+        gb_per_s = BYTES_PER_PARAMETER[optimizer] * series.params / (ms * 1e-3) / 1e9
+        return Result(optimizer, impl, series.layout, series.params, ms, vs_reference, ms / floor, str(device),
+                      gb_per_s, divided_by)
+
+    rows = [row("floor", "stream", floor, None, None)] if with_floor else []
+    for impl, ms in times.items():
+        rows.append(row(series.optimizer, impl, ms, None if baseline is None else ms / times[baseline], named))
+    return rows

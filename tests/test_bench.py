@@ -1,6 +1,7 @@
 """``adamlab bench``: what it measures and how it reports, on layouts small enough for a test."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ def test_every_implementation_is_timed_and_reported_as_ratios(tiny_layouts, caps
     assert main(["bench", "--optimizers", "adamw,rmsprop", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     keys = {"optimizer", "impl", "layout", "params", "ms_per_step", "ratio_vs_torch_fused", "ratio_vs_floor",
-            "device", "gb_per_s"}
+            "device", "gb_per_s", "reference"}
     assert all(set(result) == keys for result in results)
     assert all(result["device"] == "cpu" for result in results)
     seen = {(r["layout"], r["optimizer"], r["impl"]) for r in results}
@@ -29,9 +30,11 @@ def test_every_implementation_is_timed_and_reported_as_ratios(tiny_layouts, caps
         assert (layout, "rmsprop", "torch-fused") not in seen  # torch has no fused RMSprop
     by_key = {(r["layout"], r["optimizer"], r["impl"]): r for r in results}
     assert by_key[("few", "adamw", "torch-fused")]["ratio_vs_torch_fused"] == 1.0
+    assert by_key[("few", "adamw", "adamlab")]["reference"] == "torch-fused"
     fastest_torch = min(by_key[("few", "rmsprop", impl)]["ms_per_step"] for impl in ("torch-single", "torch-foreach"))
     rmsprop = by_key[("few", "rmsprop", "adamlab")]
     assert rmsprop["ratio_vs_torch_fused"] == pytest.approx(rmsprop["ms_per_step"] / fastest_torch)
+    assert rmsprop["reference"] in ("torch-single", "torch-foreach")
     floor = by_key[("many", "floor", "stream")]["ms_per_step"]
     adamw = by_key[("many", "adamw", "adamlab")]
     assert adamw["params"] == 800 and adamw["ratio_vs_floor"] == pytest.approx(adamw["ms_per_step"] / floor)
@@ -46,13 +49,14 @@ def test_an_optimizer_torch_lacks_is_measured_against_its_peer(tiny_layouts, cap
     assert results["lion-pytorch"]["ratio_vs_torch_fused"] == 1.0
     assert results["adamlab"]["ratio_vs_torch_fused"] == pytest.approx(
         results["adamlab"]["ms_per_step"] / results["lion-pytorch"]["ms_per_step"])
+    assert results["adamlab"]["reference"] == "lion-pytorch"
     assert bench.reference({"adamlab": 1.0}) is None
 
 
 def test_the_table(tiny_layouts, capsys):
     assert main(["bench", "--optimizers", "sgd-momentum"]) == 0
     out = capsys.readouterr().out
-    assert "vs torch fused" in out and "vs floor" in out and "GB/s" in out and "sgd-momentum" in out
+    assert "vs torch" in out and "vs floor" in out and "GB/s" in out and "sgd-momentum" in out
     assert "few: 900 float32 parameters on cpu" in out
 
 
@@ -72,9 +76,74 @@ def test_layouts_can_be_chosen(tiny_layouts, capsys):
 def test_layouts_match_what_the_issue_names():
     full, quick = bench.layouts(), bench.layouts(quick=True)
     assert [len(shapes) for shapes in full.values()] == [10, 148, 1000]
-    counts = [sum(int(__import__("math").prod(shape)) for shape in shapes) for shapes in full.values()]
+    counts = [sum(math.prod(shape) for shape in shapes) for shapes in full.values()]
     assert counts[0] == 20_000_000 and 123e6 < counts[1] < 125e6 and counts[2] == 2_000_000
-    assert sum(int(__import__("math").prod(s)) for s in quick["gpt2-quarter"]) < counts[1] / 4
+    assert list(quick) == ["10-large", "gpt2-quarter", "1000-small"]
+    assert sum(math.prod(shape) for shape in quick["gpt2-quarter"]) < counts[1] / 4
+
+
+def test_quick_plans_a_bounded_amount_of_work():
+    """--quick times every optimizer on three layouts, each contender 10 times in turns, yet
+    moves a bounded number of elements: adamlab's simple path and the peers torch's ratios do
+    not need are left out. (Sizes are checked, not seconds: tests do not time.)"""
+    quick, full = bench.plan(quick=True), bench.plan()
+    assert {series.optimizer for series in quick} == set(bench.OPTIMIZERS)
+    for series in quick:
+        assert "adamlab" in series.contenders and "adamlab-simple" not in series.contenders
+        assert bench.reference(dict.fromkeys(series.contenders, 1.0)) is not None  # its ratio has a divisor
+        assert not {"bitsandbytes", "heavyball"} & set(series.contenders)
+
+    def work(series_list):  # elements a run passes over: every step of every contender and the floor
+        return sum(series.params * (len(series.contenders) + 1) for series in series_list) * (bench.WARMUP + 10)
+
+    assert work(quick) < 2e10 and work(quick) < work(full) / 7
+    # At the floor's 48 GB/s of benchmarks/ (two quiet cores), the estimate is about a minute.
+    assert sum(bench.estimate_seconds(quick, 10, 1 / 48e9)) < 60
+
+
+def test_the_estimate_grows_with_the_work():
+    few = bench.Series("few", ((1000,),) * 10, "adamw", ("adamlab", "torch-fused"))
+    more = bench.Series("few", ((1000,),) * 10, "adamw", ("adamlab", "torch-fused", "adamlab-simple"))
+    bigger = bench.Series("few", ((100_000,),) * 10, "adamw", ("adamlab", "torch-fused"))
+    one, two, three = (bench.estimate_seconds([series], 10, 1e-10)[0] for series in (few, more, bigger))
+    assert 0 < one < two and one < three
+    assert bench.estimate_seconds([few], 20, 1e-10)[0] > one
+    assert bench.estimate_seconds([few, few], 10, 1e-10) == [one, one]
+    assert 0 < bench.calibrate(elements=1000) < 1e-6
+
+
+def test_rows_are_handed_on_as_each_series_ends(monkeypatch):
+    """The run reports each series' rows before it starts the next: nothing waits for the end."""
+    events = []
+    monkeypatch.setattr(bench, "_time_series", lambda series, params, repeats, synchronize, on_round: (
+        events.append(("timed", series.optimizer, series.settling)) or {
+            "floor": 1.0, **{impl: 2.0 for impl in series.contenders}}))
+    series_list = [
+        bench.Series("few", ((4,),), "adam", ("adamlab", "torch-fused"), settling=True),
+        bench.Series("few", ((4,),), "adam", ("adamlab", "torch-fused")),
+        bench.Series("few", ((4,),), "lion", ("adamlab", "lion-pytorch")),
+        bench.Series("many", ((2,),) * 3, "adam", ("adamlab",), settling=True),
+        bench.Series("many", ((2,),) * 3, "adam", ("adamlab",)),
+    ]
+    results = bench.run(series_list, on_series=lambda series: events.append(("started", series.optimizer)),
+                        on_rows=lambda series, rows: events.append(("rows", [(r.optimizer, r.impl) for r in rows])))
+    assert events == [
+        ("started", "adam"), ("timed", "adam", True),
+        ("started", "adam"), ("timed", "adam", False),
+        ("rows", [("floor", "stream"), ("adam", "adamlab"), ("adam", "torch-fused")]),
+        ("started", "lion"), ("timed", "lion", False), ("rows", [("lion", "adamlab"), ("lion", "lion-pytorch")]),
+        ("started", "adam"), ("timed", "adam", True),
+        ("started", "adam"), ("timed", "adam", False), ("rows", [("floor", "stream"), ("adam", "adamlab")]),
+    ]
+    assert len(results) == 7 and results[1].ratio_vs_torch_fused == 1.0 and results[1].ratio_vs_floor == 2.0
+    assert results[-1].reference is None and results[-1].params == 6
+
+
+def test_every_round_of_turns_is_reported():
+    rounds = []
+    medians = bench.interleaved_medians({"a": lambda: None, "b": lambda: None}, repeats=10,
+                                        on_round=lambda done, total: rounds.append((done, total)))
+    assert set(medians) == {"a", "b"} and rounds == [(done, bench.WARMUP + 10) for done in range(1, 14)]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -140,3 +140,19 @@ def test_without_a_compiler_it_warns_once_and_takes_the_simple_path(calls, monke
     model = make_mlp()
     with pytest.raises(RuntimeError, match=r"Adam\(fused=True\): torch.compile failed"):
         train_with_schedule(model, adamlab.Adam(model.parameters(), fused=True), 1, torch.float32)
+
+
+def test_a_parameter_resized_between_steps_is_refused_before_the_compiled_step(calls):
+    # As on the CPU kernel's path (tests/optim/test_safety.py): checked before anything changes.
+    params = [torch.nn.Parameter(torch.randn(64)), torch.nn.Parameter(torch.randn(5, 3))]
+    optimizer = adamlab.AdamW(params, lr=0.01)
+    for param in params:
+        param.grad = torch.randn(param.shape)
+    optimizer.step()
+    before = [param.detach().clone() for param in params], {key: value.clone() for key, value in
+                                                             optimizer.state[params[0]].items()}
+    params[1].data, params[1].grad = torch.randn(7), torch.randn(7)
+    with pytest.raises(RuntimeError, match=r"state 'exp_avg' of parameter 1 of group 0 has shape \(5, 3\)"):
+        optimizer.step()
+    assert torch.equal(params[0], before[0][0]) and len(calls) == 1
+    assert all(torch.equal(optimizer.state[params[0]][key], value) for key, value in before[1].items())

@@ -1,9 +1,21 @@
 """``adamlab explore``: a local web page to race the optimizers with sliders."""
 
+import argparse
 import sys
 import webbrowser
 
 from ..lab import explore as lab
+
+
+def _port(text: str) -> int:
+    """An argparse type for --port: a whole number from 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 65535, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535 (0: any free port), got {port}")
+    return port
 
 
 def add_parser(commands) -> None:
@@ -15,7 +27,7 @@ def add_parser(commands) -> None:
                     "is computed by adamlab; the page only draws. Serves until Ctrl-C.")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
+    parser.add_argument("--port", type=_port, default=8765, help="port to listen on (default 8765; 0: any free port)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
     parser.set_defaults(run=run)
 

@@ -8,6 +8,10 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+#: The exit status of a command whose run diverged, its numbers no longer finite (bad input: 2;
+#: Ctrl-C: 130). What was computed is still printed.
+DIVERGED = 3
+
 
 def print_table(table: Table) -> None:
     """Print a rich table whole: wider than the terminal rather than with truncated numbers."""

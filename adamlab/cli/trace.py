@@ -1,11 +1,12 @@
 """``adamlab trace``: one scalar parameter through an optimizer, step by step."""
 
 import json
+import sys
 
 from rich.table import Table
 
 from ..lab import trace as lab
-from .output import numbers, print_table
+from .output import DIVERGED, numbers, print_table
 
 # Column order for the table; a quantity an optimizer lacks gets no column.
 _COLUMNS = (("step", "t"), ("grad", "grad"), ("g", "g"), ("m", "m"), ("v", "v"),
@@ -21,7 +22,10 @@ def add_parser(commands) -> None:
         description="Show every internal quantity of an optimizer, step by step, on one scalar "
                     "parameter. The defaults reproduce the classic worked example of Adam.",
         epilog="optimizers: " + "; ".join(f"{name}: {traceable.summary}"
-                                          for name, traceable in lab.OPTIMIZERS.items()))
+                                          for name, traceable in lab.OPTIMIZERS.items())
+               + f". Exit status: 0; 2 for bad input; {DIVERGED} when a quantity overflowed float64 (the trace "
+                 f"is printed, with null in JSON for numbers that are not finite, and a line on stderr says "
+                 f"at which step).")
     parser.add_argument("--optimizer", choices=lab.OPTIMIZERS, default="adam")
     parser.add_argument("--grads", type=numbers("0.5,0.3"), default=lab.WORKED_EXAMPLE_GRADS,
                         help="the gradient at each step (default 0.5,0.3,0.8,0.6)")
@@ -60,8 +64,21 @@ def run(args) -> int:
                  beta2=args.beta2, eps=args.eps)
     rows = lab.trace(args.optimizer, args.grads, args.theta, **knobs)
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
+        print(json.dumps(lab.finite(rows), indent=2))  # a non-finite number is null: JSON has no inf
+    else:
+        print_rows(args, rows, knobs)
+    diverged = lab.diverged_at(rows)
+    if diverged:
+        step, name, value = diverged
+        why = "not a number" if value != value else "beyond float64's range"
+        print(f"adamlab trace: diverged at step {step}: {dict(_COLUMNS).get(name, name)} is {value} ({why})",
+              file=sys.stderr)
+        return DIVERGED
+    return 0
+
+
+def print_rows(args, rows: list[dict], knobs: dict) -> None:
+    """The trace as a table, a column per quantity the optimizer has."""
     arguments = lab.hyperparameters(args.optimizer, **knobs)
     shown = ", ".join(f"{name} = {value:g}" for name, value in arguments.items()
                       if value is not None
@@ -76,4 +93,3 @@ def run(args) -> int:
     for row in rows:
         table.add_row(*(str(row[key]) if key == "step" else _format(row.get(key)) for key, _ in columns))
     print_table(table)
-    return 0

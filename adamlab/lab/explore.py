@@ -12,11 +12,11 @@ Listening on loopback (the default), it answers only requests addressed to a loo
 ``GET /``
     The page. ``GET /static/<file>``: its script, style sheet and the vendored Chart.js.
 ``GET /api/problems``
-    ``{"problems": [...], "optimizers": [...], "knobs": [...], "max_steps": 5000}``; each problem
-    has its name, title-like summary, dimensions, default steps, start, bounds (2-D: x_low,
-    x_high, y_low, y_high, else null), knob_defaults, its default field of optimizers and
-    ``lrs``: every optimizer's learning rate on it when none is given, and ``options``: its own
-    settings, ``[{"name", "about", "value"}, ...]``.
+    ``{"problems": [...], "optimizers": [...], "knobs": [...], "max_steps": 5000, "max_work":
+    100000}``; each problem has its name, title-like summary, dimensions, default steps, start,
+    bounds (2-D: x_low, x_high, y_low, y_high, else null), knob_defaults, its default field of
+    optimizers and ``lrs``: every optimizer's learning rate on it when none is given, and
+    ``options``: its own settings, ``[{"name", "about", "value", "low", "high"}, ...]``.
 ``GET /api/race?problem=P``
     ``race.run(P, ...).to_json()`` plus ``dimensions``, ``contours`` (2-D problems with bounds: the
     loss's level lines, ``[{"level": L, "lines": [[[x, y], ...], ...]}, ...]``) and ``internals``
@@ -26,11 +26,28 @@ Listening on loopback (the default), it answers only requests addressed to a loo
     the problem's); ``lr`` (every chosen optimizer's learning rate) and ``lr_<optimizer>`` (one
     optimizer's, over ``lr``), each left out meaning the problem's default; ``beta1``, ``beta2``,
     ``eps``, ``weight_decay`` (left out or empty: each optimizer's or the problem's default); the
-    problem's own options by name (moments: ``mean``, ``spread``).
+    problem's own options by name, within their ranges (moments: ``mean``, ``spread``).
 
 A bad request (a missing or unknown problem, an unknown optimizer or parameter, a value that is
-not a number or out of range) is a 400 with ``{"error": message}``; an unknown path a 404.
+not a number or out of range, a malformed Host header, a race of more work than ``max_work``) is
+a 400 with ``{"error": message}``; an unknown path a 404; a method other than GET a 405.
 Numbers that are not finite (a diverged run, a problem with no loss) are sent as null.
+
+Bounds on the work. Races are computed by a pool of ``workers`` threads (2); at most ``queue`` (4)
+more wait for one, and a race beyond those is answered at once with a 503 and ``Retry-After: 1``.
+A race's work (runs x steps x the problem's work per step, :attr:`race.Plan.work`) is at most
+:data:`MAX_WORK`. The last ``cache`` (32) answers are kept, by the race's arguments with every
+default filled in, and sent again without computing. A connection that sends nothing for a
+minute is closed.
+
+Cancellation. While a race waits or runs, its request's thread watches the connection; once the
+client has closed it (the page moved on, a script gave up) a waiting race is dropped before it
+starts and a running one stops at its next optimizer step (moments: at its next optimizer), and
+nothing is sent. Not cancelled: the few milliseconds of contours and traces after the last step,
+and an answer already being written. A client that only half-closes its connection (shuts down
+its sending side) while it still waits looks the same and is taken as gone; browsers and HTTP
+libraries do not do that. ``ExplorerServer.counts`` counts the races
+started, computed and cancelled, the answers sent from the cache and the requests refused as busy.
 """
 
 import errno
@@ -39,10 +56,13 @@ import ipaddress
 import json
 import math
 import re
+import select
 import socket
 import sys
 import threading
 import traceback
+from collections import Counter, OrderedDict
+from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
@@ -54,6 +74,13 @@ import torch
 from . import race, trace
 
 MAX_STEPS = 5000
+#: The most work one request may ask for (see race.Plan.work): every problem's default race and
+#: all eight optimizers for 2000 steps of flip fit; all eight for 5000 steps of flip do not.
+MAX_WORK = 100_000
+#: Races computed at once, races waiting beyond those (then 503), answers kept for repeats.
+WORKERS, QUEUE, CACHE = 2, 4, 32
+#: How often a request's thread looks at its connection while its race waits or runs (seconds).
+POLL_S = 0.05
 #: The page's files; only these suffixes are served, with these types.
 STATIC = resources.files(__package__) / "static"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -72,6 +99,15 @@ def bad_request(message: str) -> HTTPError:
     return HTTPError(400, message)
 
 
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, shortened when long: an error need not echo 5,000 digits.
+
+    >>> quoted("1" * 100)
+    "'11111111111111111111...' (100 characters)"
+    """
+    return repr(text) if len(text) <= limit else f"{text[:limit // 2] + '...'!r} ({len(text)} characters)"
+
+
 # --- the API's answers -------------------------------------------------------------------------
 
 def default_lrs(problem: str) -> dict[str, float]:
@@ -86,12 +122,14 @@ def problems() -> dict:
                       "steps": course.steps, "start": course.start, "bounds": course.bounds,
                       "knob_defaults": course.knob_defaults, "optimizers": list(course.lrs),
                       "lrs": default_lrs(name),
-                      "options": [{"name": option, "about": about, "value": getattr(course, option)}
-                                  for option, about in course.options.items()]}
+                      "options": [{"name": name, "about": option.about, "value": getattr(course, name),
+                                   "low": option.low, "high": option.high}
+                                  for name, option in course.options.items()]}
                      for name, course in race.PROBLEMS.items()],
         "optimizers": [{"name": name, "summary": racer.summary} for name, racer in race.OPTIMIZERS.items()],
         "knobs": list(race.KNOBS),
         "max_steps": MAX_STEPS,
+        "max_work": MAX_WORK,
     }
 
 
@@ -109,15 +147,15 @@ def _number(name: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise bad_request(f"{name} must be a number, got {text!r}") from None
+        raise bad_request(f"{name} must be a number, got {quoted(text)}") from None
     if not math.isfinite(value):
-        raise bad_request(f"{name} must be a finite number, got {text!r}")
+        raise bad_request(f"{name} must be a finite number, got {quoted(text)}")
     return value
 
 
 def race_arguments(query: dict[str, list[str]]) -> dict:
-    """``race.run``'s keyword arguments from ``/api/race``'s query, checked as far as the query
-    alone can be (``race.run`` checks the rest and the optimizers check their ranges)."""
+    """``race.plan``'s keyword arguments from ``/api/race``'s query, checked as far as the query
+    alone can be (``race.plan`` checks the rest and the optimizers check their ranges)."""
     lr_names = {f"lr_{name}" for name in race.OPTIMIZERS}
     option_names = {option for course in race.PROBLEMS.values() for option in course.options}
     known = {"problem", "optimizers", "steps", "lr", *race.KNOBS, *lr_names, *option_names}
@@ -125,24 +163,25 @@ def race_arguments(query: dict[str, list[str]]) -> dict:
         if name not in known:
             # an lr_ of an unknown optimizer deserves the optimizer's name, not the parameter's
             if name.startswith("lr_"):
-                raise bad_request(f"unknown optimizer {name[3:]!r} in {name}; choose from "
+                raise bad_request(f"unknown optimizer {quoted(name[3:])} in {quoted(name)}; choose from "
                                   f"{', '.join(race.OPTIMIZERS)}")
-            raise bad_request(f"unknown parameter {name!r}; choose from problem, optimizers, steps, lr, "
+            raise bad_request(f"unknown parameter {quoted(name)}; choose from problem, optimizers, steps, lr, "
                               f"lr_<optimizer>, {', '.join(race.KNOBS)} or a problem's option "
                               f"({', '.join(sorted(option_names))})")
     problem = _one(query, "problem")
     if problem is None:
         raise bad_request(f"problem is required; choose from {', '.join(race.PROBLEMS)}")
     if problem not in race.PROBLEMS:
-        raise bad_request(f"unknown problem {problem!r}; choose from {', '.join(race.PROBLEMS)}")
+        raise bad_request(f"unknown problem {quoted(problem)}; choose from {', '.join(race.PROBLEMS)}")
     optimizers = _one(query, "optimizers")
     optimizers = [name.strip() for name in optimizers.split(",") if name.strip()] if optimizers else None
     arguments = {"problem": problem, "optimizers": optimizers}
 
     steps = _one(query, "steps")
     if steps is not None:
-        if not re.fullmatch("[0-9]+", steps) or not 1 <= int(steps) <= MAX_STEPS:
-            raise bad_request(f"steps must be a whole number from 1 to {MAX_STEPS}, got {steps!r}")
+        # a few digits at most: int() refuses thousands of them with an error of its own
+        if not re.fullmatch("0*[0-9]{1,9}", steps) or not 1 <= int(steps) <= MAX_STEPS:
+            raise bad_request(f"steps must be a whole number from 1 to {MAX_STEPS}, got {quoted(steps)}")
         arguments["steps"] = int(steps)
 
     lrs = {}
@@ -213,14 +252,25 @@ def internals(result: race.Race) -> list[dict | None]:
     return out
 
 
-def race_json(query: dict[str, list[str]]) -> dict:
-    """The answer to ``/api/race``."""
+def race_plan(query: dict[str, list[str]]) -> race.Plan:
+    """The race ``/api/race``'s query asks for, checked, and within :data:`MAX_WORK`."""
     arguments = race_arguments(query)
     try:
-        result = race.run(arguments.pop("problem"), arguments.pop("optimizers"), arguments.pop("lrs"),
-                          arguments.pop("steps", None), options=arguments.pop("options"), **arguments)
-    except ValueError as error:  # race.run's and the optimizers' own messages name the bad value
+        plan = race.plan(arguments.pop("problem"), arguments.pop("optimizers"), arguments.pop("lrs"),
+                         arguments.pop("steps", None), options=arguments.pop("options"), **arguments)
+    except (ValueError, TypeError) as error:  # race.plan's and the optimizers' messages name the value
         raise bad_request(str(error)) from None
+    if plan.work > MAX_WORK:
+        raise bad_request(
+            f"this race is {plan.work:,.0f} steps of work ({plan.course.runs(plan.optimizers)} runs x "
+            f"{plan.steps} steps x {plan.course.work_per_step:g} a step on {plan.course.name}); the explorer "
+            f"computes at most {MAX_WORK:,} a request: choose fewer steps or optimizers")
+    return plan
+
+
+def race_answer(plan: race.Plan, cancel: threading.Event | None = None) -> dict:
+    """The answer to ``/api/race`` for ``plan``; race.Cancelled once ``cancel`` is set."""
+    result = plan.run(cancel)
     course = race.PROBLEMS[result.problem]
     answer = {**result.to_json(), "dimensions": course.dimensions, "contours": None, "internals": None}
     if course.dimensions == 2 and course.bounds is not None:
@@ -230,81 +280,99 @@ def race_json(query: dict[str, list[str]]) -> dict:
     return answer
 
 
-def finite(value):
-    """``value`` with every NaN and infinity replaced by None: JSON has no such numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(item) for item in value]
-    return value
-
-
 # --- the server --------------------------------------------------------------------------------
 
-def answer(path: str) -> tuple[int, str, bytes]:
-    """The status, content type and body for a GET of ``path``; HTTPError for a 400 or 404."""
-    url = urlsplit(path)
-    if url.path == "/":
-        return 200, *static_file("explore.html")
-    if url.path.startswith("/static/"):
-        return 200, *static_file(url.path.removeprefix("/static/"))
-    if url.path == "/api/problems":
-        return 200, *as_json(problems())
-    if url.path == "/api/race":
-        return 200, *as_json(race_json(parse_qs(url.query, keep_blank_values=True)))
-    raise HTTPError(404, f"no such page {url.path!r}; the API is /api/problems and /api/race")
-
-
 def static_file(name: str) -> tuple[str, bytes]:
-    """The content type and bytes of the page's file ``name``: only plain names of files in the
+    """The content type and bytes of the page's file ``name``: only the names of files in the
     static folder (no "..", no sub-folders) with a suffix the page uses."""
     suffix = name[name.rfind("."):] if "." in name else ""
-    entry = STATIC / name
-    if "/" in name or "\\" in name or name.startswith(".") or suffix not in _TYPES or not entry.is_file():
-        raise HTTPError(404, f"no such file {name!r}")
-    return _TYPES[suffix], entry.read_bytes()
+    # looked up among the folder's names, so that no name a request makes up reaches the file system
+    if suffix not in _TYPES or name not in {entry.name for entry in STATIC.iterdir() if entry.is_file()}:
+        raise HTTPError(404, f"no such file {quoted(name)}")
+    return _TYPES[suffix], (STATIC / name).read_bytes()
 
 
 def as_json(payload) -> tuple[str, bytes]:
-    return "application/json", json.dumps(finite(payload), allow_nan=False).encode()
+    return "application/json", json.dumps(trace.finite(payload), allow_nan=False).encode()
+
+
+def client_gone(connection: socket.socket) -> bool:
+    """Whether the client has closed ``connection``: it reads as ready, with nothing to read."""
+    try:
+        ready, _, _ = select.select([connection], [], [], 0)
+        return bool(ready) and connection.recv(1, socket.MSG_PEEK) == b""
+    except ValueError:  # a descriptor select cannot watch: assume the client still waits
+        return False
+    except OSError:  # reset by the client, or closed
+        return True
 
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "adamlab-explore"
+    timeout = 60  # a client that sends nothing for a minute does not hold its thread for ever
 
     def log_message(self, format, *args):
         """Quiet: a line per request would bury the URL the command printed."""
 
     def do_GET(self):
         try:
-            self.server.check_host(self.headers.get("Host"))
-            status, content_type, body = answer(self.path)
+            self.server.check_host(self.headers.get_all("Host"))
+            reply = self.server.answer(self.path, lambda: client_gone(self.connection))
+            if reply is None:  # the client has gone: nobody to answer
+                self.close_connection = True
+                return
+            status, content_type, body = reply
         except HTTPError as error:
             status, content_type, body = error.status, *as_json({"error": str(error)})
         except Exception as error:  # a bug: say so to the page and leave the traceback on the console
             traceback.print_exc(file=sys.stderr)
             status, content_type, body = 500, *as_json({"error": f"internal error: {error!r}"})
+        self.reply(status, content_type, body)
+
+    def refuse_method(self):
+        self.reply(405, *as_json({"error": f"the explorer answers GET only, not {quoted(self.command)}"}),
+                   Allow="GET")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = refuse_method
+
+    def reply(self, status: int, content_type: str, body: bytes, **headers) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")  # the page and its numbers are always fresh
+            if status == 503:
+                self.send_header("Retry-After", "1")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
-        except ConnectionError:  # the page moved on to newer settings and dropped this request
-            pass
+        except (ConnectionError, TimeoutError):  # the page moved on to newer settings and dropped this request
+            self.close_connection = True
 
 
 class ExplorerServer(ThreadingHTTPServer):
     """The explorer's HTTP server, bound to ``host``:``port`` (port 0: any free port).
 
-    A port in use or a host it cannot listen on is a ValueError saying so."""
+    Races run on a pool of ``workers`` threads with ``queue`` more waiting at most, and the last
+    ``cache`` answers are kept (see the module). A port outside 0 to 65535, a port in use or a
+    host it cannot listen on is a ValueError saying so."""
 
     daemon_threads = True  # a slow race in flight does not hold up Ctrl-C
+    request_queue_size = 64  # a burst of connections waits to be accepted rather than being refused
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8765):
+    def __init__(self, host: str = "127.0.0.1", port: int = 8765, *, workers: int = WORKERS,
+                 queue: int = QUEUE, cache: int = CACHE):
+        if not (isinstance(port, int) and 0 <= port <= 65535):
+            raise ValueError(f"port must be a whole number from 0 to 65535 (0: any free port), got {port!r}")
+        # before binding: a failed bind calls server_close, which stops the pool
+        self.workers, self.queue, self.cache_size = workers, queue, cache
+        self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="adamlab-race")
+        self.slots = threading.BoundedSemaphore(workers + queue)  # one per race running or waiting
+        self.cache: OrderedDict[tuple, bytes] = OrderedDict()
+        self.counts = Counter()  # races started, computed, cancelled; answers cached; requests refused busy
+        self.lock = threading.Lock()  # over cache, counts and in_flight
+        self.in_flight: set[threading.Event] = set()  # the cancel events of races not yet done
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             super().__init__((host, port), Handler)
@@ -313,21 +381,113 @@ class ExplorerServer(ThreadingHTTPServer):
                 raise ValueError(f"port {port} on {host} is in use; pick another with --port "
                                  f"(0: any free port)") from None
             raise ValueError(f"cannot listen on {host} port {port}: {error.strerror or error}") from None
+        except (ValueError, OverflowError) as error:  # a host name no resolver takes (too long, say)
+            raise ValueError(f"cannot listen on {quoted(host)} port {port}: {error}") from None
 
-    def check_host(self, host: str | None) -> None:
+    def check_host(self, hosts: list[str] | None) -> None:
         """Refuse (403) a request whose Host header names another machine, when listening on
         loopback: a web page elsewhere could otherwise point a name of its own at 127.0.0.1 and
-        read the answers (DNS rebinding)."""
+        read the answers (DNS rebinding). A Host header given twice or not a host is a 400."""
+        if hosts and len(hosts) > 1:
+            raise bad_request(f"give the Host header once, got it {len(hosts)} times")
+        host = hosts[0] if hosts else None
+        try:
+            url = urlsplit(f"//{host or ''}")
+            name, _ = url.hostname, url.port  # the port too: "127.0.0.1:abc" is no host
+        except ValueError:  # "[::1", a port not from 0 to 65535, a name not one under Unicode's rules
+            raise bad_request(f"malformed Host header {quoted(host)}") from None
         if not is_loopback(self.server_address[0]):
             return  # told to listen beyond this machine: any name may reach it
-        name = urlsplit(f"//{host}").hostname if host else None
         if name is None or not is_loopback(name):
-            raise HTTPError(403, f"this explorer answers to {self.url} only, not to Host {host!r}")
+            raise HTTPError(403, f"this explorer answers to {self.url} only, not to Host {quoted(str(host))}")
+
+    def answer(self, path: str, gone=lambda: False) -> tuple[int, str, bytes] | None:
+        """The status, content type and body for a GET of ``path``; HTTPError for a 4xx or 503;
+        None when ``gone()`` says the client left before its race was done."""
+        url = urlsplit(path)
+        if url.path == "/":
+            return 200, *static_file("explore.html")
+        if url.path.startswith("/static/"):
+            return 200, *static_file(url.path.removeprefix("/static/"))
+        if url.path == "/api/problems":
+            return 200, *as_json(problems())
+        if url.path == "/api/race":
+            body = self.race_body(race_plan(parse_qs(url.query, keep_blank_values=True)), gone)
+            return None if body is None else (200, "application/json", body)
+        raise HTTPError(404, f"no such page {quoted(url.path)}; the API is /api/problems and /api/race")
+
+    def race_body(self, plan: race.Plan, gone) -> bytes | None:
+        """``plan``'s answer as JSON: from the cache, or computed on the pool while ``gone()`` is
+        false; None once it is true (the race is then dropped or stopped)."""
+        with self.lock:
+            if plan.key in self.cache:
+                self.cache.move_to_end(plan.key)
+                self.counts["cached"] += 1
+                return self.cache[plan.key]
+        if not self.slots.acquire(blocking=False):
+            with self.lock:
+                self.counts["busy"] += 1
+            raise HTTPError(503, f"the explorer is busy: {self.workers} races are running and {self.queue} "
+                                 f"waiting, the most it takes; try again in a moment")
+        cancel = threading.Event()
+        try:
+            future = self.pool.submit(self._compute, plan, cancel, gone)
+        except RuntimeError:  # the pool is shut down: the server is closing
+            self.slots.release()
+            raise HTTPError(503, "the explorer is shutting down") from None
+        with self.lock:
+            self.in_flight.add(cancel)
+        future.add_done_callback(lambda _: self._done(cancel))
+        while True:
+            try:
+                return future.result(timeout=POLL_S)
+            except futures.TimeoutError:
+                if gone():
+                    cancel.set()
+                    if future.cancel():  # it had not started: it never will
+                        with self.lock:
+                            self.counts["cancelled"] += 1
+                    return None
+            except (futures.CancelledError, race.Cancelled):  # the server is closing
+                return None
+
+    def _compute(self, plan: race.Plan, cancel: threading.Event, gone) -> bytes:
+        """On a worker: the race's answer as JSON, kept in the cache."""
+        try:
+            if cancel.is_set() or gone():  # the client left while the race waited
+                raise race.Cancelled("cancelled before it started")
+            with self.lock:
+                self.counts["started"] += 1
+            body = as_json(race_answer(plan, cancel))[1]
+        except race.Cancelled:
+            with self.lock:
+                self.counts["cancelled"] += 1
+            raise
+        with self.lock:
+            self.counts["computed"] += 1
+            self.cache[plan.key] = body
+            while len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
+        return body
+
+    def _done(self, cancel: threading.Event) -> None:
+        with self.lock:
+            self.in_flight.discard(cancel)
+        self.slots.release()
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+    def server_close(self) -> None:
+        """Release the port, and stop the races in flight at their next step (so that the
+        process can exit without waiting for them)."""
+        super().server_close()
+        with self.lock:
+            for cancel in self.in_flight:
+                cancel.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop :func:`serve`'s thread and release the port."""
@@ -335,15 +495,16 @@ class ExplorerServer(ThreadingHTTPServer):
         self.server_close()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765) -> ExplorerServer:
-    """Start the explorer serving in a background thread; ``close()`` it when done.
+def serve(host: str = "127.0.0.1", port: int = 8765, **limits) -> ExplorerServer:
+    """Start the explorer serving in a background thread; ``close()`` it when done. ``limits``:
+    ExplorerServer's ``workers``, ``queue`` and ``cache``.
 
     >>> server = serve(port=0)
     >>> server.url.startswith("http://127.0.0.1:")
     True
     >>> server.close()
     """
-    server = ExplorerServer(host, port)
+    server = ExplorerServer(host, port, **limits)
     threading.Thread(target=server.serve_forever, name="adamlab-explore", daemon=True).start()
     return server
 

@@ -5,6 +5,10 @@ float64 parameters whose gradients torch's autograd computes: nothing below rest
 optimizer's maths. A problem returns a :class:`Race`, which the ``adamlab race`` command prints
 as a table, draws, and writes as JSON, and the explorer serves.
 
+A run whose loss or parameters leave float64's range (a learning rate far too large) is not an
+error: the race says at which step it diverged (``Run.diverged_at`` and a note), and its JSON
+carries null for the numbers that are no longer finite.
+
 >>> race = run("quadratic")
 >>> [(r.optimizer, round(r.params[-1][0], 4)) for r in race.runs]
 [('sgd', 4.2538), ('momentum', 2.4421), ('adam', 4.92)]
@@ -12,12 +16,17 @@ as a table, draws, and writes as JSON, and the explorer serves.
 
 import copy
 import math
+import threading
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
 from .. import optim
-from .trace import trace
+from .trace import finite, named_as, trace
+
+#: The most steps a race may run: 25 times the longest problem's own, minutes of work at most.
+MAX_STEPS = 100_000
 
 #: The knobs a race turns on every optimizer they apply to (None: the optimizer's default).
 KNOBS = ("beta1", "beta2", "eps", "weight_decay")
@@ -34,6 +43,8 @@ class Racer:
     knobs: dict = field(default_factory=dict)
 
     def optimizer(self, params, lr: float, **knobs) -> torch.optim.Optimizer:
+        """The optimizer over ``params``; a knob out of its range is an InvalidHyperparameter
+        naming the knob (beta2), not the argument it sets (RMSprop's alpha, Adam's betas[1])."""
         arguments = dict(self.settings)
         for knob, value in knobs.items():
             if value is None or knob not in self.knobs:
@@ -44,7 +55,12 @@ class Racer:
                 pair[int(index)] = value
                 value = tuple(pair)
             arguments[name] = value
-        return self.make(params, lr=lr, **arguments)
+        names = {}
+        for knob, argument in self.knobs.items():
+            name, _, index = argument.partition(".")
+            names[f"{name}[{index}]" if index else name] = knob
+        with named_as(names):
+            return self.make(params, lr=lr, **arguments)
 
 
 _ADAM = {"beta1": "betas.0", "beta2": "betas.1", "eps": "eps", "weight_decay": "weight_decay"}
@@ -76,10 +92,24 @@ class Run:
     label: str = ""
     #: the problem's own measurements: numbers for the table, lists for the pictures.
     extra: dict = field(default_factory=dict)
+    #: the first step whose loss or parameters are not finite (0: the start), None if none is
+    diverged_at: int | None = None
+
+    def find_divergence(self) -> int | None:
+        """The first step at which the loss or the parameters are inf or NaN, None if none is.
+
+        Problems that keep only the final parameters (flip) are judged by the loss at every
+        step and the parameters at the end."""
+        every_step = len(self.params) == len(self.losses)
+        for t, loss in enumerate(self.losses):
+            if not all(map(math.isfinite, [loss, *(self.params[t] if every_step else [])])):
+                return t
+        return None if all(map(math.isfinite, self.params[-1])) else len(self.losses) - 1
 
     def to_json(self, *, path: bool = True) -> dict:
         out = {"optimizer": self.optimizer, "label": self.label, "lr": self.lr,
-               "final_params": self.params[-1], "final_loss": self.losses[-1], "losses": self.losses}
+               "final_params": self.params[-1], "final_loss": self.losses[-1], "losses": self.losses,
+               "diverged_at": self.diverged_at}
         if path:
             out["params"] = self.params
         return {**out, **self.extra}
@@ -104,6 +134,7 @@ class Race:
         return next(run for run in self.runs if run.optimizer == optimizer)
 
     def to_json(self) -> dict:
+        """The race as JSON-ready values; numbers that are not finite (a diverged run) are None."""
         problem = PROBLEMS[self.problem]
         out = {"problem": self.problem, "title": self.title, "steps": self.steps, "knobs": self.knobs,
                "notes": self.notes, "columns": [{"key": key, "header": header} for key, header in self.columns]}
@@ -111,8 +142,19 @@ class Race:
             out["by_step"] = [dict(zip(self.by_step[0], row)) for row in self.by_step[1]]
         if self.truth:
             out["truth"] = self.truth
-        return {**out,
-                "runs": [run.to_json(path=problem.dimensions <= 2) for run in self.runs]}
+        return finite({**out, "runs": [run.to_json(path=problem.dimensions <= 2) for run in self.runs]})
+
+
+class Cancelled(Exception):
+    """A race stopped between two steps because its ``cancel`` event was set: nobody waits for it."""
+
+
+class Option(NamedTuple):
+    """A problem's own setting that a race may change, and the range it may take."""
+
+    about: str
+    low: float
+    high: float
 
 
 # --- the problems ------------------------------------------------------------------------------
@@ -132,10 +174,23 @@ class Problem:
     knob_defaults: dict = {}
     #: a box to draw 2-D problems in: (x_low, x_high, y_low, y_high)
     bounds: tuple[float, float, float, float] | None = None
-    #: the problem's own settings that a race may change (attribute -> what it is)
-    options: dict[str, str] = {}
+    #: the problem's own settings that a race may change (attribute -> what it is and its range)
+    options: dict[str, Option] = {}
     #: the optimizers whose inner workings the problem is about (None: any)
     only: tuple[str, ...] | None = None
+    #: the work of one optimizer's step here, in steps of one optimizer on one parameter
+    work_per_step = 1.0
+    #: set by the one who runs the race (see Plan.run): the race stops at the next step once it is
+    cancel: threading.Event | None = None
+
+    def check_cancel(self) -> None:
+        """Raise Cancelled once ``cancel`` is set; the problems call it between steps."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled(f"the {self.name} race was cancelled")
+
+    def runs(self, optimizers) -> int:
+        """How many runs a race of ``optimizers`` makes here: one each, unless a problem adds more."""
+        return len(optimizers)
 
     def lr(self, optimizer: str) -> float:
         """``optimizer``'s learning rate here when none is given: its own in ``lrs``, else 1e-2."""
@@ -145,6 +200,10 @@ class Problem:
         """The loss at w; ``t`` (0-based step) for problems whose loss changes with time,
         None for the loss to report."""
         raise NotImplementedError
+
+    def start_loss(self, start: tuple[float, ...]) -> float:
+        """The loss the race reports at ``start``, before any step."""
+        return self.loss(torch.tensor(start, dtype=torch.float64)).item()
 
     def project(self, w: torch.Tensor) -> None:
         """Put w back where it may be, in place (after every step)."""
@@ -160,6 +219,7 @@ class Problem:
         schedule = torch.optim.lr_scheduler.LambdaLR(stepper, self.schedule)
         params, losses, grads = [w.tolist()], [self.loss(w.detach()).item()], []
         for t in range(steps):
+            self.check_cancel()
             stepper.zero_grad()
             self.loss(w, t).backward()
             grads.append(w.grad.tolist())
@@ -281,6 +341,11 @@ class Flip(Problem):
     lrs = {"momentum": 0.05, "adam": 0.001}
     other_lrs = {"momentum": (0.01, 0.2), "adam": (0.01, 0.05), "sgd": (0.05, 0.5), "rmsprop": (0.001, 0.01)}
     seeds = 5
+    work_per_step = 2.0  # five seeds' networks, stacked: about twice a step on one parameter
+
+    def runs(self, optimizers):
+        # at most: an other lr equal to the one asked for is not run twice
+        return sum(1 + len(self.other_lrs.get(name, ())) for name in optimizers)
 
     @staticmethod
     def data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,6 +379,7 @@ class Flip(Problem):
 
         losses, first_gradients = [], None
         for _ in range(steps):
+            self.check_cancel()
             stepper.zero_grad()
             loss, _ = mse()
             loss.sum().backward()
@@ -377,6 +443,9 @@ class AdagradDecay(Problem):
     only = ("adagrad", "rmsprop")  # the two with an accumulator to watch
     seed = 0
 
+    def start_loss(self, start):
+        return 0.5 * (start[0] - 3.0) * (start[0] - 3.0)  # the first half's target is 3
+
     def targets(self, steps: int) -> torch.Tensor:
         """Noisy targets around +3 for the first half of the run, around -3 after."""
         generator = torch.Generator().manual_seed(self.seed)
@@ -387,8 +456,10 @@ class AdagradDecay(Problem):
         w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
         stepper = OPTIMIZERS[optimizer].optimizer([w], lr, **knobs)
         samples, means = self.targets(steps), [3.0 if t < steps // 2 else -3.0 for t in range(steps)]
-        params, losses, effective = [w.tolist()], [0.5 * (w.item() - means[0]) ** 2], []
+        # squares as products: a float's ** 2 raises OverflowError where a product is inf
+        params, losses, effective = [w.tolist()], [0.5 * (w.item() - means[0]) * (w.item() - means[0])], []
         for t in range(steps):
+            self.check_cancel()
             stepper.zero_grad()
             (0.5 * (w - samples[t]) ** 2).sum().backward()
             stepper.step()
@@ -397,7 +468,7 @@ class AdagradDecay(Problem):
             accumulated = state["sum"] if "sum" in state else state["square_avg"]
             effective.append((group["lr"] / (accumulated.sqrt() + group["eps"])).item())
             params.append(w.tolist())
-            losses.append(0.5 * (w.item() - means[t]) ** 2)
+            losses.append(0.5 * (w.item() - means[t]) * (w.item() - means[t]))
         return Run(optimizer, lr, losses, params, extra={"effective_lr": effective})
 
     def title(self, start):
@@ -471,8 +542,15 @@ class Moments(Problem):
     lrs = {"adam": 0.001}
     only = ("adam", "adamw", "amsgrad")  # the optimizers with Adam's two moments
     mean, spread, seed = 0.5, 1.0, 0
-    options = {"mean": "the gradients' mean", "spread": "their standard deviation"}
+    # Ranges far beyond any lesson, small enough that g^2, mean^2 + spread^2 and the sums of the
+    # moving averages stay inside float64 (about 1.8e308).
+    options = {"mean": Option("the gradients' mean", -1e100, 1e100),
+               "spread": Option("their standard deviation", 0.0, 1e100)}
+    work_per_step = 0.05  # adamlab's reference maths on one float64 number, no torch
     shown_steps = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+    def start_loss(self, start):
+        return self.mean * self.mean  # m_hat starts at 0: (0 - mean)^2
 
     def race(self, optimizers, lrs, steps, start, knobs):
         generator = torch.Generator().manual_seed(self.seed)
@@ -481,6 +559,7 @@ class Moments(Problem):
         truth = (self.mean, self.mean ** 2 + self.spread ** 2)
         runs = []
         for name in optimizers:
+            self.check_cancel()
             # adamlab's float64 maths, step by step, as ``adamlab trace`` shows it
             rows = trace(name, grads, theta=start[0], lr=lrs[name], **arguments)
             extra = {key: [row[key] for row in rows] for key in ("m", "v", "m_hat", "v_hat")}
@@ -505,14 +584,56 @@ PROBLEMS = {problem.name: problem for problem in (Quadratic(), Rosenbrock(), Fli
                                                    AMSGradCounterexample(), WeightDecay(), Moments())}
 
 
-def run(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float] | None = None,
-        steps: int | None = None, start=None, options: dict | None = None, **knobs) -> Race:
-    """Race ``optimizers`` (default: the problem's field) on ``problem``.
+@dataclass(frozen=True)
+class Plan:
+    """A race checked and not yet run: every default filled in, so two plans that would compute
+    the same race have the same :attr:`key`."""
 
-    ``lrs`` overrides learning rates by optimizer name; ``knobs`` sets beta1, beta2, eps or
-    weight_decay on every optimizer they apply to; ``options`` the problem's own settings (its
-    ``options``). Bad names or values raise ValueError.
-    """
+    course: Problem  # the problem, with the race's options set on a copy
+    optimizers: tuple[str, ...]
+    lrs: dict[str, float]
+    steps: int
+    start: tuple[float, ...] | None
+    knobs: dict[str, float | None]
+
+    @property
+    def work(self) -> float:
+        """What the race costs, in optimizer steps on one parameter: runs x steps x the problem's
+        work per step."""
+        return self.course.runs(self.optimizers) * self.steps * self.course.work_per_step
+
+    @property
+    def key(self) -> tuple:
+        """Everything the race's numbers depend on, hashable."""
+        options = tuple((name, getattr(self.course, name)) for name in self.course.options)
+        return (self.course.name, self.optimizers, tuple(self.lrs.items()), self.steps, self.start,
+                tuple(sorted(self.knobs.items())), options)
+
+    def run(self, cancel: threading.Event | None = None) -> Race:
+        """Run the race; once ``cancel`` is set it stops at the next step with :class:`Cancelled`."""
+        course = copy.copy(self.course)
+        course.cancel = cancel
+        race = course.race(list(self.optimizers), dict(self.lrs), self.steps, self.start, dict(self.knobs))
+        race.knobs = dict(self.knobs)
+        for run_ in race.runs:
+            run_.label = f"{run_.optimizer} (lr {run_.lr:g})" + (" *" if run_.extra.get("other_lr") else "")
+            run_.diverged_at = run_.find_divergence()
+            if run_.diverged_at is not None:
+                race.notes.append(_divergence_note(run_))
+        return race
+
+
+def _divergence_note(run_: Run) -> str:
+    return (f"{run_.label} diverged at step {run_.diverged_at}: its loss or parameters left float64's "
+            f"range (inf or nan); a smaller learning rate keeps it finite.")
+
+
+def plan(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float] | None = None,
+         steps: int | None = None, start=None, options: dict | None = None, **knobs) -> Plan:
+    """Check a race's arguments (see :func:`run`) and fill in the problem's defaults.
+
+    Bad names or values raise ValueError naming the argument, the value and what is allowed
+    (an InvalidHyperparameter for a knob out of an optimizer's range)."""
     if problem not in PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}; choose from {', '.join(PROBLEMS)}")
     course = copy.copy(PROBLEMS[problem])
@@ -520,10 +641,14 @@ def run(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float]
         if name not in course.options:
             raise ValueError(f"{problem} has no setting {name!r}"
                              + (f"; it has {', '.join(course.options)}" if course.options else ""))
-        if not (isinstance(value, (int, float)) and math.isfinite(value)):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        low, high = course.options[name].low, course.options[name].high
+        # written so that NaN fails the comparison
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high):
+            raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
         setattr(course, name, float(value))
-    optimizers = list(optimizers or course.lrs)
+    if optimizers is not None and len(optimizers) == 0:
+        raise ValueError(f"choose at least one optimizer from {', '.join(course.only or OPTIMIZERS)}")
+    optimizers = tuple(optimizers or course.lrs)
     for name in list(optimizers) + list(lrs or {}):
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
@@ -537,20 +662,36 @@ def run(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float]
     for name, lr in (lrs or {}).items():
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"the learning rate of {name} must be a positive number, got {lr!r}")
-        rates[name] = float(lr)
+        if name in rates:
+            rates[name] = float(lr)
     steps = course.steps if steps is None else steps
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive whole number, got {steps!r}")
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= MAX_STEPS):
+        raise ValueError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {steps!r}")
     if start is not None and course.start is None:
         raise ValueError(f"{problem} starts from its own seeded initialisation; it takes no start")
     start = course.start if start is None else tuple(start)
     if start is not None and (len(start) != len(course.start) or not all(math.isfinite(v) for v in start)):
         raise ValueError(f"the start of {problem} is {len(course.start)} finite number(s), got {start!r}")
+    if start is not None and not math.isfinite(course.start_loss(start)):
+        raise ValueError(f"the loss of {problem} at the start {start!r} is beyond float64's range; "
+                         f"start nearer {course.start!r}")
     settings = {**dict.fromkeys(KNOBS), **course.knob_defaults,
                 **{k: v for k, v in knobs.items() if v is not None}}
-    race = course.race(optimizers, rates, steps, start, settings)
-    race.knobs = settings
-    for run_ in race.runs:
-        run_.label = f"{run_.optimizer} (lr {run_.lr:g})" + (" *" if run_.extra.get("other_lr") else "")
-    return race
+    # Each optimizer checks its knobs when made: make it once now, so that a bad value is refused
+    # before any work is done.
+    for name in optimizers:
+        OPTIMIZERS[name].optimizer([torch.zeros(1, dtype=torch.float64, requires_grad=True)], rates[name],
+                                   **settings)
+    return Plan(course, optimizers, rates, steps, start, settings)
 
+
+def run(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float] | None = None,
+        steps: int | None = None, start=None, options: dict | None = None, **knobs) -> Race:
+    """Race ``optimizers`` (default: the problem's field) on ``problem``.
+
+    ``lrs`` overrides learning rates by optimizer name; ``knobs`` sets beta1, beta2, eps or
+    weight_decay on every optimizer they apply to; ``options`` the problem's own settings (its
+    ``options``, each within its range); ``steps`` is at most :data:`MAX_STEPS`. Bad names or
+    values raise ValueError. A run that diverges is reported, not refused (see the module).
+    """
+    return plan(problem, optimizers, lrs, steps, start, options, **knobs).run()

@@ -9,14 +9,16 @@ theta1 = 0.999 and theta2 ~= 0.99804.
 [0.999, 0.99804]
 """
 
+import contextlib
 import inspect
+import math
 from dataclasses import dataclass, field
 from types import ModuleType
 
 import numpy as np
 
 from ..maths import adafactor, adagrad, adam, lion, rmsprop, sgd
-from ..maths.hyperparameters import check, check_known
+from ..maths.hyperparameters import InvalidHyperparameter, check, check_known
 
 WORKED_EXAMPLE_GRADS = (0.5, 0.3, 0.8, 0.6)
 BIAS_TABLE_STEPS = (1, 5, 10, 50, 100, 1000)
@@ -79,8 +81,30 @@ def hyperparameters(optimizer: str, *, lr: float = 1e-3, weight_decay: float | N
         if knob not in traceable.knobs:
             raise ValueError(f"{knob} does not apply to {optimizer}")
         arguments[traceable.knobs[knob]] = value
-    check_known(arguments)
+    with named_as({argument: knob for knob, argument in traceable.knobs.items()}):
+        check_known(arguments)
     return arguments
+
+
+@contextlib.contextmanager
+def named_as(names: dict[str, str]):
+    """Re-raise an :class:`InvalidHyperparameter` under the name the person set it by.
+
+    ``names`` maps the optimizer's argument to that name: RMSprop's ``alpha`` is set as beta2, so
+    its error must say beta2, not an alpha the person never typed.
+
+    >>> with named_as({"alpha": "beta2"}):
+    ...     check(alpha=1.5)
+    Traceback (most recent call last):
+    ...
+    adamlab.maths.hyperparameters.InvalidHyperparameter: beta2 must be in [0, 1], got 1.5
+    """
+    try:
+        yield
+    except InvalidHyperparameter as error:
+        if error.name not in names:
+            raise
+        raise InvalidHyperparameter(names[error.name], error.value, error.allowed) from None
 
 
 def trace(optimizer: str = "adam", grads=WORKED_EXAMPLE_GRADS, theta: float = 1.0,
@@ -105,13 +129,44 @@ def trace(optimizer: str = "adam", grads=WORKED_EXAMPLE_GRADS, theta: float = 1.
     param = np.float64(theta)
     rows = []
     for t, grad in enumerate(grads, start=1):
-        step = maths.update(np.float64(grad), state, param, **arguments)
+        # An overflow is reported by diverged_at, once, rather than as a warning per operation.
+        with np.errstate(all="ignore"):
+            step = maths.update(np.float64(grad), state, param, **arguments)
         param, state = step.param, step.state
         row = dict.fromkeys(STANDARD_KEYS)
         row.update(step=t, grad=grad, **{name: float(value) for name, value in step.quantities.items()})
         row["param"] = float(param)
         rows.append(row)
     return rows
+
+
+def diverged_at(rows: list[dict]) -> tuple[int, str, float] | None:
+    """The first step at which a quantity of the trace is not finite (it overflowed float64, or
+    became NaN), as (step, name, value); None when every number is finite.
+
+    >>> diverged_at(trace("sgd", grads=(1.0, 2.0), lr=1e308))
+    (2, 'update', inf)
+    """
+    for row in rows:
+        for name, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                return row["step"], name, value
+    return None
+
+
+def finite(value):
+    """``value`` with every NaN and infinity replaced by None, for JSON, which has no such numbers.
+
+    >>> finite({"m": [1.0, float("inf")], "v": float("nan")})
+    {'m': [1.0, None], 'v': None}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def bias_table(beta1: float = 0.9, beta2: float = 0.999, steps=BIAS_TABLE_STEPS) -> list[dict]:

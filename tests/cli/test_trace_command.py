@@ -56,6 +56,36 @@ def test_options_reach_the_maths(capsys):
     assert row["bias_correction1"] == pytest.approx(0.5) and row["bias_correction2"] == pytest.approx(0.1)
 
 
+def strict_json(text: str):
+    """``text`` parsed as JSON proper, which has no NaN or Infinity (Python's json takes them)."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+
+
+def test_a_diverged_trace_says_so_in_one_line(capsys):
+    status, out, err = run(capsys, "trace", "--lr", "1e308")
+    assert status == 3 and "-inf" in out  # 3: diverged, as adamlab train
+    assert err == "adamlab trace: diverged at step 2: theta is -inf (beyond float64's range)\n"
+    status, out, err = run(capsys, "trace", "--lr", "1e308", "--json")
+    rows = strict_json(out)
+    assert status == 3 and rows[0]["param"] == pytest.approx(-1e308, rel=1e-7) and rows[1]["param"] is None
+    assert err == "adamlab trace: diverged at step 2: theta is -inf (beyond float64's range)\n"
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--grads", "1e308,1e308"], "diverged at step 1: v is inf (beyond float64's range)"),
+    (["--optimizer", "adagrad", "--grads", "1e308", "--theta", "1e308", "--lr", "1e308"],
+     "diverged at step 1: update is nan (not a number)"),
+    (["--optimizer", "adafactor", "--theta", "1e308"], "diverged at step 1: update is inf (beyond float64's range)"),
+    (["--optimizer", "lion", "--weight-decay", "1e308", "--json"],
+     "diverged at step 2: theta is inf (beyond float64's range)"),
+])
+def test_overflows_are_one_line_not_warnings(capsys, argv, line):
+    status, out, err = run(capsys, "trace", *argv)
+    assert status == 3 and err == f"adamlab trace: {line}\n"  # and no numpy overflow warnings
+    if "--json" in argv:
+        strict_json(out)
+
+
 def test_bias_table(capsys):
     status, out, _ = run(capsys, "trace", "--bias-table")
     assert status == 0 and "10.0000" in out and "1000.0000" in out
@@ -68,7 +98,12 @@ def test_bias_table(capsys):
 USAGE_ERRORS = {
     "negative lr": (["trace", "--lr", "-1"], "--lr must be >= 0, got -1.0"),
     "beta out of range": (["trace", "--beta1", "1.5"], "--beta1 must be in [0, 1), got 1.5"),
-    "rmsprop alpha": (["trace", "--optimizer", "rmsprop", "--beta2", "2"], "--alpha must be in [0, 1]"),
+    # the flag typed, not the argument it sets (rmsprop's alpha, momentum's factor, adafactor's eps2)
+    "rmsprop alpha": (["trace", "--optimizer", "rmsprop", "--beta2", "1.5"],
+                      "error: --beta2 must be in [0, 1], got 1.5"),
+    "momentum factor": (["trace", "--optimizer", "momentum", "--beta1", "-1"], "error: --beta1 must be >= 0, got -1.0"),
+    "adafactor eps2": (["trace", "--optimizer", "adafactor", "--eps", "-1"], "error: --eps must be >= 0, got -1.0"),
+    "infinite theta": (["trace", "--theta", "inf"], "grads and theta must be finite numbers"),
     "not numbers": (["trace", "--grads", "1,x"], "expected comma-separated numbers"),
     "empty grads": (["trace", "--grads", ""], "expected comma-separated numbers"),
     "infinite grad": (["trace", "--grads", "1,inf"], "expected finite numbers"),

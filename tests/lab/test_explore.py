@@ -4,11 +4,13 @@ in a real headless browser (Debian's chromium driven by Playwright)."""
 import http.client
 import json
 import os
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import parse_qs
@@ -85,8 +87,9 @@ def test_lr_sets_every_chosen_optimizer_and_lr_name_one(server):
 
 def test_a_problems_own_options_are_parameters(server):
     moments = next(problem for problem in api(server, "/api/problems")["problems"] if problem["name"] == "moments")
-    assert moments["options"] == [{"name": name, "about": about, "value": getattr(race.PROBLEMS["moments"], name)}
-                                  for name, about in race.PROBLEMS["moments"].options.items()]
+    course = race.PROBLEMS["moments"]
+    assert moments["options"] == [{"name": name, "about": option.about, "value": getattr(course, name),
+                                   "low": option.low, "high": option.high} for name, option in course.options.items()]
     answer = api(server, "/api/race?problem=moments&mean=-2&spread=0.25&steps=40")
     expected = race.run("moments", steps=40, options={"mean": -2.0, "spread": 0.25}).to_json()
     assert {key: answer[key] for key in expected} == as_json(expected)
@@ -126,15 +129,33 @@ def test_one_parameter_races_carry_the_trace_of_each_run(server):
     ("problem=quadratic&weight_decay=-0.1", "weight_decay must be >= 0"),
     ("problem=quadratic&mean=1", "quadratic has no setting 'mean'"),
     ("problem=moments&spread=inf", "spread must be a finite number"),
+    # giant numbers: a short message, not int()'s refusal of 5,000 digits nor an overflow
+    ("problem=quadratic&steps=" + "9" * 5000, "steps must be a whole number from 1 to 5000, got '99999"),
+    ("problem=quadratic&lr=" + "1" * 5000, "lr must be a finite number, got '11111"),
+    ("problem=moments&mean=1e308&spread=1e308", "mean must be a number from -1e+100 to 1e+100, got 1e+308"),
+    ("problem=moments&spread=1e300", "spread must be a number from 0 to 1e+100, got 1e+300"),
+    ("problem=moments&spread=-1", "spread must be a number from 0 to 1e+100, got -1.0"),
+    # a knob is named as the request named it, whatever the optimizer calls it
+    ("problem=quadratic&beta2=-1", "beta2 must be in [0, 1), got -1.0"),
+    ("problem=quadratic&optimizers=rmsprop&beta2=-1", "beta2 must be in [0, 1], got -1.0"),
+    ("problem=quadratic&optimizers=momentum&beta1=-1", "beta1 must be >= 0, got -1.0"),
+    ("problem=quadratic&optimizers=lion&beta1=1", "beta1 must be in [0, 1), got 1.0"),
+    ("problem=quadratic&optimizers=,", "choose at least one optimizer"),
+    ("problem=flip&steps=5000&optimizers=sgd,momentum,adagrad,rmsprop,adam,adamw,amsgrad,lion",
+     "this race is 160,000 steps of work (16 runs x 5000 steps x 2 a step on flip); the explorer computes "
+     "at most 100,000 a request: choose fewer steps or optimizers"),
 ])
 def test_bad_requests_are_400_with_a_message(server, query, message):
     status, content_type, body = get(server, f"/api/race?{query}")
     assert (status, content_type) == (400, "application/json")
-    assert message in json.loads(body)["error"]
+    error = json.loads(body)["error"]
+    assert message in error and len(error) < 300
+    assert "alpha" not in error and "betas" not in error and "momentum must" not in error
 
 
 @pytest.mark.parametrize("path", ["/nope", "/api/nope", "/static/nope.js", "/static/README.md",
-                                  "/static/../explore.py", "/static/%2e%2e/explore.py", "/static/"])
+                                  "/static/../explore.py", "/static/%2e%2e/explore.py", "/static/",
+                                  "/static/" + "a" * 300 + ".js"])
 def test_unknown_paths_are_404(server, path):
     status, content_type, body = get(server, path)
     assert (status, content_type) == (404, "application/json") and json.loads(body)["error"]
@@ -174,6 +195,159 @@ def test_a_request_for_another_host_name_is_refused(server):
             assert f"answers to {server.url} only" in body["error"]
 
 
+def request(server, path: str, host: str | None = "", method: str = "GET", headers=()):
+    """The status, headers and JSON body of ``method path`` with the Host header ``host`` ("" for
+    the server's own, None for none)."""
+    port = server.server_address[1]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.putrequest(method, path, skip_host=True)
+        if host is not None:
+            connection.putheader("Host", host or f"127.0.0.1:{port}")
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.headers, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("host", ["[::1", "[", "127.0.0.1:abc", "127.0.0.1:99999", "localhost:-1"])
+def test_a_malformed_host_header_is_400(server, host):
+    status, _, body = request(server, "/api/problems", host)
+    assert (status, body) == (400, {"error": f"malformed Host header {host!r}"})
+
+
+def test_a_host_header_given_twice_is_400(server):
+    status, _, body = request(server, "/api/problems", headers=[("Host", "localhost")])
+    assert (status, body) == (400, {"error": "give the Host header once, got it 2 times"})
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_are_405(server, method):
+    status, headers, body = request(server, "/api/problems", method=method)
+    assert (status, headers["Allow"]) == (405, "GET")
+    assert body == {"error": f"the explorer answers GET only, not {method!r}"}
+
+
+def test_a_diverged_race_is_valid_json_that_says_so(server):
+    status, content_type, body = get(server, "/api/race?problem=quadratic&lr_sgd=1e300")
+    assert (status, content_type) == (200, "application/json")
+    answer = json.loads(body, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    sgd, adam = answer["runs"][0], answer["runs"][2]
+    assert sgd["diverged_at"] == 1 and sgd["losses"][0] == 25.0 and sgd["losses"][1:] == [None] * 8
+    assert adam["diverged_at"] is None and None not in adam["losses"]
+    assert "sgd (lr 1e+300) diverged at step 1" in answer["notes"][-1]
+    assert answer["internals"][0] == {"error": "grads and theta must be finite numbers"}
+
+
+# --- bounded work: a pool, a queue, a cost cap, a cache, and cancellation ------------------------
+
+#: A race of 40,000 steps of work (several seconds, far more than the tests wait for), different
+#: for each ``n`` so that the cache does not answer it.
+HEAVY = "/api/race?problem=rosenbrock&steps=5000&optimizers=sgd,momentum,adagrad,rmsprop,adam,adamw,amsgrad,lion&lr={}"
+
+
+def heavy(n: int) -> str:
+    return HEAVY.format(1e-3 * (1 + n / 100))
+
+
+def send(server, path: str) -> http.client.HTTPConnection:
+    """A connection that has sent GET ``path`` and not yet read the answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+    connection.request("GET", path)
+    return connection
+
+
+def wait_for(condition, what: str) -> None:
+    """Wait until ``condition()`` holds; fail, saying ``what``, if it has not within a minute."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def small_server():
+    """A server with one worker and one place in the queue, closed after the test."""
+    server = explore.serve(port=0, workers=1, queue=1)
+    yield server
+    server.close()
+
+
+def test_a_flood_of_heavy_races_gets_503s_not_unbounded_work():
+    server = explore.serve(port=0, workers=2, queue=2)
+    connections = []
+    try:
+        connections = [send(server, heavy(n)) for n in range(8)]
+        # two races run and two wait; the other four are refused at once
+        with selectors.DefaultSelector() as selector:
+            for connection in connections:
+                selector.register(connection.sock, selectors.EVENT_READ, connection)
+            answered = []
+            while len(answered) < 4:
+                events = selector.select(timeout=60)
+                assert events, "no 503 within a minute"
+                for key, _ in events:
+                    selector.unregister(key.fileobj)
+                    answered.append(key.data)
+        for connection in answered:
+            response = connection.getresponse()
+            assert (response.status, response.headers["Retry-After"]) == (503, "1")
+            assert json.loads(response.read()) == {"error": "the explorer is busy: 2 races are running and 2 "
+                                                            "waiting, the most it takes; try again in a moment"}
+        assert server.counts["busy"] == 4
+        wait_for(lambda: len(server.in_flight) == 4 and server.counts["started"] == 2, "two races running, two waiting")
+        # the clients give up: the running races stop, the waiting ones never start
+        for connection in connections:
+            connection.close()
+        wait_for(lambda: not server.in_flight, "every race dropped")
+        assert server.counts["cancelled"] == 4 and server.counts["computed"] == 0
+        assert get(server, "/api/race?problem=quadratic")[0] == 200  # and it answers again
+    finally:
+        for connection in connections:
+            connection.close()
+        server.close()
+
+
+def test_a_race_whose_client_has_gone_is_not_computed_to_the_end(small_server):
+    running = send(small_server, heavy(100))
+    wait_for(lambda: small_server.counts["started"] == 1, "the first race started")
+    waiting = send(small_server, heavy(101))
+    wait_for(lambda: len(small_server.in_flight) == 2, "the second race queued")
+    waiting.close()  # dropped from the queue: it never starts
+    wait_for(lambda: small_server.counts["cancelled"] == 1, "the waiting race dropped")
+    running.close()  # stopped at its next step
+    wait_for(lambda: small_server.counts["cancelled"] == 2, "the running race stopped")
+    assert small_server.counts["started"] == 1 and small_server.counts["computed"] == 0
+    wait_for(lambda: not small_server.in_flight, "the worker free")
+    assert get(small_server, "/api/race?problem=quadratic")[0] == 200
+
+
+def test_a_repeated_race_is_answered_from_the_cache(small_server):
+    first = get(small_server, "/api/race?problem=rosenbrock&steps=100")
+    # the same race with its defaults spelled out is the same race
+    spelled = get(small_server, "/api/race?problem=rosenbrock&steps=100&optimizers=sgd,momentum,rmsprop,adam"
+                                "&lr_adam=0.05&beta1=")
+    again = get(small_server, "/api/race?problem=rosenbrock&steps=100")
+    other = get(small_server, "/api/race?problem=rosenbrock&steps=101")
+    assert first[0] == 200 and first == spelled == again and other[2] != first[2]
+    assert small_server.counts["computed"] == 2 and small_server.counts["cached"] == 2
+
+
+def test_a_server_closing_stops_its_races(small_server):
+    connection = send(small_server, heavy(200))
+    try:
+        wait_for(lambda: small_server.counts["started"] == 1, "the race started")
+        small_server.close()
+        wait_for(lambda: small_server.counts["cancelled"] == 1, "the race stopped")
+        assert small_server.counts["computed"] == 0
+    finally:
+        connection.close()
+
+
 # --- the command -------------------------------------------------------------------------------
 
 def test_the_command_serves_until_interrupted():
@@ -207,6 +381,17 @@ def test_a_port_in_use_is_one_line_and_status_2(capsys):
         warning, error = capsys.readouterr()[1].splitlines()
         assert warning.startswith("adamlab explore: warning: 0.0.0.0 is not a loopback address")
         assert error.startswith(f"adamlab explore: error: port {port} on 0.0.0.0 is in use")
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "65536", "99999999999999999999"])
+def test_a_port_out_of_range_is_one_line_and_status_2(port, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explore", "--port", port])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (f"adamlab explore: error: argument --port: must be from 0 to 65535 "
+                                       f"(0: any free port), got {int(port)}\n")
+    with pytest.raises(ValueError, match="port must be a whole number from 0 to 65535"):
+        explore.ExplorerServer(port=int(port))
 
 
 # --- the page, in a browser --------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """``adamlab race``: each problem's numbers against independent computations, and the command."""
 
 import json
+import math
+import warnings
 
 import numpy as np
 import pytest
@@ -124,7 +126,18 @@ def test_moments_are_the_exponential_averages_and_their_corrections():
 @pytest.mark.parametrize("problem,arguments,message", [
     ("nope", {}, "unknown problem 'nope'; choose from quadratic"),
     ("quadratic", {"optimizers": ["adamz"]}, "unknown optimizer 'adamz'"),
-    ("quadratic", {"steps": 0}, "steps must be a positive"),
+    ("quadratic", {"steps": 0}, "steps must be a whole number from 1 to 100000, got 0"),
+    ("quadratic", {"optimizers": []}, "choose at least one optimizer from sgd, momentum"),
+    # a problem's options within their ranges: a spread is not negative, and nothing overflows
+    ("moments", {"options": {"spread": -1.0}}, "spread must be a number from 0 to 1e+100, got -1.0"),
+    ("moments", {"options": {"spread": 1e308, "mean": 1e308}}, "must be a number from"),
+    ("moments", {"options": {"mean": -1e101}}, "mean must be a number from -1e+100 to 1e+100, got -1e+101"),
+    ("moments", {"options": {"mean": float("nan")}}, "mean must be a number from -1e+100 to 1e+100, got nan"),
+    # a knob is named as it was set, not as the optimizer's argument it sets (alpha, momentum, betas[1])
+    ("quadratic", {"optimizers": ["rmsprop"], "beta2": 1.5}, "beta2 must be in [0, 1], got 1.5"),
+    ("quadratic", {"optimizers": ["momentum"], "beta1": -1.0}, "beta1 must be >= 0, got -1.0"),
+    ("quadratic", {"optimizers": ["adam"], "beta2": -1.0}, "beta2 must be in [0, 1), got -1.0"),
+    ("quadratic", {"optimizers": ["lion"], "beta1": 1.0}, "beta1 must be in [0, 1), got 1.0"),
     ("quadratic", {"lrs": {"adam": -1.0}}, "must be a positive number"),
     ("rosenbrock", {"start": (1.0,)}, "2 finite number(s)"),
     ("flip", {"start": (1.0,)}, "takes no start"),
@@ -135,6 +148,39 @@ def test_bad_races_are_refused(problem, arguments, message):
     with pytest.raises(ValueError) as error:
         race.run(problem, **arguments)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("problem", race.PROBLEMS)
+def test_a_learning_rate_far_too_large_is_a_diverged_run_not_an_error(problem):
+    course = race.PROBLEMS[problem]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even an overflow warning
+        result = race.run(problem, lrs=dict.fromkeys(course.lrs, 1e300), steps=5)
+    json.dumps(result.to_json(), allow_nan=False)  # JSON without NaN or Infinity
+    for run in result.runs:
+        numbers = [*run.losses, *(value for params in run.params for value in params)]
+        assert (run.diverged_at is None) == all(map(math.isfinite, numbers))
+        if run.diverged_at is not None:
+            assert not math.isfinite(run.losses[run.diverged_at]) or not all(map(math.isfinite, run.params[-1]))
+            assert all(map(math.isfinite, run.losses[:run.diverged_at]))
+            note = f"{run.label} diverged at step {run.diverged_at}: its loss or parameters left float64's range"
+            assert any(text.startswith(note) for text in result.notes)
+    # amsgrad clamps w to [-1, 1]; moments' loss is its estimates', whatever w does
+    assert any(run.diverged_at is not None for run in result.runs) == (problem not in ("amsgrad", "moments"))
+
+
+def test_a_race_too_long_is_refused_before_it_runs():
+    with pytest.raises(ValueError, match="^steps must be a whole number from 1 to 100000, got 1000000000$"):
+        race.plan("quadratic", steps=10 ** 9)
+    assert race.plan("quadratic", steps=race.MAX_STEPS).steps == race.MAX_STEPS
+
+
+@pytest.mark.parametrize("problem, start", [("quadratic", (1e308,)), ("rosenbrock", (1e100, 0.0)),
+                                            ("adagrad-decay", (-1e200,)), ("weight-decay", (1.0, 1e200))])
+def test_a_start_whose_loss_overflows_is_refused(problem, start):
+    with pytest.raises(ValueError, match=f"the loss of {problem} at the start .* is beyond float64's range; "
+                                         f"start nearer"):
+        race.run(problem, start=start)
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -154,6 +200,17 @@ def test_the_command_prints_a_table_writes_a_picture_and_json(tmp_path, capsys):
     assert adam_run["final_loss"] == adam_run["losses"][-1] and adam_run["final_params"] == adam_run["params"][-1]
     expected = race.run("rosenbrock", ["adam"], {"adam": 0.02}, 5, (0.0, 0.0)).run_of("adam")
     assert adam_run["losses"] == expected.losses
+
+
+def test_a_diverged_run_says_so_in_the_table_and_in_valid_json(tmp_path, capsys):
+    picture = tmp_path / "race.png"
+    assert main(["race", "quadratic", "--lr", "sgd=1e300", "--out", str(picture)]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "sgd (lr 1e+300) diverged at step 1: its loss or parameters left float64's range" in out
+    assert main(["race", "quadratic", "--lr", "sgd=1e300", "--out", str(picture), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert [run["diverged_at"] for run in data["runs"]] == [1, None, None]
+    assert data["runs"][0]["final_loss"] is None and data["runs"][0]["losses"][0] == 25.0
 
 
 @pytest.mark.parametrize("problem", ["flip", "adagrad-decay", "amsgrad", "weight-decay", "moments"])
@@ -178,6 +235,15 @@ def test_the_list_names_every_problem(capsys):
     (["race", "rosenbrock", "--start", "1,x"], "expected comma-separated numbers like -1.5,2"),
     (["race", "quadratic", "--beta1", "1.5"], "--beta1 must be"),
     (["race"], "name a problem"),
+    (["race", "moments", "--spread", "1e308", "--mean", "1e308"], "mean must be a number from -1e+100 to 1e+100"),
+    (["race", "moments", "--spread", "-1"], "error: spread must be a number from 0 to 1e+100, got -1.0"),
+    (["race", "moments", "--spread", "1e200"], "error: spread must be a number from 0 to 1e+100, got 1e+200"),
+    (["race", "quadratic", "--optimizers", "rmsprop", "--beta2", "1.5"], "error: --beta2 must be in [0, 1], got 1.5"),
+    (["race", "quadratic", "--optimizers", "momentum", "--beta1", "-1"], "error: --beta1 must be >= 0, got -1.0"),
+    (["race", "quadratic", "--beta2", "-1"], "error: --beta2 must be in [0, 1), got -1.0"),
+    (["race", "quadratic", "--steps", "100001"], "steps must be a whole number from 1 to 100000, got 100001"),
+    (["race", "quadratic", "--start", "1e308"], "the loss of quadratic at the start (1e+308,) is beyond"),
+    (["race", "quadratic", "--optimizers", ","], "unknown optimizer"),
 ])
 def test_bad_input_is_one_line_and_exit_2(arguments, message, capsys, tmp_path):
     try:

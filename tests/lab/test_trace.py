@@ -1,11 +1,14 @@
 """The trace's numbers come from the maths; torch's optimizers must take the same steps."""
 
+import math
+import warnings
+
 import lion_pytorch
 import pytest
 import torch
 
 import adamlab
-from adamlab.lab.trace import OPTIMIZERS, STANDARD_KEYS, bias_table, trace
+from adamlab.lab.trace import OPTIMIZERS, STANDARD_KEYS, bias_table, diverged_at, trace
 
 GRADS = (0.5, 0.3, 0.8, 0.6, -0.4, 1.2)
 
@@ -75,7 +78,11 @@ def test_knobs_reach_the_maths():
     ("adagrad", dict(beta2=0.9), "beta2 does not apply to adagrad"),
     ("adam", dict(lr=-1.0), r"lr must be >= 0"),
     ("adam", dict(beta1=1.0), r"beta1 must be in \[0, 1\)"),
-    ("rmsprop", dict(beta2=2.0), r"alpha must be in \[0, 1\]"),
+    # each knob is named as it was set, not as the optimizer's argument it sets (alpha, momentum, eps2)
+    ("rmsprop", dict(beta2=2.0), r"^beta2 must be in \[0, 1\], got 2.0$"),
+    ("momentum", dict(beta1=-1.0), r"^beta1 must be >= 0, got -1.0$"),
+    ("adafactor", dict(eps=-1.0), r"^eps must be >= 0, got -1.0$"),
+    ("adafactor", dict(beta1=1.0), r"^beta1 must be in \[0, 1\), got 1.0$"),
     ("nope", {}, "unknown optimizer 'nope'"),
 ])
 def test_bad_knobs_are_rejected(optimizer, knobs, message):
@@ -88,6 +95,18 @@ def test_bad_gradients_are_rejected():
         trace("adam", grads=())
     with pytest.raises(ValueError, match="finite"):
         trace("adam", grads=(0.5, float("inf")))
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_an_overflow_is_found_not_warned(optimizer):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings would print lines of their own
+        rows = trace(optimizer, grads=(1e308, -1e308, 0.5), theta=1e308, lr=1e308)
+    step, name, value = diverged_at(rows)
+    assert not math.isfinite(value) and rows[step - 1][name] is value
+    assert all(math.isfinite(number) for row in rows[:step - 1] for number in row.values()
+               if isinstance(number, float))
+    assert diverged_at(trace(optimizer)) is None
 
 
 def test_bias_table_multipliers():

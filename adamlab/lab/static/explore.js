@@ -130,8 +130,8 @@ function resetControls() {
   $("option-inputs").replaceChildren(...problem.options.map((option) => {
     const label = Object.assign(document.createElement("label"), {title: option.about});
     const input = Object.assign(document.createElement("input"),
-                                {type: "number", name: option.name, id: `option-${option.name}`,
-                                 step: "any", value: String(option.value)});
+                                {type: "number", name: option.name, id: `option-${option.name}`, step: "any",
+                                 min: String(option.low), max: String(option.high), value: String(option.value)});
     input.addEventListener("input", () => scheduleUpdate(DEBOUNCE_MS));
     label.append(`${option.name} `, input);
     return label;
@@ -168,6 +168,8 @@ async function update() {
   inFlight = null;
   if (!response.ok) {
     setStatus(body.error, true);
+    // The server is busy with other races: ask again in a moment (newer settings replace this).
+    if (response.status === 503) scheduleUpdate(1000 * (Number(response.headers.get("Retry-After")) || 1));
     return;
   }
   explorer.query = query;

@@ -11,7 +11,8 @@ adamlab's optimizers need nothing special here; this module holds what a run aro
   optimizer state become DTensors, each rank holding 1/world of each.
 - :func:`save` and :func:`load` are ``torch.distributed.checkpoint`` with its state_dict
   helpers: a run saved on 4 ranks resumes on 2. A checkpoint is a folder, written beside its
-  final name and renamed into place, so a killed writer never leaves half of one to be read.
+  final name and renamed into place, so a killed writer never leaves half of one to be read;
+  its JSON marker holds the sha256 of every file, checked on every rank before loading.
 - :func:`local_bytes` measures what one rank holds.
 
 The same optimizers also work as the ``optimizer_class`` of
@@ -21,8 +22,10 @@ The same optimizers also work as the ``optimizer_class`` of
 
 import ctypes
 import datetime
+import hashlib
 import json
-import os
+import pickle
+import re
 import shutil
 import signal
 import socket
@@ -37,21 +40,28 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
+from torch.distributed.checkpoint import metadata as checkpoint_metadata
 from torch.distributed.checkpoint._nested_dict import flatten_state_dict
 from torch.distributed.checkpoint._traverse import set_element
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
-from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+from torch.distributed.checkpoint.metadata import StorageMeta, TensorStorageMetadata
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.utils._pytree import tree_leaves, tree_map_only
 
+from .files import Kind, check_output, partial_folder, replace_folder
+
 #: Seconds a collective may wait on a peer before the rank gives up with an error.
 COLLECTIVE_TIMEOUT = 60.0
 #: The file in a checkpoint folder that says it is complete and what it holds.
 MARKER = "adamlab-checkpoint.json"
-FORMAT = "adamlab-distributed-1"
+FORMAT = "adamlab-distributed-2"
+#: Folders saved before the marker held digests: still read, without the check.
+UNCHECKED_FORMAT = "adamlab-distributed-1"
+#: The names torch.distributed.checkpoint gives the files it writes into a folder.
+_DCP_FILES = re.compile(r"__\d+_\d+\.distcp|(__\d+)?\.metadata(\.tmp)?")
 _PR_SET_PDEATHSIG = 1  # Linux's prctl option: a signal for this process when its parent dies
 
 
@@ -157,41 +167,79 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
 
 # --- checkpoints -------------------------------------------------------------------------------
 
+def is_checkpoint_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint folder that :func:`save` wrote, whole or in part: its
+    marker and the files of torch.distributed.checkpoint, and nothing else (a folder holding a
+    file of anyone else's is not adamlab's to replace)."""
+    try:
+        entries = list(Path(path).iterdir())
+    except OSError:  # unreadable: not recognisably adamlab's
+        return False
+    return any(entry.name == MARKER for entry in entries) and all(
+        entry.is_file() and (entry.name == MARKER or _DCP_FILES.fullmatch(entry.name)) for entry in entries)
+
+
+#: A checkpoint folder as an output: only one adamlab saved may be replaced (adamlab.files).
+CHECKPOINT_FOLDER = Kind("a checkpoint folder adamlab saved", True, is_checkpoint_folder)
+
+
 def save(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, extra: dict | None = None) -> None:
     """Every rank writes its shards of ``model`` and ``optimizer`` into the checkpoint folder
     ``path``, and rank 0 ``extra`` (JSON: the run's step, settings, history) beside them.
 
     The folder is written as ``path`` + ".partial" and renamed into place once every rank has
     finished, replacing an older checkpoint; a reader never finds a half-written one at ``path``.
+    Its marker holds the sha256 of every file, and of the marker's own contents. Whatever is at
+    ``path`` or its ``.partial`` twin must be a checkpoint folder adamlab saved (ValueError on
+    every rank otherwise, before anything is written).
     """
-    path = Path(path)
+    path = Path(path).resolve()  # through a symlink: the folder it names is replaced
+    check_output(path, CHECKPOINT_FOLDER)
     _reshard(model)
     _check_optimizer_of(model, optimizer)
-    partial = path.with_name(path.name + ".partial")
+    partial = partial_folder(path)
+    dist.barrier()  # every rank has checked before rank 0 changes anything
     if dist.get_rank() == 0:
-        shutil.rmtree(partial, ignore_errors=True)  # debris of a writer killed earlier
+        if partial.exists():
+            shutil.rmtree(partial)  # debris of a writer killed earlier (checked above: adamlab's)
+        partial.mkdir()
+        # marked from the start, so that a writer killed now leaves debris known as adamlab's
+        (partial / MARKER).write_text(json.dumps({"format": FORMAT, "writing": True}) + "\n")
     dist.barrier()
     model_state, optimizer_state = get_state_dict(model, optimizer)
     dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(partial))
     dist.barrier()
     if dist.get_rank() == 0:
-        marker = {"format": FORMAT, "world": dist.get_world_size(), "extra": extra or {}}
-        (partial / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-        old = path.with_name(path.name + ".old")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(partial, path)
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-        else:  # a file saved there by a run in one process
-            old.unlink(missing_ok=True)
+        files = {entry.name: _sha256(entry) for entry in sorted(partial.iterdir()) if entry.name != MARKER}
+        marker = {"format": FORMAT, "world": dist.get_world_size(), "extra": extra or {}, "files": files}
+        (partial / MARKER).write_text(json.dumps({**marker, "sha256": _digest(marker)}, indent=1) + "\n")
+        replace_folder(partial, path)
     dist.barrier()
 
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _digest(marker: dict) -> str:
+    """The sha256 of the marker's contents, written as canonical JSON."""
+    return hashlib.sha256(json.dumps(marker, sort_keys=True).encode()).hexdigest()
+
+
 def read_extra(path: str | Path) -> dict:
-    """The ``extra`` saved with the checkpoint folder ``path``; ValueError if it is not a
-    complete adamlab checkpoint."""
-    return _marker(path)["extra"]
+    """The ``extra`` saved with the checkpoint folder ``path``, after checking every file of it
+    against its digest; ValueError, naming the file, if it is not a complete adamlab checkpoint
+    or is damaged."""
+    path = Path(path)
+    marker = _marker(path)
+    for name, digest in marker.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise ValueError(f"{file}: missing from the checkpoint folder")
+        if _sha256(file) != digest:
+            raise ValueError(f"{file}: damaged (its sha256 is not the one saved with the checkpoint)")
+    return marker["extra"]
 
 
 def saved_world(path: str | Path) -> int:
@@ -199,39 +247,82 @@ def saved_world(path: str | Path) -> int:
     return _marker(path)["world"]
 
 
-def _marker(path: str | Path) -> dict:
-    path = Path(path)
+def _marker(path: Path) -> dict:
+    """The checkpoint folder's marker, its own digest checked."""
+    marker_path = Path(path) / MARKER
     try:
-        marker = json.loads((path / MARKER).read_text())
+        marker = json.loads(marker_path.read_text())
     except FileNotFoundError:
         raise ValueError(f"{path}: not a complete adamlab checkpoint (no {MARKER})") from None
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: unreadable {MARKER} ({error})") from None
-    if not isinstance(marker, dict) or marker.get("format") != FORMAT:
+        raise ValueError(f"{marker_path}: unreadable ({error})") from None
+    if not isinstance(marker, dict) or marker.get("format") not in (FORMAT, UNCHECKED_FORMAT):
         raise ValueError(f"{path}: not an adamlab distributed checkpoint")
+    if marker.get("writing"):
+        raise ValueError(f"{path}: not a complete adamlab checkpoint (its writer stopped before the end)")
+    if marker["format"] == FORMAT and marker.pop("sha256", None) != _digest(marker):
+        raise ValueError(f"{marker_path}: damaged (its sha256 is not the one saved with it)")
+    if not isinstance(marker.get("extra"), dict) or not isinstance(marker.get("world"), int):
+        raise ValueError(f"{marker_path}: damaged (it lacks the checkpoint's settings)")
     return marker
+
+
+class _Reader(dcp.FileSystemReader):
+    """torch.distributed.checkpoint's reader, but its ``.metadata`` (a pickle) is read with a
+    restricted unpickler: checkpoint metadata classes, sizes, dtypes and paths, never code."""
+
+    def read_metadata(self, *args, **kwargs):
+        metadata_path = self._get_metadata_path(kwargs.get("rank"))
+        with self.fs.create_stream(metadata_path, "rb") as stream:
+            metadata = _MetadataUnpickler(stream).load()
+        if getattr(metadata, "storage_meta", None) is None:
+            metadata.storage_meta = StorageMeta()
+        metadata.storage_meta.load_id = self.load_id
+        return metadata
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Unpickles only the classes a checkpoint's metadata is made of (the standard library's
+    recipe for restricting globals)."""
+
+    def find_class(self, module: str, name: str):
+        value = super().find_class(module, name)
+        allowed = (module == checkpoint_metadata.__name__ and isinstance(value, type)
+                   or (module, name) in {("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+                                         ("torch", "Size"), ("torch.serialization", "_get_layout"),
+                                         ("pathlib", "PosixPath"), ("pathlib", "WindowsPath")}
+                   or module == "torch" and isinstance(value, torch.dtype))
+        if not allowed:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a checkpoint's metadata")
+        return value
 
 
 def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     """Load the checkpoint folder ``path`` into ``model`` and ``optimizer``, resharded for this
     run's ranks (or whole, in a process outside any process group), and return its ``extra``.
 
-    A folder that is not a complete checkpoint, or one of another model or optimizer, raises
-    ValueError naming the first mismatch, and nothing is changed. Loading runs no code from
-    the files: tensors and the optimizer's settings are read with ``weights_only=True``."""
+    A folder that is not a complete checkpoint, a damaged one (every file is checked against
+    its sha256 first), or one of another model or optimizer, raises ValueError naming the first
+    fault, and nothing is changed. Loading runs no code from the files: tensors and the
+    optimizer's settings are read with ``weights_only=True``, the metadata with a restricted
+    unpickler."""
     path = Path(path)
     extra = read_extra(path)
     _reshard(model)
     _check_optimizer_of(model, optimizer)
     model_state, optimizer_state = get_state_dict(model, optimizer)
     wanted = {"model": model_state, "optimizer": optimizer_state}
-    _check_keys(path, wanted, dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata)
+    try:
+        metadata = _Reader(str(path)).read_metadata()
+    except Exception as error:  # pickle raises many kinds for a file it cannot read
+        raise ValueError(f"{path}: could not read the checkpoint's metadata ({_last_line(error)})") from None
+    _check_keys(path, wanted, metadata.state_dict_metadata)
     # read into copies, so that a failed read changes nothing
     state = tree_map_only(torch.Tensor, lambda tensor: tensor.detach().clone(), wanted)
     try:
         with warnings.catch_warnings():  # one process may resume a sharded run: torch warns even so
             warnings.filterwarnings("ignore", "torch.distributed is disabled")
-            dcp.load(state, checkpoint_id=str(path), planner=_WeightsOnlyPlanner(),
+            dcp.load(state, storage_reader=_Reader(str(path)), planner=_WeightsOnlyPlanner(),
                      no_dist=not dist.is_initialized())
     except (Exception, CheckpointException) as error:  # the latter gathers every rank's errors
         why = ("it holds objects other than tensors and plain values, which loading them would "

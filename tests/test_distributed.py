@@ -7,6 +7,8 @@ difference a sharded run can show is the order of the gradient sums (rtol 1e-5 i
 
 import json
 import os
+import pickle
+import shutil
 import time
 
 import pytest
@@ -160,9 +162,12 @@ def save_then_die(rank: int, world: int, port: int, folder: str) -> None:
     model = sharded_network()
     optimizer = adamlab.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
     train(model, optimizer, rank, world, steps=range(2))
-    if rank == 0:  # a file where the folder goes (a one-process run's checkpoint): replaced, not left as .old
-        with open(os.path.join(folder, "checkpoint"), "w") as file:
-            file.write("an older checkpoint")
+    if rank == 0:  # what a writer killed earlier left: adamlab's own debris, removed by the next save
+        debris = os.path.join(folder, "checkpoint.partial")
+        os.mkdir(debris)
+        for name in (distributed.MARKER, "__0_0.distcp"):
+            with open(os.path.join(debris, name), "w") as file:
+                file.write("half written")
     distributed.save(os.path.join(folder, "checkpoint"), model, optimizer, extra={"step": 2})
     uneven = sharded_network(uneven_network())  # and 8-bit Adam, its blocks cut by the shards' edges
     eight_bit = adamlab.AdamW8bit(uneven.parameters(), lr=1e-2)
@@ -204,6 +209,10 @@ def resume(rank: int, world: int, port: int, folder: str) -> None:
                                                                 adamlab.AdamW(network().parameters()))),
         ("half written", lambda: distributed.load(checkpoint + ".partial", model, optimizer)),
         ("code inside", lambda: distributed.load(os.path.join(folder, "mischief"), model, optimizer)),
+        ("damaged", lambda: distributed.load(os.path.join(folder, "damaged"), model, optimizer)),
+        # a user's folder, and a file, where a checkpoint would go: refused on every rank, kept
+        ("save over a user's folder", lambda: distributed.save(os.path.join(folder, "mine"), model, optimizer)),
+        ("save over a file", lambda: distributed.save(os.path.join(folder, "mine", "notes.txt"), model, optimizer)),
     ]:
         try:
             load()
@@ -323,8 +332,16 @@ def test_a_dead_rank_stops_the_run_and_the_last_checkpoint_resumes_on_fewer_rank
     model_state, optimizer_state = get_state_dict(model, optimizer)
     optimizer_state["param_groups"][0]["lr"] = Mischief(str(tmp_path / "ran"))
     dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(tmp_path / "mischief"))
-    (tmp_path / "mischief" / distributed.MARKER).write_text(json.dumps(
-        {"format": distributed.FORMAT, "world": 1, "extra": {"step": 1}}))
+    (tmp_path / "mischief" / distributed.MARKER).write_text(json.dumps(  # the format before digests
+        {"format": distributed.UNCHECKED_FORMAT, "world": 1, "extra": {"step": 1}}))
+    # A copy of the 4 ranks' checkpoint with 8 bytes flipped inside a tensor's record.
+    shutil.copytree(checkpoint, tmp_path / "damaged")
+    shard = tmp_path / "damaged" / "__0_0.distcp"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 8] = bytes(255 - byte for byte in data[len(data) // 2:len(data) // 2 + 8])
+    shard.write_bytes(bytes(data))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
 
     distributed.launch(resume, 2, str(tmp_path), timeout=300)
     reports = [torch.load(tmp_path / f"resumed{rank}.pt", weights_only=True) for rank in range(2)]
@@ -339,6 +356,9 @@ def test_a_dead_rank_stops_the_run_and_the_last_checkpoint_resumes_on_fewer_rank
             in report["optimizer of another model"]
         assert "not a complete adamlab checkpoint" in report["half written"]
         assert "could not read the checkpoint: it holds objects other than tensors" in report["code inside"]
+        assert "__0_0.distcp: damaged (its sha256 is not the one saved with the checkpoint)" in report["damaged"]
+        assert "mine: is not a checkpoint folder adamlab saved" in report["save over a user's folder"]
+        assert "notes.txt: is a file, not a folder" in report["save over a file"]
         assert report["unchanged"]
         # 8-bit Adam's codes and scales resharded from 4 ranks to 2: exactly those of one process
         for key, state in single["uneven"]["state"].items():
@@ -348,7 +368,31 @@ def test_a_dead_rank_stops_the_run_and_the_last_checkpoint_resumes_on_fewer_rank
             torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
     assert not (tmp_path / "ran").exists()
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("checkpoint")) == [
-        "checkpoint", "checkpoint-8bit"]  # the file that was at "checkpoint" is gone, not left as .old
+        "checkpoint", "checkpoint-8bit"]  # the debris of a killed writer is gone
+    assert [path.name for path in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's"
     # a complete checkpoint folder, but not of ``adamlab train``
     assert main(["train", "--resume", str(checkpoint)]) == 2
     assert "checkpoint: not an adamlab train checkpoint" in capsys.readouterr().err
+
+
+def test_checkpoint_metadata_that_would_run_code_is_refused(tmp_path):
+    """torch.distributed.checkpoint unpickles a folder's ``.metadata`` with plain pickle; adamlab
+    reads it with an unpickler that knows only the metadata's own classes. (In one process, no
+    ranks: a folder loads whole outside a process group.)"""
+    model = network()
+    optimizer = adamlab.AdamW(model.parameters(), lr=1e-2)
+    train(model, optimizer, steps=range(1))
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    folder = tmp_path / "checkpoint"
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(folder), no_dist=True)
+    metadata = pickle.loads((folder / ".metadata").read_bytes())
+    metadata.storage_meta = Mischief(str(tmp_path / "ran"))
+    (folder / ".metadata").write_bytes(pickle.dumps(metadata))
+    (folder / distributed.MARKER).write_text(json.dumps(  # the format before digests: no digest to stop it
+        {"format": distributed.UNCHECKED_FORMAT, "world": 1, "extra": {"step": 1}}))
+    before = [whole(p) for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"could not read the checkpoint.s metadata \(\w+\.mkdir is not part of"):
+        distributed.load(folder, model, optimizer)
+    assert not (tmp_path / "ran").exists()
+    assert all(torch.equal(a, whole(p)) for a, p in zip(before, model.parameters()))

@@ -1,13 +1,18 @@
 import os
+import re
 import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from adamlab.files import atomic_write
+from adamlab import distributed
+from adamlab.distributed import CHECKPOINT_FOLDER
+from adamlab.files import PNG, atomic_write, check_output, check_outputs
+from adamlab.lab.training import CHECKPOINT_FILE
 
 
 def test_a_write_that_fails_leaves_the_old_file_and_no_debris(tmp_path):
@@ -76,3 +81,109 @@ def test_a_writer_killed_mid_write_leaves_a_whole_checkpoint(tmp_path):
         checkpoint = torch.load(path, weights_only=True)
         assert checkpoint["generation"] >= 1
         assert torch.equal(checkpoint["weights"], torch.full((1_000_000,), float(checkpoint["generation"])))
+
+
+# --- what an output may replace ------------------------------------------------------------------
+
+def adamlab_png(path):
+    """A PNG as adamlab draws it (marked), through the plots' own writer."""
+    from adamlab.lab.plots import plt, save_png
+
+    figure, _ = plt.subplots(figsize=(1, 1))
+    save_png(figure, path)
+    return path
+
+
+def foreign_png(path):
+    """A PNG that adamlab did not draw: matplotlib's own mark, not adamlab's."""
+    from adamlab.lab.plots import plt
+
+    figure, _ = plt.subplots(figsize=(1, 1))
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def test_an_output_may_not_be_an_input_or_another_output_however_it_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "names.txt").write_text("anna\nbob\n")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "names.txt")
+    os.link(tmp_path / "names.txt", tmp_path / "hard.txt")
+    (tmp_path / "run").mkdir()
+    for output, given in [("names.txt", "names.txt"), ("./names.txt", "names.txt"), ("link.txt", "names.txt"),
+                          ("hard.txt", "names.txt"), (str(tmp_path / "names.txt"), "./names.txt")]:
+        with pytest.raises(ValueError, match=f"--plot {re.escape(str(Path(output)))} is the same path as --data "):
+            check_outputs([("--plot", output, PNG)], inputs=[("--data", given)])
+    with pytest.raises(ValueError, match="--save run holds --data run/names.txt"):
+        check_outputs([("--save", "run", CHECKPOINT_FOLDER)], inputs=[("--data", "run/names.txt")])
+    with pytest.raises(ValueError, match="--save run holds --plot run/x.png"):
+        check_outputs([("--save", "run", CHECKPOINT_FOLDER), ("--plot", "run/x.png", PNG)])
+    with pytest.raises(ValueError, match="--plot run/x.png lies inside --resume run"):
+        check_outputs([("--plot", "run/x.png", PNG)], inputs=[("--resume", "run")])
+    with pytest.raises(ValueError, match="--save x is the same path as --plot x"):
+        check_outputs([("--save", "x", CHECKPOINT_FILE), ("--plot", "./x", PNG)])
+    # a run continued into its own checkpoint; and paths left out (None)
+    check_outputs([("--save", "run.pt", CHECKPOINT_FILE), ("--plot", None, PNG)],
+                  inputs=[("--resume", "./run.pt"), ("--data", None)], may_share=[("--save", "--resume")])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hard.txt", "link.txt", "names.txt", "run"]
+
+
+def test_only_an_earlier_output_of_the_same_kind_may_be_replaced(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("the user's")
+    os.mkfifo(tmp_path / "fifo")
+    refused = {
+        "folder": ("--plot", tmp_path / "folder", PNG, "is a folder, not a file"),
+        "file where a folder goes": ("--save", tmp_path / "notes.txt", CHECKPOINT_FOLDER, "is a file, not a folder"),
+        "a text file": ("--save", tmp_path / "notes.txt", CHECKPOINT_FILE,
+                        "is not a checkpoint file adamlab saved; adamlab replaces only what it wrote itself"),
+        "a pipe": ("--plot", tmp_path / "fifo", PNG, "is not a PNG picture adamlab drew"),  # and does not block
+        "someone's PNG": ("--plot", foreign_png(tmp_path / "photo.png"), PNG, "is not a PNG picture adamlab drew"),
+        "a PNG as a checkpoint": ("--save", adamlab_png(tmp_path / "drawn.png"), CHECKPOINT_FILE,
+                                  "is not a checkpoint file adamlab saved"),
+        "a user's folder": ("--save", tmp_path / "folder", CHECKPOINT_FOLDER, "is not a checkpoint folder adamlab saved"),
+        "nowhere": ("--plot", tmp_path / "absent" / "x.png", PNG, "absent is not a directory"),
+    }
+    for option, path, kind, message in refused.values():
+        with pytest.raises(ValueError, match=f"^{option} {re.escape(str(path))}: .*{message}"):
+            check_outputs([(option, path, kind)])
+    check_output(adamlab_png(tmp_path / "loss.png"), PNG)  # adamlab's own: may be replaced
+    check_output(tmp_path / "new.png", PNG)  # nothing there
+    assert (tmp_path / "notes.txt").read_text() == "the user's"
+
+
+def test_a_folders_partial_twin_must_be_adamlabs_too(tmp_path):
+    run = tmp_path / "run"
+    (tmp_path / "run.partial").mkdir()
+    (tmp_path / "run.partial" / "mine.txt").write_text("the user's")
+    with pytest.raises(ValueError, match=r"run.partial, where the new folder is written first, is not a checkpoint"):
+        check_output(run, CHECKPOINT_FOLDER, "--save")
+    (tmp_path / "run.partial" / "mine.txt").unlink()
+    for name in (distributed.MARKER, "__0_0.distcp", ".metadata"):  # what a killed writer leaves
+        (tmp_path / "run.partial" / name).write_text("half")
+    check_output(run, CHECKPOINT_FOLDER, "--save")
+
+
+def test_a_killed_writers_temporary_is_removed_but_a_live_writers_is_not(tmp_path):
+    path = tmp_path / "plot.png"
+    stale = tmp_path / ".plot.png.abcd1234.partial"
+    stale.write_bytes(b"half of a picture")  # left by a writer killed mid-write: nobody holds it
+    someone_elses = tmp_path / ".plot.png.notmine.partial"  # not a name atomic_write gives
+    someone_elses.write_bytes(b"keep")
+    with atomic_write(path) as outer:
+        outer.write(b"first")
+        live = next(tmp_path.glob(".plot.png.*.partial"), None)
+        with atomic_write(path) as inner:  # a second writer of the same path meanwhile
+            inner.write(b"second")
+        assert (tmp_path / live.name).exists()  # the first writer's file survived the second's cleaning
+    assert path.read_bytes() == b"first" and not stale.exists() and someone_elses.read_bytes() == b"keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".plot.png.notmine.partial", "plot.png"]
+
+
+def test_a_symlinked_output_keeps_its_link(tmp_path):
+    target = tmp_path / "real.png"
+    target.write_bytes(b"old")
+    (tmp_path / "link.png").symlink_to(target)
+    with atomic_write(tmp_path / "link.png") as file:
+        file.write(b"new")
+    assert (tmp_path / "link.png").is_symlink() and target.read_bytes() == b"new"

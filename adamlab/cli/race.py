@@ -6,6 +6,7 @@ import math
 
 from rich.table import Table
 
+from ..files import PNG, check_outputs
 from ..lab import race as lab
 from .output import numbers, print_table
 
@@ -80,10 +81,11 @@ def run(args) -> int:
         return 0
     if args.problem is None:
         raise ValueError(f"name a problem: one of {', '.join(lab.PROBLEMS)} (or --list)")
+    out = args.out or f"adamlab-race-{args.problem}.png"
+    check_outputs([("--out", out, PNG)])  # before the race runs: the picture must have somewhere to go
     options = {name: getattr(args, name) for name in ("mean", "spread") if getattr(args, name) is not None}
     race = lab.run(args.problem, args.optimizers, dict(args.lr), args.steps, args.start, options,
                    beta1=args.beta1, beta2=args.beta2, eps=args.eps, weight_decay=args.weight_decay)
-    out = args.out or f"adamlab-race-{args.problem}.png"
     from ..lab.race_plots import plot_race  # matplotlib: only when drawing
     plot_race(race, out)
     if args.json:

@@ -17,9 +17,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .. import distributed
-from ..files import atomic_write
-from ..lab.training import (DTYPES, OPTIMIZERS, RECIPES, ROUNDINGS, History, TrainConfig, Training,
-                             read_checkpoint, saved_config)
+from ..files import PNG, atomic_write, check_outputs
+from ..lab.names import CorpusError
+from ..lab.training import (CHECKPOINT_FILE, DTYPES, LARGEST_SAMPLES, OPTIMIZERS, RECIPES, ROUNDINGS, History,
+                             TrainConfig, Training, read_checkpoint, read_split, saved_config)
 from ..maths.hyperparameters import InvalidHyperparameter
 from ..recipe import SCHEDULES
 from .output import print_table, usable_device
@@ -30,13 +31,13 @@ _CONFIG_OPTIONS = {
     "optimizer": dict(choices=OPTIMIZERS, help="adamlab's optimizers, or torch.optim's as torch-adam(w)"),
     "lr": dict(type=float, help="peak learning rate"),
     "steps": dict(type=int, help="optimizer steps"),
-    "batch_size": dict(type=int, help="names per step"),
+    "batch_size": dict(type=int, help="names per step (at most the training split's names)"),
     "schedule": dict(choices=SCHEDULES, help="learning-rate schedule"),
     "warmup": dict(type=int, help="warmup steps"),
     "min_lr": dict(type=float, help="warmup-cosine's final learning rate"),
     "weight_decay": dict(type=float, help="decay of the weight matrices (never of norms)"),
     "clip": dict(type=float, help="max gradient norm, 0 for none"),
-    "seed": dict(type=int, help="seed of the initialization, the split and the data order"),
+    "seed": dict(type=int, help="seed of the initialization, the split and the data order (0 to 2**64 - 1)"),
     "eval_every": dict(type=int, help="steps between evaluations of the loss on both splits"),
     "dtype": dict(choices=DTYPES, help="precision of weights, gradients and optimizer state (bfloat16: "
                                        "no float32 master copy)"),
@@ -45,17 +46,30 @@ _CONFIG_OPTIONS = {
 }
 
 
+#: The most processes --nproc starts.
+LARGEST_NPROC = 64
+#: The exit status of a run that diverged (Ctrl-C: 130; bad input: 2).
+DIVERGED = 3
+
+
 def add_parser(commands) -> None:
     parser = commands.add_parser(
         "train", help="train a small GPT on names and show what it learned",
         description="Train a character-level GPT on a corpus of names: AdamW, warmup and cosine "
                     "decay, clipping, weight decay on matrices only (the default recipe), or "
                     "microgpt's configuration (--recipe microgpt). Unset options take the recipe's "
-                    "values.")
-    parser.add_argument("--recipe", choices=RECIPES, default="default")
+                    "values.",
+        epilog=f"exit status: 0 when every run finished; {DIVERGED} when a run diverged (its loss was not a "
+               f"finite number; the summary, JSON and plot are still written); 130 when stopped by Ctrl-C; "
+               f"2 for bad input (nothing trained, nothing written); 1 when a rank of --nproc failed. "
+               f"Outputs (--save, --plot) may replace only what adamlab wrote there earlier, and never "
+               f"an input.")
+    parser.add_argument("--recipe", choices=RECIPES, help="default (AdamW, the standard recipe; the default) "
+                                                          "or microgpt")
     parser.add_argument("--data", metavar="FILE",
-                        help="names, one per line (default: 5,163 US census first names that ship "
-                             "with adamlab); the vocabulary is built from the file's characters")
+                        help="names, one per line, a regular file of at most 16 MiB (default: 5,163 US census "
+                             "first names that ship with adamlab); the vocabulary is built from the file's "
+                             "characters")
     for name, settings in _CONFIG_OPTIONS.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, **settings)
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
@@ -74,30 +88,56 @@ def add_parser(commands) -> None:
                         help="train data-parallel in N processes, the model and optimizer state sharded "
                              "with FSDP2 (gloo on CPU, nccl on GPUs); --save then writes a folder, and "
                              "--resume of a folder takes its number of processes unless N is given")
-    parser.add_argument("--samples", type=int, default=10, help="names to sample at the end")
+    parser.add_argument("--samples", type=int, default=10,
+                        help=f"names to sample at the end (0 to {LARGEST_SAMPLES:,}; none from a run that diverged)")
+    parser.add_argument("--on-divergence", choices=("stop", "finish"), default="stop",
+                        help=f"when the loss is not a finite number: stop there (default) or train on to "
+                             f"--steps; either way no checkpoint is written after it, and the exit status "
+                             f"is {DIVERGED}")
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
     parser.set_defaults(run=run)
 
 
 def _config(args) -> TrainConfig:
+    """The run's settings: the options over the recipe's, or those of the run to resume."""
+    if args.resume is not None:
+        return saved_config(read_checkpoint(args.resume))
     given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
     if args.data is not None:
-        given["data"] = str(Path(args.data).resolve())
-    return RECIPES[args.recipe].replace(**given)
+        given["data"] = str(Path(args.data).absolute())  # the same file when resumed from elsewhere
+    return RECIPES[args.recipe or "default"].replace(**given)
 
 
-def _start(args, device: str) -> Training:
-    _check_resume(args)
-    if args.resume is None:
-        return Training(_config(args), device)
-    return Training.resume(args.resume, device)
+def _start(args, config: TrainConfig, device: str) -> Training:
+    training = Training(config, device) if args.resume is None else Training.resume(args.resume, device)
+    training.stop_on_divergence = args.on_divergence == "stop"
+    return training
 
 
-def _check_resume(args) -> None:
-    fixed = [f"--{name.replace('_', '-')}" for name in [*_CONFIG_OPTIONS, "data"]
+def _check_options(args) -> None:
+    """The options' ranges and combinations, before anything is read."""
+    if not 0 <= args.samples <= LARGEST_SAMPLES:
+        raise ValueError(f"--samples must be a whole number from 0 to {LARGEST_SAMPLES:,}, got {args.samples}")
+    if args.nproc is not None and not 1 <= args.nproc <= LARGEST_NPROC:
+        raise ValueError(f"--nproc must be a whole number from 1 to {LARGEST_NPROC}, got {args.nproc}")
+    if args.nproc is not None and args.resume is not None and not Path(args.resume).is_dir():
+        raise ValueError(f"--nproc resumes a checkpoint folder of a sharded run; {args.resume} is not one "
+                         f"(resume a checkpoint file without --nproc)")
+    if args.compare and (args.save or args.resume):
+        raise ValueError("--compare runs two trainings; it cannot be combined with --save or --resume")
+    fixed = [f"--{name.replace('_', '-')}" for name in ["recipe", "data", *_CONFIG_OPTIONS]
              if getattr(args, name) is not None]
-    if args.resume is not None and (fixed or args.recipe != "default"):
-        raise ValueError(f"--resume continues a run with its own settings; drop {', '.join(fixed) or '--recipe'}")
+    if args.resume is not None and fixed:
+        raise ValueError(f"--resume continues a run with its own settings; drop {', '.join(fixed)}")
+
+
+def _check_paths(args, config: TrainConfig, sharded: bool) -> None:
+    """Every output checked against the inputs, each other and what is there (adamlab.files)."""
+    checkpoint = distributed.CHECKPOINT_FOLDER if sharded else CHECKPOINT_FILE
+    check_outputs([("--save", args.save, checkpoint), ("--plot", None if args.no_plot else args.plot, PNG)],
+                  inputs=[("--resume", args.resume),
+                          ("--data", args.data) if args.data else ("the resumed run's data", config.data)],
+                  may_share=[("--save", "--resume")])  # a run continued into its own checkpoint
 
 
 def _train(training: Training, label: str, save_to, quiet: bool, stop=None) -> None:
@@ -141,19 +181,25 @@ class _Outcome(NamedTuple):
     steps: int
 
     @property
+    def diverged_at(self) -> int | None:
+        return self.summary["diverged_at_step"]
+
+    @property
     def stopped(self) -> bool:
-        return self.step < self.steps
+        """Stopped on request (Ctrl-C) before the end."""
+        return self.step < self.steps and self.diverged_at is None
 
     @classmethod
     def of(cls, label: str, training: Training, samples: int) -> "_Outcome":
         return cls(label, training.summary(samples), training.history, training.step, training.config.steps)
 
 
-def _in_this_process(args, device: str, console: Console) -> list[_Outcome]:
-    training = _start(args, device)
+def _in_this_process(args, config: TrainConfig, device: str, console: Console) -> list[_Outcome]:
+    training = _start(args, config, device)
     runs = [(_label(training.config), training)]
-    for changes in args.compare:
-        runs.append((_label(training.config, changes), Training(training.config.replace(**changes), device)))
+    for changes in args.compare:  # on the settings as given: what follows from them (warmup, min_lr) follows anew
+        runs.append((_label(config, changes), Training(config.replace(**changes), device)))
+        runs[-1][1].stop_on_divergence = training.stop_on_divergence
     if not args.json:
         _describe(training, console)
     outcomes = []
@@ -165,18 +211,9 @@ def _in_this_process(args, device: str, console: Console) -> list[_Outcome]:
     return outcomes
 
 
-def _on_ranks(args, device: str) -> list[_Outcome]:
+def _on_ranks(args, config: TrainConfig, device: str) -> list[_Outcome]:
     """Each run in ``--nproc`` processes, one after the other; rank 0 reports back."""
-    _check_resume(args)
-    nproc = args.nproc
-    if args.resume is None:
-        config = _config(args)
-    else:
-        if not Path(args.resume).is_dir():
-            raise ValueError(f"--nproc resumes a checkpoint folder of a sharded run; {args.resume} is not one "
-                             f"(resume a checkpoint file without --nproc)")
-        config = saved_config(read_checkpoint(args.resume))
-        nproc = nproc or distributed.saved_world(args.resume)
+    nproc = args.nproc or distributed.saved_world(args.resume)  # resuming a folder: as many as saved it
     runs = [(_label(config), config)] + [(_label(config, changes), config.replace(**changes))
                                           for changes in args.compare]
     if device not in ("cpu", "cuda"):
@@ -187,10 +224,12 @@ def _on_ranks(args, device: str) -> list[_Outcome]:
         if each.batch_size < nproc:
             raise ValueError(f"--nproc {nproc} needs a batch of at least {nproc} names; "
                              f"--batch-size is {each.batch_size}")
+        read_split(each)  # the data, and the batch against it
     outcomes = []
     for index, (label, each) in enumerate(runs):
         job = {"config": each, "resume": args.resume if index == 0 else None, "device": device, "label": label,
-               "save": args.save, "samples": args.samples, "quiet": args.json, "describe": index == 0 and not args.json}
+               "save": args.save, "samples": args.samples, "quiet": args.json, "describe": index == 0 and not args.json,
+               "stop_on_divergence": args.on_divergence == "stop"}
         outcomes.append(_launch(job, nproc))
         if outcomes[-1].stopped:
             break
@@ -231,6 +270,7 @@ def _rank(rank: int, world: int, port: int, job: dict, stop) -> None:
             training = Training.resume(job["resume"], str(device), sharded=True)
         else:
             training = Training(job["config"], str(device), sharded=True)
+        training.stop_on_divergence = job["stop_on_divergence"]
         if job["describe"] and rank == 0:
             _describe(training, Console())
         _train(training, job["label"], job["save"], quiet=job["quiet"] or rank != 0, stop=stop)
@@ -292,31 +332,29 @@ def _label(config: TrainConfig, changes: dict | None = None) -> str:
 
 
 def run(args) -> int:
-    if args.samples < 0:
-        raise ValueError(f"--samples must be >= 0, got {args.samples}")
-    if args.nproc is not None and args.nproc < 1:
-        raise ValueError(f"--nproc must be >= 1, got {args.nproc}")
-    if args.compare and (args.save or args.resume):
-        raise ValueError("--compare runs two trainings; it cannot be combined with --save or --resume")
-    for option, path in (("--plot", None if args.no_plot else args.plot), ("--save", args.save)):
-        if path is not None and not Path(path).resolve().parent.is_dir():
-            raise ValueError(f"{option} {path}: {Path(path).resolve().parent} is not a directory")
+    # Everything that can be refused is refused here, before any work starts.
+    _check_options(args)
+    config = _config(args)
+    sharded = args.nproc is not None or (args.resume is not None and Path(args.resume).is_dir())
+    _check_paths(args, config, sharded)
     device = usable_device(args.device)
     console = Console()
-    sharded = args.nproc is not None or (args.resume is not None and Path(args.resume).is_dir())
-    outcomes = _on_ranks(args, device) if sharded else _in_this_process(args, device, console)
+    try:
+        outcomes = _on_ranks(args, config, device) if sharded else _in_this_process(args, config, device, console)
+    except CorpusError as error:  # met while the names are read, before any training
+        raise ValueError(f"--data {error}" if args.data else str(error)) from None
     summaries = [outcome.summary for outcome in outcomes]
     if not args.no_plot:
         from ..lab.plots import plot_losses  # matplotlib loads only when a plot is drawn
 
-        title = f"adamlab train, recipe {args.recipe if not args.resume else 'resumed'}"
+        title = "adamlab train, " + ("resumed" if args.resume else f"recipe {args.recipe or 'default'}")
         plot_losses([(outcome.label, outcome.history) for outcome in outcomes], args.plot, title)
     result = dict(summaries[0], plot=None if args.no_plot else str(args.plot))
     if args.compare:
         result["compare"] = summaries[1:]
 
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(_strict_json(result), indent=2, allow_nan=False))
     else:
         _print_summaries(summaries, [outcome.label for outcome in outcomes], console)
         if not args.no_plot:
@@ -326,7 +364,25 @@ def run(args) -> int:
         where = f"; resume with: adamlab train --resume {args.save}" if args.save else ""
         print(f"adamlab train: stopped at step {stopped[0].step} of {stopped[0].steps}{where}", file=sys.stderr)
         return 130
-    return 0
+    diverged = [outcome for outcome in outcomes if outcome.diverged_at is not None]
+    for outcome in diverged:
+        how = ("stopped there" if outcome.step == outcome.diverged_at
+               else f"trained on to step {outcome.step} as --on-divergence finish asks")
+        kept = f"; {args.save} holds the run from before it" if args.save and Path(args.save).exists() else ""
+        print(f"adamlab train: {outcome.label} diverged: its loss was not a finite number at step "
+              f"{outcome.diverged_at}; {how}{kept}", file=sys.stderr)
+    return DIVERGED if diverged else 0
+
+
+def _strict_json(value):
+    """``value`` with every float that is not finite as null: JSON has no NaN or infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(item) for item in value]
+    return value
 
 
 def _print_summaries(summaries: list[dict], labels: list[str], console: Console) -> None:
@@ -341,4 +397,7 @@ def _print_summaries(summaries: list[dict], labels: list[str], console: Console)
         table.add_row(title, *(form.format(summary[key]) for summary in summaries))
     print_table(table)
     for label, summary in zip(labels, summaries):
-        console.print(f"[bold]{label}[/] samples: {', '.join(summary['samples'])}")
+        if summary["diverged_at_step"] is not None and not summary["samples"]:
+            console.print(f"[bold]{label}[/] samples: none (the run diverged at step {summary['diverged_at_step']})")
+        else:
+            console.print(f"[bold]{label}[/] samples: {', '.join(summary['samples'])}")

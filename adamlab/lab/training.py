@@ -1,4 +1,5 @@
-"""Training the names GPT: the recipes, one run's state, checkpoints that resume exactly.
+"""Training the names GPT: the recipes, one run's state, checkpoints that resume exactly (and
+are checked against a digest first), and runs that diverge stopping cleanly.
 
 >>> run = Training(RECIPES["microgpt"].replace(steps=3, eval_every=3))
 >>> run.run()
@@ -7,7 +8,10 @@
 """
 
 import dataclasses
+import hashlib
 import inspect
+import io
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +22,8 @@ import torch.distributed as dist
 
 from .. import distributed
 from .. import optim as adamlab_optim
-from ..files import atomic_write
+from ..files import Kind, atomic_write, check_output
+from ..maths.hyperparameters import InvalidHyperparameter, check
 from ..recipe import SCHEDULES, drive, param_groups
 from .gpt import GPT, GPTConfig
 from .names import DEFAULT_CORPUS, Vocabulary, encode_all, read_names, split
@@ -37,7 +42,16 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 #: How bfloat16 weights are rounded after each step (see ``stochastic_rounding`` on the optimizers).
 ROUNDINGS = ("stochastic", "nearest")
 
-CHECKPOINT_FORMAT = "adamlab-train-1"
+CHECKPOINT_FORMAT = "adamlab-train-2"
+#: Checkpoint files saved before they carried a digest: still read, without the check.
+UNCHECKED_FORMAT = "adamlab-train-1"
+#: The largest step count, warmup, evaluation interval or model size a run takes: beyond any
+#: real run, and small enough for every counter.
+LARGEST = 10**9
+#: torch's generators take seeds from 0 to 2**64 - 1.
+LARGEST_SEED = 2**64 - 1
+#: The most names a run draws for ``samples``.
+LARGEST_SAMPLES = 10_000
 #: Training loss is measured on this many training names (the first of the seeded shuffle), to keep
 #: evaluation cheap on large corpora; validation loss on the whole validation split.
 TRAIN_EVAL_NAMES = 2000
@@ -90,17 +104,23 @@ class TrainConfig:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        for name in ("steps", "batch_size", "n_layer", "n_embd", "n_head", "block_size", "eval_every"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-        if self.warmup is not None and (isinstance(self.warmup, bool) or not isinstance(self.warmup, int)
-                                        or self.warmup < 0):
-            raise ValueError(f"warmup must be a whole number >= 0, got {self.warmup!r}")
-        if not self.clip >= 0:
-            raise ValueError(f"clip must be >= 0 (0: no clipping), got {self.clip!r}")
+        # InvalidHyperparameter names the setting: the command line turns it into its option
+        for name in ("steps", "batch_size", "n_layer", "n_embd", "n_head", "block_size", "eval_every", "warmup"):
+            _check_whole(name, getattr(self, name), 0 if name == "warmup" else 1, LARGEST)
+        _check_whole("seed", self.seed, 0, LARGEST_SEED)
+        check(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+        if not (isinstance(self.clip, (int, float)) and 0 <= self.clip < math.inf):
+            raise InvalidHyperparameter("clip", self.clip, "a finite number >= 0 (0: no clipping)")
+        if self.min_lr is not None and not (isinstance(self.min_lr, (int, float)) and 0 <= self.min_lr <= self.lr):
+            raise InvalidHyperparameter("min_lr", self.min_lr, f"in [0, lr={self.lr:g}]")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+
+
+def _check_whole(name: str, value, low: int, high: int) -> None:
+    """None (left to the run's length) or a whole number from ``low`` to ``high``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
+        raise InvalidHyperparameter(name, value, f"a whole number from {low} to {high:,}")
 
 
 RECIPES = {
@@ -111,6 +131,18 @@ RECIPES = {
                             schedule="linear-decay", warmup=0, min_lr=0.0, clip=0.0, steps=1000,
                             batch_size=1, n_layer=1, n_embd=16, n_head=4, block_size=16, init_std=0.08),
 }
+
+
+def read_split(config: TrainConfig) -> tuple[list[str], list[str], list[str]]:
+    """The run's names, and its training and validation names. Raises ValueError for data it
+    cannot use, and for a batch larger than the training names: a batch draws them with
+    replacement, so a larger one would only repeat names (and grow memory without bound)."""
+    names = read_names(config.data)
+    train_names, val_names = split(names, config.validation_fraction, config.seed)
+    if config.batch_size > len(train_names):
+        raise InvalidHyperparameter("batch_size", config.batch_size,
+                                    f"at most {len(train_names):,}, the number of training names")
+    return names, train_names, val_names
 
 
 def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
@@ -139,6 +171,7 @@ class History:
     eval_step: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    diverged_at: int | None = None  # the first step whose loss was not a finite number
 
 
 class Training:
@@ -149,6 +182,11 @@ class Training:
     on its share of each; the model is sharded with FSDP2 block by block, and so is the
     optimizer state; checkpoints are folders. The losses, history and summary are the whole
     run's on every rank, and its numbers those of one process, but for the order of sums.
+
+    A loss that is not a finite number (the batch's or an evaluation's) marks the run diverged
+    (``history.diverged_at``, the same step on every rank). It then stops before that step's
+    update, unless ``stop_on_divergence`` is False, and no checkpoint is written from then on:
+    the last one, from before, stays.
     """
 
     def __init__(self, config: TrainConfig = RECIPES["default"], device: str = "cpu", sharded: bool = False):
@@ -158,9 +196,8 @@ class Training:
         if config.batch_size < self.world:
             raise ValueError(f"a batch of {config.batch_size} names cannot be shared by {self.world} ranks; "
                              f"use batch_size >= {self.world}")
-        names = read_names(config.data)
+        names, train_names, val_names = read_split(config)
         self.vocabulary = Vocabulary.of(names)
-        train_names, val_names = split(names, config.validation_fraction, config.seed)
         self.splits = {name: tuple(tensor.to(self.device) for tensor in
                                    encode_all(part, self.vocabulary, config.block_size))
                        for name, part in (("train", train_names), ("val", val_names))}
@@ -188,20 +225,35 @@ class Training:
         self.train_seconds, self.train_tokens = 0.0, 0
         self.stop_requested = False  # asked for; see ``stopping``
         self._stop_agreed = False
+        self.stop_on_divergence = True
+
+    @property
+    def diverged(self) -> bool:
+        return self.history.diverged_at is not None
 
     @property
     def stopping(self) -> bool:
         """Whether the run stops before its next step: one process stops when asked
         (``stop_requested``), the ranks of a sharded run when any of them was asked before
-        the last step, so that all stop after the same one."""
+        the last step, so that all stop after the same one; and any run when it diverged
+        (unless ``stop_on_divergence`` is False)."""
+        if self.diverged and self.stop_on_divergence:
+            return True
         return self._stop_agreed if self.sharded else self.stop_requested
+
+    def _check_finite(self, loss: float, step: int) -> None:
+        """Mark the run diverged at ``step`` if ``loss`` is not a finite number (the first time)."""
+        if not math.isfinite(loss) and not self.diverged:
+            self.history.diverged_at = step
 
     @property
     def parameters(self) -> int:
         return sum(param.numel() for param in self.model.parameters())
 
     def train_step(self) -> float:
-        """One optimizer step on a batch of training names; returns the batch's loss."""
+        """One optimizer step on a batch of training names; returns the batch's loss. The step
+        whose loss is not finite takes no update when the run stops on divergence: the model
+        stays the last one with a finite loss."""
         inputs, targets = self.splits["train"]
         index = torch.randint(0, len(inputs), (self.config.batch_size,), generator=self.batches)
         index = index.to(self.device)
@@ -215,17 +267,20 @@ class Training:
         else:
             _, loss = self.model(batch_inputs, batch_targets)
             loss.backward()
-        if self.config.clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        loss = loss.item()  # the same on every rank of a sharded run: all agree on divergence
+        self._check_finite(loss, self.step + 1)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
-        self.scheduler.step()
+        if not (self.diverged and self.stop_on_divergence):
+            if self.config.clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+            self.optimizer.step()
+            self.scheduler.step()
         self.step += 1
         self.train_seconds += time.perf_counter() - started
         self.train_tokens += tokens
-        self.history.batch_loss.append(loss.item())
+        self.history.batch_loss.append(loss)
         self.history.lr.append(float(lr))
-        return self.history.batch_loss[-1]
+        return loss
 
     def _share_of_the_batch(self, inputs: torch.Tensor, targets: torch.Tensor, tokens: int) -> torch.Tensor:
         """Forward and backward on this rank's rows of the batch; the whole batch's mean loss.
@@ -270,6 +325,7 @@ class Training:
         self.history.eval_step.append(self.step)
         self.history.train_loss.append(self.evaluate("train"))
         self.history.val_loss.append(self.evaluate("val"))
+        self._check_finite(self.history.train_loss[-1] + self.history.val_loss[-1], self.step)
 
     def run(self, on_step: Callable[["Training"], None] | None = None,
             save_to: str | Path | None = None) -> None:
@@ -277,7 +333,7 @@ class Training:
         run, on any rank before the last step).
 
         ``on_step`` is called after every step (progress display); ``save_to`` receives a
-        checkpoint at every evaluation and when the run ends or stops.
+        checkpoint at every evaluation and when the run ends or stops, until it diverges.
         """
         clock_base, started = self.seconds, time.perf_counter()
         if self.step == 0:
@@ -287,14 +343,20 @@ class Training:
             if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
                 self._record_evaluation()
             self.seconds = clock_base + time.perf_counter() - started
-            if save_to is not None and self.step % self.config.eval_every == 0:
+            if save_to is not None and self.step % self.config.eval_every == 0 and not self.diverged:
                 self.save(save_to)
             if on_step is not None:
                 on_step(self)
-        if save_to is not None:
+        if save_to is not None and not self.diverged:
             self.save(save_to)
 
     def samples(self, count: int = 10, temperature: float = 0.8) -> list[str]:
+        """``count`` names drawn from the model; none from a run that diverged, whose model may
+        give no probabilities to draw from."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= LARGEST_SAMPLES:
+            raise InvalidHyperparameter("samples", count, f"a whole number from 0 to {LARGEST_SAMPLES:,}")
+        if self.diverged:
+            return []
         generator = torch.Generator().manual_seed(self.config.seed)
         self.model.eval()
         return [self.vocabulary.decode(tokens) for tokens in self.model.sample(count, generator, temperature)]
@@ -303,9 +365,13 @@ class Training:
         """The run's results: the keys of ``adamlab train --json``."""
         history = self.history
         finished = bool(history.eval_step) and history.eval_step[-1] == self.step
+        train_loss = history.train_loss[-1] if finished else self.evaluate("train")
+        val_loss = history.val_loss[-1] if finished else self.evaluate("val")
+        self._check_finite(train_loss + val_loss, self.step)
         return {
-            "final_train_loss": history.train_loss[-1] if finished else self.evaluate("train"),
-            "final_val_loss": history.val_loss[-1] if finished else self.evaluate("val"),
+            "final_train_loss": train_loss,
+            "final_val_loss": val_loss,
+            "diverged_at_step": history.diverged_at,
             "steps": self.step,
             "seconds": self.seconds,
             "tokens_per_s": self.train_tokens / self.train_seconds if self.train_seconds else 0.0,
@@ -339,13 +405,22 @@ class Training:
     def save(self, path: str | Path) -> None:
         """Write a checkpoint atomically: a reader finds the old one or the new one, never half of
         one. One process writes a file; the ranks of a sharded run write a folder together
-        (``adamlab.distributed.save``), the run's plain values in its JSON marker."""
+        (``adamlab.distributed.save``), the run's plain values in its JSON marker. Either holds
+        the sha256 of its contents, checked when it is read. Only a checkpoint adamlab saved may
+        be at ``path`` already (ValueError otherwise)."""
         if self.sharded:
             batches = bytes(self.batches.get_state().tolist()).hex()  # JSON: one line, not 5,000 numbers
             distributed.save(path, self.model, self.optimizer, extra={**self._run_state(), "batches": batches})
             return
+        check_output(path, CHECKPOINT_FILE)
+        # The checkpoint is saved as bytes inside the file, with their digest beside them: the
+        # bytes are checked before a single one of them is unpickled.
+        buffer = io.BytesIO()
+        torch.save(self.checkpoint(), buffer)
+        payload = torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
         with atomic_write(path) as file:
-            torch.save(self.checkpoint(), file)
+            torch.save({"format": CHECKPOINT_FORMAT, "sha256": hashlib.sha256(buffer.getbuffer()).hexdigest(),
+                        "payload": payload}, file)
 
     @classmethod
     def resume(cls, path: str | Path, device: str = "cpu", sharded: bool = False) -> "Training":
@@ -359,22 +434,25 @@ class Training:
                              f"(sharded=False); a sharded run's checkpoint is a folder")
         checkpoint = read_checkpoint(path)
         run = cls(saved_config(checkpoint), device, sharded)
-        if list(run.vocabulary.characters) != checkpoint["vocabulary"]:
+        if list(run.vocabulary.characters) != checkpoint.get("vocabulary"):
             raise ValueError(f"{path}: the data file no longer gives the vocabulary this run was trained with")
         if path.is_dir():
             distributed.load(path, run.model, run.optimizer)
-        else:
-            run.model.load_state_dict(checkpoint["model"])
-            run.optimizer.load_state_dict(checkpoint["optimizer"])
-        run.scheduler.load_state_dict(checkpoint["scheduler"])
-        batches = checkpoint["batches"]  # a tensor, or hexadecimal in a folder's JSON
-        run.batches.set_state(torch.tensor(list(bytes.fromhex(batches)), dtype=torch.uint8)
-                              if isinstance(batches, str) else batches)
-        run.step = checkpoint["step"]
-        run.history = History(**checkpoint["history"])
-        clock = checkpoint["clock"]
-        run.seconds, run.train_seconds, run.train_tokens = (clock["seconds"], clock["train_seconds"],
-                                                             clock["train_tokens"])
+        try:  # checked by its digest; but a checkpoint of the format before digests is not
+            if not path.is_dir():
+                run.model.load_state_dict(checkpoint["model"])
+                run.optimizer.load_state_dict(checkpoint["optimizer"])
+            run.scheduler.load_state_dict(checkpoint["scheduler"])
+            batches = checkpoint["batches"]  # a tensor, or hexadecimal in a folder's JSON
+            run.batches.set_state(torch.tensor(list(bytes.fromhex(batches)), dtype=torch.uint8)
+                                  if isinstance(batches, str) else batches)
+            run.step = checkpoint["step"]
+            run.history = History(**checkpoint["history"])
+            clock = checkpoint["clock"]
+            run.seconds, run.train_seconds, run.train_tokens = (clock["seconds"], clock["train_seconds"],
+                                                                 clock["train_tokens"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(f"{path}: damaged ({type(error).__name__} while restoring the run)") from None
         return run
 
 
@@ -385,27 +463,62 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_dir():
         return load_checkpoint(path)
     checkpoint = distributed.read_extra(path)
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+    if checkpoint.get("format") not in (CHECKPOINT_FORMAT, UNCHECKED_FORMAT):
         raise ValueError(f"{path}: not an adamlab train checkpoint")
     return checkpoint
 
 
 def saved_config(checkpoint: dict) -> TrainConfig:
     """The settings of a checkpoint's run."""
-    return TrainConfig(**{**checkpoint["config"], "betas": tuple(checkpoint["config"]["betas"])})
+    try:
+        return TrainConfig(**{**checkpoint["config"], "betas": tuple(checkpoint["config"]["betas"])})
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"not the settings of an adamlab train run ({type(error).__name__}: {error})") from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a training checkpoint without running any code from it."""
+    """Read a training checkpoint without running any code from it, its contents checked
+    against the digest saved with them first."""
     path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such checkpoint") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, not a checkpoint") from None
-    except Exception as error:  # torch raises many kinds for a file it cannot unpickle
-        raise ValueError(f"{path}: not a readable adamlab checkpoint ({type(error).__name__})") from None
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path}: is not a checkpoint file")
+    outer = _torch_load(path, path)
+    if not isinstance(outer, dict) or outer.get("format") not in (CHECKPOINT_FORMAT, UNCHECKED_FORMAT):
+        raise ValueError(f"{path}: not an adamlab train checkpoint")
+    if outer["format"] == UNCHECKED_FORMAT:
+        return outer
+    payload = outer.get("payload")
+    if not (isinstance(payload, torch.Tensor) and payload.dtype == torch.uint8 and payload.dim() == 1
+            and hashlib.sha256(payload.numpy()).hexdigest() == outer.get("sha256")):
+        raise ValueError(f"{path}: damaged (its contents do not match the sha256 saved with them)")
+    checkpoint = _torch_load(io.BytesIO(payload.numpy().tobytes()), path)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an adamlab train checkpoint")
     return checkpoint
+
+
+def _torch_load(source, path: Path):
+    """``torch.load`` with ``weights_only=True``: tensors and plain values, never code."""
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such checkpoint") from None
+    except Exception as error:  # torch raises many kinds for a file it cannot unpickle
+        raise ValueError(f"{path}: not a readable adamlab checkpoint ({type(error).__name__})") from None
+
+
+def is_checkpoint_file(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint file ``adamlab train`` saved (damaged or not). Its
+    tensors are mapped, not read: a large file of someone else's is refused quickly."""
+    try:
+        with open(path, "rb") as file:
+            if file.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+                return False
+        outer = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return False
+    return isinstance(outer, dict) and outer.get("format") in (CHECKPOINT_FORMAT, UNCHECKED_FORMAT)
+
+
+#: A checkpoint file as an output: only one adamlab saved may be replaced (adamlab.files).
+CHECKPOINT_FILE = Kind("a checkpoint file adamlab saved", False, is_checkpoint_file)

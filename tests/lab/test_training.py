@@ -1,6 +1,7 @@
 """Training the names GPT: the loss falls, runs repeat, resumes are exact, adamlab tracks torch."""
 
 import pickle
+import shutil
 
 import pytest
 import torch
@@ -84,7 +85,7 @@ def test_every_optimizer_trains(optimizer):
 
 
 def test_invalid_settings_are_refused_before_training():
-    with pytest.raises(ValueError, match="steps must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="steps must be a whole number from 1 to 1,000,000,000, got 0"):
         SHORT.replace(steps=0)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         SHORT.replace(optimizer="nope")
@@ -129,3 +130,90 @@ def test_resuming_on_changed_data_is_refused(tmp_path):
     data.write_text("anna\nbob\nzed\n")
     with pytest.raises(ValueError, match="no longer gives the vocabulary"):
         Training.resume(tmp_path / "run.pt")
+
+
+# --- runs that diverge ---------------------------------------------------------------------------
+
+DIVERGING = SHORT.replace(optimizer="sgd", lr=10.0, steps=30, eval_every=1)
+
+
+def test_a_diverged_run_stops_before_the_update_and_writes_no_checkpoint_after_it(tmp_path):
+    run = Training(DIVERGING)
+    run.run(save_to=tmp_path / "run.pt")
+    diverged = run.history.diverged_at
+    assert diverged is not None and run.step == diverged < DIVERGING.steps  # stopped there
+    summary = run.summary(samples=5)  # sampling from it does not crash: there are none
+    assert summary["diverged_at_step"] == diverged and summary["samples"] == []
+    saved = Training.resume(tmp_path / "run.pt")  # the last checkpoint is from before the divergence
+    assert saved.step == diverged - 1 and saved.history.diverged_at is None
+    assert all(torch.isfinite(param).all() for param in saved.model.parameters())
+
+
+def test_a_diverged_run_finishes_when_asked():
+    run = Training(DIVERGING.replace(steps=12, eval_every=6))
+    run.stop_on_divergence = False
+    run.run()
+    assert run.step == 12 and run.history.diverged_at < 12
+    assert run.summary(samples=3)["samples"] == []
+
+
+# --- checkpoints check their contents -------------------------------------------------------------
+
+def flip(path, at: float, count: int = 8) -> None:
+    """Flip ``count`` bytes of the file at fraction ``at`` of its length."""
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * at)
+    data[start:start + count] = bytes(255 - byte for byte in data[start:start + count])
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path):
+    run = Training(SHORT.replace(steps=2, eval_every=1))
+    run.run(save_to=tmp_path / "run.pt")
+    for at in (0.3, 0.5, 0.8):  # inside the tensors (model, optimizer, the data order's RNG)
+        damaged = tmp_path / f"damaged-{at}.pt"
+        shutil.copy(tmp_path / "run.pt", damaged)
+        flip(damaged, at)
+        with pytest.raises(ValueError, match=rf"{damaged.name}: damaged \(its contents do not match the sha256"):
+            Training.resume(damaged)
+
+
+def test_a_checkpoint_of_the_format_before_digests_still_resumes_and_a_broken_one_is_refused(tmp_path):
+    run = Training(SHORT.replace(steps=4, eval_every=2))
+    run.run()
+    old = {**run.checkpoint(), "format": "adamlab-train-1"}
+    torch.save(old, tmp_path / "old.pt")
+    assert Training.resume(tmp_path / "old.pt").step == 4
+    torch.save({**old, "batches": torch.zeros(3, dtype=torch.uint8)}, tmp_path / "broken.pt")  # a bad RNG record
+    with pytest.raises(ValueError, match=r"broken.pt: damaged \(RuntimeError while restoring the run\)"):
+        Training.resume(tmp_path / "broken.pt")
+
+
+def test_only_a_checkpoint_adamlab_saved_is_replaced(tmp_path):
+    (tmp_path / "notes.pt").write_text("the user's")
+    run = Training(SHORT.replace(steps=2, eval_every=2))
+    with pytest.raises(ValueError, match="notes.pt: is not a checkpoint file adamlab saved"):
+        run.save(tmp_path / "notes.pt")
+    run.save(tmp_path / "run.pt")
+    run.run(save_to=tmp_path / "run.pt")  # over its own earlier checkpoint
+    assert Training.resume(tmp_path / "run.pt").step == 2 and (tmp_path / "notes.pt").read_text() == "the user's"
+
+
+def test_settings_out_of_range_name_the_setting():
+    for changes, message in [
+        ({"seed": 2**64}, "seed must be a whole number from 0 to 18,446,744,073,709,551,615, got 18446744073709551616"),
+        ({"seed": -1}, "seed must be a whole number from 0"),
+        ({"steps": 10**20}, "steps must be a whole number from 1 to 1,000,000,000"),
+        ({"eval_every": 10**10}, "eval_every must be a whole number from 1 to 1,000,000,000"),
+        ({"warmup": 10**10}, "warmup must be a whole number from 0 to 1,000,000,000"),
+        ({"lr": float("inf")}, "lr must be a finite number >= 0, got inf"),
+        ({"weight_decay": float("nan")}, "weight_decay must be a finite number >= 0, got nan"),
+        ({"clip": float("inf")}, "clip must be a finite number >= 0"),
+        ({"min_lr": float("nan")}, r"min_lr must be in \[0, lr=0.01\], got nan"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            SHORT.replace(**changes)
+    with pytest.raises(ValueError, match="batch_size must be at most 4,647, the number of training names"):
+        Training(SHORT.replace(batch_size=4648))
+    with pytest.raises(ValueError, match="samples must be a whole number from 0 to 10,000"):
+        Training(SHORT).samples(10**12)

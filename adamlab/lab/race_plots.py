@@ -15,10 +15,19 @@ def _steps(values) -> range:
     return range(len(values))
 
 
+def _drawable(values) -> np.ndarray:
+    """``values`` as floats, those that are not finite or beyond what an axis can label
+    (matplotlib's log-scale ticks overflow near 1e290) left out of the line: a diverged run
+    draws up to where it left the picture."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(values) < 1e250, values, np.nan)
+
+
 def _loss(race: Race, axes, *, log: bool = True) -> None:
     for index, run in enumerate(race.runs):
         style = "--" if run.extra.get("other_lr") else "-"
-        losses = np.asarray(run.losses, dtype=float)
+        losses = _drawable(run.losses)
         axes.plot(_steps(losses), np.abs(losses) if log else losses, style, color=f"C{index}", label=run.label)
     if log:
         axes.set_yscale("log")
@@ -29,8 +38,8 @@ def _loss(race: Race, axes, *, log: bool = True) -> None:
 
 def _parameter(race: Race, axes, *, ylabel: str = "w") -> None:
     for index, run in enumerate(race.runs):
-        axes.plot(_steps(run.params), [p[0] for p in run.params], color=f"C{index}", marker="." if race.steps <= 50 else None,
-                  label=run.label)
+        axes.plot(_steps(run.params), _drawable([p[0] for p in run.params]), color=f"C{index}",
+                  marker="." if race.steps <= 50 else None, label=run.label)
     axes.set_xlabel("step")
     axes.set_ylabel(ylabel)
     axes.set_title(f"{ylabel} against step")
@@ -48,7 +57,7 @@ def _surface(race: Race, axes) -> None:
     decades = 10.0 ** np.arange(np.ceil(np.log10(levels[0])), np.log10(levels[-1]) + 1)
     plt.colorbar(shaded, ax=axes, label="loss (log colour scale)", ticks=decades, format="%g")
     for index, run in enumerate(race.runs):
-        path = np.asarray(run.params)
+        path = _drawable(run.params)
         axes.plot(path[:, 0], path[:, 1], color=f"C{index}", linewidth=1.5, label=run.label)
         axes.plot(path[-1, 0], path[-1, 1], "o", color=f"C{index}", markersize=5)
     axes.plot(*race.runs[0].params[0], "k^", markersize=8, label="start")
@@ -70,8 +79,8 @@ def _flip(race: Race, axes) -> None:
 
 def _effective_lr(race: Race, axes) -> None:
     for index, run in enumerate(race.runs):
-        axes.plot(range(1, len(run.extra["effective_lr"]) + 1), run.extra["effective_lr"], color=f"C{index}",
-                  label=run.label)
+        axes.plot(range(1, len(run.extra["effective_lr"]) + 1), _drawable(run.extra["effective_lr"]),
+                  color=f"C{index}", label=run.label)
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("step (log scale)")
@@ -82,7 +91,7 @@ def _effective_lr(race: Race, axes) -> None:
 def _decay(race: Race, axes) -> None:
     problem = PROBLEMS[race.problem]
     for index, run in enumerate(race.runs):
-        path = np.asarray(run.params)
+        path = _drawable(run.params)
         for weight, (scale, style) in enumerate(zip(problem.scales, ("-", ":"))):
             axes.plot(_steps(path), np.abs(path[:, weight]), style, color=f"C{index}",
                       label=f"{run.label}, |g| = {scale:g}")

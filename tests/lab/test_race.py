@@ -213,6 +213,18 @@ def test_a_diverged_run_says_so_in_the_table_and_in_valid_json(tmp_path, capsys)
     assert data["runs"][0]["final_loss"] is None and data["runs"][0]["losses"][0] == 25.0
 
 
+@pytest.mark.parametrize("arguments", [["quadratic", "--lr", "sgd=1e20"], ["flip", "--lr", "sgd=1e5", "--steps", "50"],
+                                       ["weight-decay", "--lr", "adam=1e140", "--steps", "50"],
+                                       ["rosenbrock", "--lr", "sgd=1e10", "--steps", "30"],
+                                       ["adagrad-decay", "--lr", "rmsprop=1e200", "--steps", "50"]])
+def test_a_run_whose_numbers_grow_huge_but_finite_still_draws(arguments, tmp_path, capsys):
+    # matplotlib's log-scale ticks overflowed (OverflowError) on losses near 1e290: a traceback
+    # after the race had run.
+    picture = tmp_path / "race.png"
+    assert main(["race", *arguments, "--out", str(picture)]) == 0
+    assert picture.stat().st_size > 10_000 and "wrote" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("problem", ["flip", "adagrad-decay", "amsgrad", "weight-decay", "moments"])
 def test_every_problem_draws(problem, tmp_path, capsys):
     picture = tmp_path / f"{problem}.png"

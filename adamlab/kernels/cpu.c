@@ -157,6 +157,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define STORE(x) (x)
 #define STORE_PARAM(x, tensor, i) (x)
 #define NAME(kernel) adamlab_##kernel##_f32
+#define EXACT_STORE 1  /* STORE keeps a REAL as it is */
 #include "cpu_body.h"
 
 #define STORAGE double
@@ -166,6 +167,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define STORE(x) (x)
 #define STORE_PARAM(x, tensor, i) (x)
 #define NAME(kernel) adamlab_##kernel##_f64
+#define EXACT_STORE 1
 #include "cpu_body.h"
 
 #define STORAGE uint16_t
@@ -178,6 +180,7 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
                                                                   + (uint32_t)(tensor) * 0x85ebca6bu)) \
                                      : bf16_store(x))
 #define NAME(kernel) adamlab_##kernel##_bf16
+#define EXACT_STORE 0  /* STORE rounds */
 #include "cpu_body.h"
 
 #ifdef __FLT16_MAX__  /* a compiler with _Float16 (GCC 12, clang 15 and later): float16 storage */
@@ -188,5 +191,6 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
 #define STORE(x) ((_Float16)(x))  /* round to nearest, ties to even */
 #define STORE_PARAM(x, tensor, i) STORE(x)
 #define NAME(kernel) adamlab_##kernel##_f16
+#define EXACT_STORE 0
 #include "cpu_body.h"
 #endif

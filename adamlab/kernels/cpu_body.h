@@ -197,10 +197,11 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
             const int64_t block = start / BLOCK;
             const int n = chunks[c].end - start < BLOCK ? (int)(chunks[c].end - start) : BLOCK;
             const REAL m_scale = m_scales[block], v_scale = v_scales[block];
-            REAL m_new[BLOCK], v_new[BLOCK], m_max = 0, v_max = 0;
-            int m_bad = 0, v_bad = 0;  /* a NaN or infinity among the new moments */
-            /* simd: the maxima may be taken in any order, so the loop vectorizes (with gathers). */
-#pragma omp simd reduction(max : m_max, v_max) reduction(| : m_bad, v_bad)
+            /* m_poison and v_poison sum m * 0 and v * 0: NaN if any moment is NaN or infinite
+             * (0 * inf is NaN), else 0; a sum, so it vectorizes with the maxima. */
+            REAL m_new[BLOCK], v_new[BLOCK], m_max = 0, v_max = 0, m_poison = 0, v_poison = 0;
+            /* simd: the maxima and sums may be taken in any order, so the loop vectorizes (with gathers). */
+#pragma omp simd reduction(max : m_max, v_max) reduction(+ : m_poison, v_poison)
             for (int j = 0; j < n; j++) {
                 const int64_t i = start + j;
                 REAL theta = LOAD(param[i]);
@@ -212,23 +213,25 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
                 REAL magnitude = m < 0 ? -m : m;
                 m_max = magnitude > m_max ? magnitude : m_max;
                 v_max = v > v_max ? v : v_max;
-                m_bad |= !(magnitude < (REAL)INFINITY);
-                v_bad |= !(v < (REAL)INFINITY);
+                m_poison += m * 0;
+                v_poison += v * 0;
                 param[i] = STORE_PARAM(ADAM_THETA(theta, m, v), chunks[c].tensor, i);
             }
             /* The scale is rounded to float32 before its inverse is taken, as quantize() does. A
              * block with a non-finite moment, or one whose largest overflows float32, keeps a NaN
              * scale and codes 0, as quantize() does: the whole block is NaN from the next step. */
-            const float m_kept = m_bad || !isfinite((float)m_max) ? NAN : (float)m_max;
-            const float v_kept = v_bad || !isfinite((float)v_max) ? NAN : (float)v_max;
+            const float m_kept = m_poison != 0 || !isfinite((float)m_max) ? NAN : (float)m_max;
+            const float v_kept = v_poison != 0 || !isfinite((float)v_max) ? NAN : (float)v_max;
             const REAL m_inverse = 1 / (m_kept > 0 ? (REAL)m_kept : 1), v_inverse = 1 / (v_kept > 0 ? (REAL)v_kept : 1);
             m_scales[block] = m_kept;
             v_scales[block] = v_kept;
 #pragma omp simd
             for (int j = 0; j < n; j++) {
-                m_codes[start + j] = m_kept == m_kept ? NAME(nearest_code)(m_new[j] * m_inverse, tables, 0) : 0;
-                v_codes[start + j] = v_kept == v_kept ? NAME(nearest_code)(v_new[j] * v_inverse, tables, 1) : 0;
+                m_codes[start + j] = NAME(nearest_code)(m_new[j] * m_inverse, tables, 0);
+                v_codes[start + j] = NAME(nearest_code)(v_new[j] * v_inverse, tables, 1);
             }
+            if (m_kept != m_kept) memset(m_codes + start, 0, (size_t)n);  /* rare: kept out of the loop above */
+            if (v_kept != v_kept) memset(v_codes + start, 0, (size_t)n);
         }
     }
     free(chunks);
@@ -259,9 +262,10 @@ void NAME(lion)(int64_t count, void **pointers, const int64_t *sizes, const doub
 
 /* LAMB. scalars: lr, beta1, beta2, eps, weight_decay. columns: param, grad, exp_avg, exp_avg_sq, step.
  * Two passes: the first computes the new m, v and u and sums each chunk's theta^2 and u^2; the
- * trust ratio of each tensor follows from its chunks' sums; the second computes them again from
- * the same old state, steps and stores m and v. Both passes use m and v before they are rounded
- * to a half-precision storage type, as the simple path does. */
+ * trust ratio of each tensor follows from its chunks' sums; the second steps with them. float32
+ * and float64 store m and v in the first pass and read them back; a half type, whose stored m
+ * and v are rounded, computes them again from the old state in the second and stores them
+ * there, so both passes use them unrounded, as the simple path does. */
 static inline REAL NAME(lamb_direction)(REAL m, REAL v, REAL theta, REAL inverse_correction1,
                                         REAL inverse_root_correction2, REAL eps, REAL decay) {
     /* m_hat / (sqrt(v_hat) + eps) + decay * theta, with one division and one root. */
@@ -296,6 +300,10 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
             REAL g = sign * LOAD(grad[i]);
             REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
             REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
+            if (EXACT_STORE) {  /* stored as they are: the second pass reads them back */
+                exp_avg[i] = STORE(m);
+                exp_avg_sq[i] = STORE(v);
+            }
             REAL u = NAME(lamb_direction)(m, v, theta, inverse_correction1, inverse_root_correction2, eps, decay);
             weight += (double)theta * theta;
             update += (double)u * u;
@@ -318,13 +326,18 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
         STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
         STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
         for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-            REAL theta = LOAD(param[i]);
-            REAL g = sign * LOAD(grad[i]);
-            REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
-            REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
+            REAL theta = LOAD(param[i]), m, v;
+            if (EXACT_STORE) {
+                m = LOAD(exp_avg[i]);
+                v = LOAD(exp_avg_sq[i]);
+            } else {  /* from the old state again: what a half type stores is rounded */
+                REAL g = sign * LOAD(grad[i]);
+                m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
+                v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
+                exp_avg[i] = STORE(m);
+                exp_avg_sq[i] = STORE(v);
+            }
             REAL u = NAME(lamb_direction)(m, v, theta, inverse_correction1, inverse_root_correction2, eps, decay);
-            exp_avg[i] = STORE(m);
-            exp_avg_sq[i] = STORE(v);
             param[i] = STORE_PARAM(theta - scale * u, chunks[c].tensor, i);
         }
     }
@@ -461,6 +474,7 @@ void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const
 #undef FOR_EACH_CHUNK
 #undef COLUMN
 #undef WITH_L2
+#undef EXACT_STORE
 #undef STORAGE
 #undef REAL
 #undef LOAD

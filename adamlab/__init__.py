@@ -7,9 +7,10 @@ they all run; ``param_groups`` and the schedules (``warmup_cosine``,
 recipe around them; ``adamlab trace`` and ``adamlab train`` show them at work.
 """
 
+__version__ = "0.1.0"  # first: modules imported below read it
+
 from .optim import LAMB, SGD, Adafactor, Adagrad, Adam, Adam8bit, AdamW, AdamW8bit, Lion, RMSprop, StepRefused
 from .recipe import drive, linear_decay, param_groups, warmup_constant, warmup_cosine
 
-__version__ = "0.1.0"
 __all__ = ["SGD", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "LAMB", "Lion", "RMSprop", "StepRefused", "__version__", "drive", "linear_decay",
            "param_groups", "warmup_constant", "warmup_cosine"]

@@ -51,7 +51,7 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.utils._pytree import tree_leaves, tree_map_only
 
-from .files import Kind, check_output, partial_folder, replace_folder
+from .files import Kind, check_output, partial_folder, replace_folder, sha256_of
 
 #: Seconds a collective may wait on a peer before the rank gives up with an error.
 COLLECTIVE_TIMEOUT = 60.0
@@ -210,16 +210,12 @@ def save(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(partial))
     dist.barrier()
     if dist.get_rank() == 0:
-        files = {entry.name: _sha256(entry) for entry in sorted(partial.iterdir()) if entry.name != MARKER}
+        files = {entry.name: sha256_of(entry) for entry in sorted(partial.iterdir()) if entry.name != MARKER}
         marker = {"format": FORMAT, "world": dist.get_world_size(), "extra": extra or {}, "files": files}
         (partial / MARKER).write_text(json.dumps({**marker, "sha256": _digest(marker)}, indent=1) + "\n")
         replace_folder(partial, path)
     dist.barrier()
 
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _digest(marker: dict) -> str:
@@ -237,7 +233,7 @@ def read_extra(path: str | Path) -> dict:
         file = path / name
         if not file.is_file():
             raise ValueError(f"{file}: missing from the checkpoint folder")
-        if _sha256(file) != digest:
+        if sha256_of(file) != digest:
             raise ValueError(f"{file}: damaged (its sha256 is not the one saved with the checkpoint)")
     return marker["extra"]
 

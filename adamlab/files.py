@@ -7,9 +7,11 @@ every writer checks its path again with :func:`check_output` just before it writ
 
 import fcntl
 import glob
+import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,6 +167,16 @@ def atomic_write(path: str | Path):
         raise
 
 
+#: Seconds during which a temporary is a writer's that may not hold its lock yet, never debris.
+FRESH_S = 60
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, in hexadecimal, read in pieces."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 def _remove_stale_temporaries(path: Path) -> None:
     """Remove the temporary files that writers of ``path`` killed mid-write left beside it:
     those named as :func:`atomic_write` names them that no live writer holds locked."""
@@ -172,6 +184,8 @@ def _remove_stale_temporaries(path: Path) -> None:
         if stale.is_symlink() or not stale.is_file():
             continue
         try:
+            if time.time() - stale.stat().st_mtime < FRESH_S:  # a writer may not have locked it yet
+                continue
             with open(stale, "rb") as file:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 stale.unlink()

@@ -11,7 +11,7 @@ import torch
 
 from adamlab import distributed
 from adamlab.distributed import CHECKPOINT_FOLDER
-from adamlab.files import PNG, atomic_write, check_output, check_outputs
+from adamlab.files import FRESH_S, PNG, atomic_write, check_output, check_outputs
 from adamlab.lab.training import CHECKPOINT_FILE
 
 
@@ -168,6 +168,9 @@ def test_a_killed_writers_temporary_is_removed_but_a_live_writers_is_not(tmp_pat
     path = tmp_path / "plot.png"
     stale = tmp_path / ".plot.png.abcd1234.partial"
     stale.write_bytes(b"half of a picture")  # left by a writer killed mid-write: nobody holds it
+    os.utime(stale, (time.time() - 2 * FRESH_S,) * 2)  # a while ago: a temporary just made may be unlocked yet
+    just_made = tmp_path / ".plot.png.efgh5678.partial"  # a writer's that has not locked it yet
+    just_made.write_bytes(b"")
     someone_elses = tmp_path / ".plot.png.notmine.partial"  # not a name atomic_write gives
     someone_elses.write_bytes(b"keep")
     with atomic_write(path) as outer:
@@ -177,7 +180,8 @@ def test_a_killed_writers_temporary_is_removed_but_a_live_writers_is_not(tmp_pat
             inner.write(b"second")
         assert (tmp_path / live.name).exists()  # the first writer's file survived the second's cleaning
     assert path.read_bytes() == b"first" and not stale.exists() and someone_elses.read_bytes() == b"keep"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".plot.png.notmine.partial", "plot.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".plot.png.efgh5678.partial", ".plot.png.notmine.partial",
+                                                          "plot.png"]
 
 
 def test_a_symlinked_output_keeps_its_link(tmp_path):

@@ -23,7 +23,8 @@ from ..lab.training import (CHECKPOINT_FILE, DTYPES, LARGEST_SAMPLES, OPTIMIZERS
                              TrainConfig, Training, read_checkpoint, read_split, saved_config)
 from ..maths.hyperparameters import InvalidHyperparameter
 from ..recipe import SCHEDULES
-from .output import print_table, usable_device
+from ..lab.trace import finite
+from .output import DIVERGED, print_table, usable_device
 
 # Options that set the run's numbers: they default to the recipe's value and may not
 # be given with --resume, which continues a run with its own settings.
@@ -48,9 +49,6 @@ _CONFIG_OPTIONS = {
 
 #: The most processes --nproc starts.
 LARGEST_NPROC = 64
-#: The exit status of a run that diverged (Ctrl-C: 130; bad input: 2).
-DIVERGED = 3
-
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
@@ -354,7 +352,7 @@ def run(args) -> int:
         result["compare"] = summaries[1:]
 
     if args.json:
-        print(json.dumps(_strict_json(result), indent=2, allow_nan=False))
+        print(json.dumps(finite(result), indent=2, allow_nan=False))
     else:
         _print_summaries(summaries, [outcome.label for outcome in outcomes], console)
         if not args.no_plot:
@@ -372,17 +370,6 @@ def run(args) -> int:
         print(f"adamlab train: {outcome.label} diverged: its loss was not a finite number at step "
               f"{outcome.diverged_at}; {how}{kept}", file=sys.stderr)
     return DIVERGED if diverged else 0
-
-
-def _strict_json(value):
-    """``value`` with every float that is not finite as null: JSON has no NaN or infinity."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _strict_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_strict_json(item) for item in value]
-    return value
 
 
 def _print_summaries(summaries: list[dict], labels: list[str], console: Console) -> None:

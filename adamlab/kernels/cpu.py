@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..files import sha256_of
 from ..maths import quantize
 
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno")
@@ -91,10 +92,6 @@ def _fingerprint(compiler: str, sources: list[bytes]) -> str:
     return digest.hexdigest()[:20]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _library_name(digest: str) -> str:
     return f"kernels-{digest[:16]}.so"
 
@@ -106,7 +103,7 @@ def _verified(folder: Path) -> Path | None:
     try:
         expected = (folder / _DIGEST).read_text().strip()
         path = folder / _library_name(expected)
-        return path if _sha256(path) == expected else None
+        return path if sha256_of(path) == expected else None
     except OSError:
         return None
 
@@ -144,7 +141,7 @@ def _compile(compiler: str, sources: list[bytes], folder: Path) -> None:
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise KernelsUnavailable(f"{compiler} failed to build the fused kernels:\n{result.stderr}")
-        digest = _sha256(built)
+        digest = sha256_of(built)
         built.rename(partial / _library_name(digest))
         (partial / _DIGEST).write_text(digest + "\n")
         if folder.exists():  # a build that did not verify, or lacks a kernel: ours replaces it

@@ -430,13 +430,15 @@ class ExplorerServer(ThreadingHTTPServer):
             raise HTTPError(503, f"the explorer is busy: {self.workers} races are running and {self.queue} "
                                  f"waiting, the most it takes; try again in a moment")
         cancel = threading.Event()
+        with self.lock:  # before it is submitted: a race done at once must find itself here to leave
+            self.in_flight.add(cancel)
         try:
             future = self.pool.submit(self._compute, plan, cancel, gone)
         except RuntimeError:  # the pool is shut down: the server is closing
+            with self.lock:
+                self.in_flight.discard(cancel)
             self.slots.release()
             raise HTTPError(503, "the explorer is shutting down") from None
-        with self.lock:
-            self.in_flight.add(cancel)
         future.add_done_callback(lambda _: self._done(cancel))
         while True:
             try:

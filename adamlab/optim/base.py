@@ -87,6 +87,18 @@ def _where(param: torch.Tensor, group: dict, groups: list[dict]) -> str:
     return f"parameter {position} of group {next(index for index, each in enumerate(groups) if each is group)}"
 
 
+class _Where(NamedTuple):
+    """:func:`_where`, worked out only when a message shows it: the checks of every step pass it
+    along, and finding a parameter's position on every step would cost a scan of its group."""
+
+    param: torch.Tensor
+    group: dict
+    groups: list
+
+    def __str__(self) -> str:
+        return _where(self.param, self.group, self.groups)
+
+
 class _Bucket(NamedTuple):
     """The parameters of a plan that share one kernel call: one dtype, one kind of step counter."""
 
@@ -415,7 +427,7 @@ class Optimizer(torch.optim.Optimizer):
                               f"(an expanded view?): a step cannot write it")
         state = self.state.get(param)
         if state:
-            where = _where(param, group, self.param_groups)
+            where = _Where(param, group, self.param_groups)
             self._check_param_state(state, param, group, where)
             if "step" in state and not isinstance(state["step"], torch.Tensor):
                 raise StepRefused(f"state 'step' of {where} must be a tensor, got {_describe(state['step'])}")

@@ -12,16 +12,15 @@ Inductor caches what it builds on disk, so later processes start faster.
 import functools
 import sys
 import threading
-from types import ModuleType
+from types import FunctionType, ModuleType
 
 import torch
 
 #: Device types whose parameters take this path by default.
 DEVICES = frozenset({"cuda"})
 
-# Each optimizer family and configuration is a separate graph of the one function below,
-# so the default limit of eight graphs per function is too tight for a process that trains
-# with several optimizers.
+# Each configuration of a family (dtype, group length, branches taken) is a separate graph,
+# so the default limit of eight graphs per function is too tight for a long-lived process.
 _RECOMPILE_LIMIT = 64
 
 
@@ -47,9 +46,12 @@ def update_in_place(maths: ModuleType, names: tuple[str, ...], params, grads, st
 
 
 @functools.cache
-def _compiled():
+def _compiled(family: str):
+    # torch.compile keeps its graphs, and counts them against the limit, per code object:
+    # a copy of the code for each family keeps one family's graphs from using up another's.
     # Made on first use: importing torch.compile's machinery costs more than a second.
-    return torch.compile(update_in_place, dynamic=True, fullgraph=True)
+    code = update_in_place.__code__.replace(co_name=f"update_{family}_in_place")
+    return torch.compile(FunctionType(code, update_in_place.__globals__), dynamic=True, fullgraph=True)
 
 
 _announced: set[tuple] = set()
@@ -72,7 +74,7 @@ def update(maths: ModuleType, names, params, grads, states, steps, hyperparamete
                   file=sys.stderr, flush=True)
     try:
         with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
-            _compiled()(maths, tuple(names), params, grads, states, steps, hyperparameters)
+            _compiled(maths.__name__.rsplit('.', 1)[-1])(maths, tuple(names), params, grads, states, steps, hyperparameters)
     except (torch._dynamo.exc.BackendCompilerFailed, torch._dynamo.exc.Unsupported) as error:
         # Compilation fails before the graph runs, so no tensor has been written.
         _failure = CompilerUnavailable(f"torch.compile failed ({type(error).__name__}: "

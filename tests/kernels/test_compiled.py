@@ -126,7 +126,7 @@ def test_without_a_compiler_it_warns_once_and_takes_the_simple_path(calls, monke
     def fail(*args, **kwargs):
         raise torch._dynamo.exc.Unsupported("no backend here")
 
-    monkeypatch.setattr(compiled, "_compiled", lambda: fail)
+    monkeypatch.setattr(compiled, "_compiled", lambda family: fail)
     monkeypatch.setattr(compiled, "_failure", None)
     monkeypatch.setattr(base, "_reported_missing", set())
     models = [make_mlp(torch.float64), make_mlp(torch.float64)]
@@ -156,3 +156,18 @@ def test_a_parameter_resized_between_steps_is_refused_before_the_compiled_step(c
         optimizer.step()
     assert torch.equal(params[0], before[0][0]) and len(calls) == 1
     assert all(torch.equal(optimizer.state[params[0]][key], value) for key, value in before[1].items())
+
+
+def test_one_familys_graphs_leave_room_for_anothers(calls, monkeypatch):
+    """torch.compile refuses a function more graphs than its limit; each family has its own."""
+    monkeypatch.setattr(compiled, "_RECOMPILE_LIMIT", 1)
+    compiled._compiled.cache_clear()
+    for name in ["Adam", "SGD", "RMSprop"]:
+        models = [make_mlp(torch.float64), make_mlp(torch.float64)]
+        ours, theirs = getattr(adamlab, name), getattr(torch.optim, name)
+        optimizers = [ours(models[0].parameters(), lr=0.01), theirs(models[1].parameters(), lr=0.01)]
+        for model, optimizer in zip(models, optimizers):
+            train_with_schedule(model, optimizer, 2, torch.float64)
+        for a, b in zip(*(model.parameters() for model in models)):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
+    assert len(calls) == 6

@@ -1,16 +1,19 @@
 """adamlab: the Adam family of optimizers, to use, understand and trust.
 
 ``adamlab.AdamW`` drops in for ``torch.optim.AdamW`` (and likewise ``SGD``,
-``Adagrad``, ``RMSprop``, ``Adam``); ``adamlab.maths`` holds the readable maths
-they all run; ``param_groups`` and the schedules (``warmup_cosine``,
-``linear_decay``, ``warmup_constant``, driven by ``drive``) are the standard
-recipe around them; ``adamlab trace`` and ``adamlab train`` show them at work.
+``Adagrad``, ``RMSprop``, ``Adam``, ``NAdam``, ``RAdam``, ``Adamax``);
+``adamlab.maths`` holds the readable maths they all run; ``param_groups`` and
+the schedules (``warmup_cosine``, ``linear_decay``, ``warmup_constant``, driven
+by ``drive``) are the standard recipe around them; ``adamlab trace`` and
+``adamlab train`` show them at work.
 """
 
 __version__ = "0.1.0"  # first: modules imported below read it
 
-from .optim import LAMB, SGD, Adafactor, Adagrad, Adam, Adam8bit, AdamW, AdamW8bit, Lion, RMSprop, StepRefused
+from .optim import (LAMB, SGD, Adafactor, Adagrad, Adam, Adam8bit, Adamax, AdamW, AdamW8bit, Lion, NAdam, RAdam,
+                    RMSprop, StepRefused)
 from .recipe import drive, linear_decay, param_groups, warmup_constant, warmup_cosine
 
-__all__ = ["SGD", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "LAMB", "Lion", "RMSprop", "StepRefused", "__version__", "drive", "linear_decay",
-           "param_groups", "warmup_constant", "warmup_cosine"]
+__all__ = ["SGD", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "Lion", "NAdam",
+           "RAdam", "RMSprop", "StepRefused", "__version__", "drive", "linear_decay", "param_groups",
+           "warmup_constant", "warmup_cosine"]

@@ -16,38 +16,30 @@ from dataclasses import dataclass
 
 import torch
 
-from . import kernels
-from . import optim as adamlab_optim
+from . import kernels, memory, registry
 
-#: adamlab's optimizers as benchmarked: SGD with momentum, the others at their defaults.
-OPTIMIZERS = {
-    "adam": ("Adam", {}),
-    "adamw": ("AdamW", {}),
-    "sgd-momentum": ("SGD", {"momentum": 0.9}),
-    "adagrad": ("Adagrad", {}),
-    "rmsprop": ("RMSprop", {}),
-    "lion": ("Lion", {}),
-    "lamb": ("LAMB", {}),
-    "adamw8bit": ("AdamW8bit", {}),
-    "adafactor": ("Adafactor", {}),
-}
-#: torch.optim's class to compare with, where its name differs: 8-bit AdamW's target is to
-#: beat torch's float32 AdamW by moving fewer bytes.
-TORCH_CLASSES = {"adamw8bit": "AdamW"}
+#: torch.optim's class to compare with, where its name differs from adamlab's: the 8-bit
+#: optimizers' target is to beat torch's float32 ones by moving fewer bytes.
+TORCH_CLASSES = {"adam8bit": "Adam", "adamw8bit": "AdamW"}
 
-#: Bytes a float32 step moves per parameter: the arrays it reads plus those it writes back.
-BYTES_PER_PARAMETER = {
-    "floor": 4 * 7,  # reads p, g, a, b; writes p, a, b
-    "adam": 4 * 7,  # reads p, g, m, v; writes p, m, v
-    "adamw": 4 * 7,
-    "sgd-momentum": 4 * 5,  # reads p, g, b; writes p, b
-    "adagrad": 4 * 5,  # reads p, g, sum; writes p, sum
-    "rmsprop": 4 * 5,  # reads p, g, v; writes p, v
-    "lion": 4 * 5,  # reads p, g, m; writes p, m
-    "lamb": 4 * 7,  # as Adam, in the best case of one pass
-    "adamw8bit": 4 * 3 + 1 * 4,  # reads p, g and two bytes of codes; writes p and the codes
-    "adafactor": 4 * 3,  # reads p, g; writes p (its factored state is a row and a column)
-}
+#: Bytes the floor's stream moves per parameter: it reads 4 float32 arrays and writes 3, as Adam.
+FLOOR_BYTES = 4 * 7
+
+
+@functools.cache
+def bytes_per_parameter(optimizer: str) -> int:
+    """Bytes a float32 step of ``optimizer`` moves per parameter, in the best case of one pass:
+    it reads the parameter and the gradient and writes the parameter back (12), and reads and
+    writes its state, as ``adamlab memory`` measures it on a large matrix (where the step
+    counters, Adafactor's row and column and 8-bit Adam's block scales round away): Adam's 28,
+    SGD with momentum's 20, 8-bit AdamW's 16, Adafactor's 12.
+
+    >>> bytes_per_parameter("amsgrad")
+    36
+    """
+    width = 4096
+    state = memory.state_bytes(optimizer, [(width, width)]) / width ** 2
+    return round(4 * 3 + 2 * state)
 
 #: Optional peers, measured where installed: (module, class name) for each optimizer.
 PEERS = {
@@ -88,7 +80,7 @@ class Result:
     ratio_vs_torch_fused: float | None = None
     ratio_vs_floor: float | None = None
     device: str = "cpu"
-    gb_per_s: float | None = None  # the step's bytes (BYTES_PER_PARAMETER) over its time
+    gb_per_s: float | None = None  # the step's bytes (bytes_per_parameter) over its time
     reference: str | None = None  # what ratio_vs_torch_fused divides by, as label() names it
 
 
@@ -132,12 +124,12 @@ def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warm
 
 def implementations(optimizer: str) -> dict[str, Callable]:
     """Every way of building ``optimizer`` that is installed here, by implementation name."""
-    class_name, settings = OPTIMIZERS[optimizer]
-    ours = getattr(adamlab_optim, class_name)
-    theirs = getattr(torch.optim, TORCH_CLASSES.get(optimizer, class_name), None)
+    entry = registry.get(optimizer)
+    settings = entry.settings  # what the name fixes (momentum's 0.9), for torch's class as for ours
+    theirs = getattr(torch.optim, TORCH_CLASSES.get(optimizer, entry.make.__name__), None)
     built = {
-        "adamlab": lambda params: ours(params, **settings),
-        "adamlab-simple": lambda params: ours(params, fused=False, **settings),
+        "adamlab": lambda params: entry.build(params),
+        "adamlab-simple": lambda params: entry.build(params, fused=False),
     }
     if theirs is not None:  # torch.optim has no Lion
         built["torch-single"] = lambda params: theirs(params, foreach=False, **settings)
@@ -183,7 +175,7 @@ def reference(times: dict[str, float]) -> str | None:
     return min(peers, key=times.__getitem__, default=None)
 
 
-def plan(optimizers=tuple(OPTIMIZERS), quick: bool = False, only_layouts=None) -> list[Series]:
+def plan(optimizers=tuple(registry.OPTIMIZERS), quick: bool = False, only_layouts=None) -> list[Series]:
     """The series a run times, in order: on every layout (or those in ``only_layouts``), one
     for each optimizer, after a first one timed and thrown away."""
     series = []
@@ -220,7 +212,7 @@ def estimate_seconds(series_list: list[Series], repeats: int, seconds_per_byte: 
     ``seconds_per_byte`` (as :func:`calibrate` measures it) and :data:`TYPICAL_COST`."""
     estimates, imported = [], set()
     for series in series_list:
-        floor = BYTES_PER_PARAMETER["floor"] * series.params * seconds_per_byte
+        floor = FLOOR_BYTES * series.params * seconds_per_byte
         step = 0.0
         for impl in ("floor", *series.contenders):
             floors, microseconds_per_tensor = TYPICAL_COST.get(impl, TYPICAL_COST["peer"])
@@ -242,7 +234,7 @@ def calibrate(device: str = "cpu", elements: int = 1 << 23) -> float:
     a few times; elsewhere an eager in-place add (the floor's stream would first compile)."""
     device = torch.device(device)
     if device.type == "cpu":
-        step, moved = floor_step([torch.zeros(elements)]), BYTES_PER_PARAMETER["floor"] * elements
+        step, moved = floor_step([torch.zeros(elements)]), FLOOR_BYTES * elements
     else:
         total, addend = torch.zeros(elements, device=device), torch.ones(elements, device=device)
         step, moved = (lambda: total.add_(addend)), 3 * 4 * elements  # reads two arrays, writes one
@@ -355,7 +347,8 @@ def _rows(series: Series, times: dict[str, float], device: torch.device, with_fl
     named = None if baseline is None else label(series.optimizer, baseline)
 
     def row(optimizer: str, impl: str, ms: float, vs_reference: float | None, divided_by: str | None) -> Result:
-        gb_per_s = BYTES_PER_PARAMETER[optimizer] * series.params / (ms * 1e-3) / 1e9
+        per_parameter = FLOOR_BYTES if optimizer == "floor" else bytes_per_parameter(optimizer)
+        gb_per_s = per_parameter * series.params / (ms * 1e-3) / 1e9
         return Result(optimizer, impl, series.layout, series.params, ms, vs_reference, ms / floor, str(device),
                       gb_per_s, divided_by)
 

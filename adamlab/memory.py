@@ -1,34 +1,35 @@
 """What training a model costs in memory: weights, gradients and optimizer state, per optimizer.
 
-The state figures follow each optimizer's real layout, tensor by tensor (a test builds every
-adamlab optimizer on a small model, steps it once and counts its state's bytes against these
-formulas), so they depend on the parameters' shapes and not only on their number: Adafactor
-keeps a row and a column per matrix, 8-bit Adam one scale per block of a large tensor.
+The state is measured, not restated: each of the registry's optimizers is built over parameters
+of the model's shapes on the meta device (shapes and dtypes, no memory, no arithmetic), given
+gradients, stepped once, and the bytes of every tensor it then keeps are summed, step counters
+included. So the figures follow each optimizer's real layout and depend on the parameters'
+shapes, not only their number: Adafactor keeps a row and a column per matrix, 8-bit Adam codes
+and one scale per block of a large tensor.
 
 >>> row = table(shapes_for_count(7e9), precisions=("float32",), optimizers=("adam",))[0]
 >>> round(row.total_bytes / 1e9)
 112
 """
 
+import functools
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import bench
+import torch
 
-#: Bytes of one weight, one gradient and one optimizer-state element in each precision setup.
+from . import bench, optim, registry
+
+#: Bytes of one weight and one gradient, and the dtype of the optimizer's state, in each
+#: precision setup.
 PRECISIONS = {
-    "float32": (4, 4, 4),
-    "bf16-mixed": (2, 2, 4),  # bfloat16 weights and gradients, float32 optimizer state
-    "bf16": (2, 2, 2),  # bfloat16 everywhere
+    "float32": (4, 4, torch.float32),
+    "bf16-mixed": (2, 2, torch.float32),  # bfloat16 weights and gradients, float32 optimizer state
+    "bf16": (2, 2, torch.bfloat16),  # bfloat16 everywhere
 }
 
-#: The step counter torch.optim keeps per tensor (a float32 scalar).
-STEP_BYTES = 4
-#: 8-bit Adam: tensors smaller than this keep their state in full precision.
-EIGHT_BIT_MIN_SIZE = 4096
-#: 8-bit Adam: elements per block sharing one float32 scale.
-EIGHT_BIT_BLOCK = 256
 #: With only a parameter count, parameters are taken as square matrices this wide (a 7 B
 #: transformer's hidden size), which is what Adafactor's factored state depends on.
 ASSUMED_WIDTH = 4096
@@ -36,40 +37,6 @@ ASSUMED_WIDTH = 4096
 
 def _count(shape) -> int:
     return math.prod(shape)
-
-
-def _adam_like(moments: int):
-    return lambda shape, size: moments * _count(shape) * size + STEP_BYTES
-
-
-def _eight_bit(shape, size):
-    count = _count(shape)
-    if count < EIGHT_BIT_MIN_SIZE:
-        return 2 * count * size + STEP_BYTES
-    return 2 * count + 2 * math.ceil(count / EIGHT_BIT_BLOCK) * 4 + STEP_BYTES
-
-
-def _adafactor(shape, size):
-    if len(shape) < 2:  # a vector keeps its whole second moment
-        return _count(shape) * size + STEP_BYTES
-    rows, columns = _count(shape[:-1]), _count(shape[:-2]) * shape[-1]
-    return (rows + columns) * size + STEP_BYTES
-
-
-#: Optimizer-state bytes of one tensor of ``shape`` with ``size``-byte state elements.
-STATE_BYTES = {
-    "sgd": lambda shape, size: 0,
-    "sgd-momentum": lambda shape, size: _count(shape) * size,
-    "adam": _adam_like(2),  # and AdamW: m and v
-    "amsgrad": _adam_like(3),  # m, v and the running maximum of v
-    "adamw8bit": _eight_bit,  # m and v as one byte each, a float32 scale per block
-    "adafactor": _adafactor,  # factored v, no first moment (its default)
-    "lion": lambda shape, size: _count(shape) * size,  # m, no step counter
-    "lamb": _adam_like(2),
-}
-OPTIMIZER_NAMES = {"sgd": "SGD", "sgd-momentum": "SGD-momentum", "adam": "Adam / AdamW",
-                   "amsgrad": "AMSGrad", "adamw8bit": "8-bit AdamW", "adafactor": "Adafactor",
-                   "lion": "Lion", "lamb": "LAMB"}
 
 
 def _llama_7b_shapes() -> list[tuple]:
@@ -89,7 +56,7 @@ def _names_gpt_shapes(recipe: str) -> list[tuple]:
 
 #: Models whose parameter shapes are known, by name.
 MODELS = {
-    "gpt2-small": bench.gpt2_shapes,
+    "gpt2-small": lambda: bench.gpt2_shapes(),  # called late: bench reads the state sizes from here
     "gpt2-xl": lambda: bench.gpt2_shapes(n_embd=1600, n_layer=48),
     "llama-7b": _llama_7b_shapes,
     "names-default": lambda: _names_gpt_shapes("default"),  # adamlab train's default model
@@ -112,11 +79,33 @@ def model_shapes(name: str) -> list[tuple]:
     return MODELS[name]()
 
 
-def state_bytes(optimizer: str, shapes: Iterable[tuple], state_size: int) -> int:
-    """Bytes of ``optimizer``'s state over tensors of ``shapes``, ``state_size`` bytes an element."""
-    if optimizer not in STATE_BYTES:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {', '.join(STATE_BYTES)}")
-    return sum(STATE_BYTES[optimizer](tuple(shape), state_size) for shape in shapes)
+def state_bytes(optimizer: str, shapes: Iterable[tuple], dtype: torch.dtype = torch.float32) -> int:
+    """Bytes of the state ``optimizer`` (a registry name) keeps over parameters of ``shapes`` in
+    ``dtype``, as measured after one step (each distinct shape measured once)."""
+    registry.get(optimizer)  # an unknown name: ValueError listing the known ones
+    counts = Counter(tuple(shape) for shape in shapes)
+    measured = state_bytes_by_shape(optimizer, tuple(sorted(counts)), dtype)
+    return sum(measured[shape] * count for shape, count in counts.items())
+
+
+@functools.cache
+def state_bytes_by_shape(optimizer: str, shapes: tuple[tuple[int, ...], ...], dtype: torch.dtype) -> dict:
+    """The bytes of state ``optimizer`` keeps for one parameter of each of ``shapes``: the real
+    optimizer (its simple path, which runs anywhere) stepped once on the meta device."""
+    params = [torch.nn.Parameter(torch.empty(shape, dtype=dtype, device="meta")) for shape in shapes]
+    for param in params:
+        param.grad = torch.empty_like(param)
+    built = registry.get(optimizer).build(params, fused=False)
+    if isinstance(built, optim.Adam8bit):
+        # The one exception: 8-bit Adam's step cannot run on the meta device, as its quantizer asks
+        # of the values whether every block's scale is finite. What it keeps is what its step lays
+        # out before it runs and then fills in place, the class's own _init_state; a test holds
+        # this to the state of a real step.
+        built.state.update({param: built._init_state(param, built.param_groups[0]) for param in params})
+    else:
+        built.step()
+    return {shape: sum(value.nbytes for value in built.state[param].values() if isinstance(value, torch.Tensor))
+            for shape, param in zip(shapes, params)}
 
 
 @dataclass
@@ -134,7 +123,7 @@ class Row:
     per_device_bytes: dict[str, int]
 
 
-def table(shapes: list[tuple], optimizers=tuple(STATE_BYTES), precisions=tuple(PRECISIONS),
+def table(shapes: list[tuple], optimizers=tuple(registry.OPTIMIZERS), precisions=tuple(PRECISIONS),
           ranks: int = 1) -> list[Row]:
     """One row per optimizer and precision setup."""
     if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
@@ -146,9 +135,9 @@ def table(shapes: list[tuple], optimizers=tuple(STATE_BYTES), precisions=tuple(P
     rows = []
     for optimizer in optimizers:
         for precision in precisions:
-            weight_size, gradient_size, state_size = PRECISIONS[precision]
+            weight_size, gradient_size, state_dtype = PRECISIONS[precision]
             weights, gradients = count * weight_size, count * gradient_size
-            state = state_bytes(optimizer, shapes, state_size)
+            state = state_bytes(optimizer, shapes, state_dtype)
             per_device = {f"zero{stage}": sum(part / (ranks if stage >= needed else 1)
                                               for part, needed in ((state, 1), (gradients, 2), (weights, 3)))
                           for stage in (1, 2, 3)}

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from .. import bench, kernels
+from .. import bench, kernels, registry
 from .output import usable_device
 
 #: Where stderr is not a terminal, the longest silence within a series, in seconds.
@@ -39,8 +39,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smaller layouts, without adamlab's simple path, nor peers where torch.optim "
                              "has the optimizer (about a minute on two quiet cores)")
-    parser.add_argument("--optimizers", default=",".join(bench.OPTIMIZERS),
-                        help=f"comma-separated, from {', '.join(bench.OPTIMIZERS)} (default: all)")
+    parser.add_argument("--optimizers", default=",".join(registry.OPTIMIZERS),
+                        help=f"comma-separated, from {', '.join(registry.OPTIMIZERS)} (default: all)")
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per measurement (>= 10)")
     parser.add_argument("--layouts", default=None,
                         help="comma-separated, from 10-large, gpt2-small (gpt2-quarter with --quick), "
@@ -84,7 +84,7 @@ def quick_note(optimizers) -> str:
 
 
 def run(args) -> int:
-    optimizers = _names("--optimizers", args.optimizers, list(bench.OPTIMIZERS))
+    optimizers = _names("--optimizers", args.optimizers, list(registry.OPTIMIZERS))
     only_layouts = None if args.layouts is None else _names("--layouts", args.layouts, list(bench.layouts(args.quick)))
     if args.repeats < 10:
         raise ValueError(f"--repeats must be >= 10 (a median of fewer steps says little), got {args.repeats}")
@@ -293,8 +293,8 @@ class _Tables:
                 exceptions.append(f"{row.optimizer}: {row.reference}, as torch.optim has no {row.optimizer}")
         by_bytes = {}
         for optimizer in dict.fromkeys(row.optimizer for row in self.rows if row.optimizer != "floor"):
-            by_bytes.setdefault(bench.BYTES_PER_PARAMETER[optimizer], []).append(optimizer)
-        floor_bytes = bench.BYTES_PER_PARAMETER["floor"]
+            by_bytes.setdefault(bench.bytes_per_parameter(optimizer), []).append(optimizer)
+        floor_bytes = bench.FLOOR_BYTES
         return [
             "vs torch: time over torch.optim's fused step of the same optimizer"
             + (f" (for {'; '.join(exceptions)})" if exceptions else "") + ".",

@@ -14,7 +14,8 @@ def add_parser(commands) -> None:
         "memory", help="bytes of weights, gradients and optimizer state for each optimizer",
         description="Print the memory a model's training needs for its weights, gradients and "
                     "optimizer state, for each optimizer and precision setup, and per device when "
-                    "they are sharded over ranks (ZeRO stages 1, 2, 3).")
+                    "they are sharded over ranks (ZeRO stages 1, 2, 3). The state is measured: each "
+                    "optimizer stepped once over parameters of the model's shapes on the meta device.")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--params", type=float, default=None,
                       help=f"a parameter count such as 7e9 (default), taken as square matrices "
@@ -44,7 +45,7 @@ def run(args) -> int:
     for header in headers:
         table.add_column(header, justify="left" if header in ("optimizer", "precision") else "right")
     for row in rows:
-        cells = [memory.OPTIMIZER_NAMES[row.optimizer], row.precision, memory.human(row.weights_bytes),
+        cells = [row.optimizer, row.precision, memory.human(row.weights_bytes),
                  memory.human(row.gradients_bytes), memory.human(row.state_bytes), memory.human(row.total_bytes)]
         if args.ranks > 1:
             cells += [memory.human(row.per_device_bytes[f"zero{stage}"]) for stage in (1, 2, 3)]

@@ -6,6 +6,7 @@ import math
 
 from rich.table import Table
 
+from .. import registry
 from ..files import PNG, check_outputs
 from ..lab import race as lab
 from .output import numbers, print_table
@@ -13,17 +14,18 @@ from .output import numbers, print_table
 
 def _names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in lab.OPTIMIZERS]
+    unknown = [name for name in names if name not in registry.OPTIMIZERS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown optimizer {unknown[0] if unknown else text!r}; "
-                                         f"choose from {', '.join(lab.OPTIMIZERS)}")
+                                         f"choose from {', '.join(registry.OPTIMIZERS)}")
     return names
 
 
 def _rate(text: str) -> tuple[str, float]:
     name, _, value = text.partition("=")
-    if name not in lab.OPTIMIZERS:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(lab.OPTIMIZERS)}, got {text!r}")
+    if name not in registry.OPTIMIZERS:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(registry.OPTIMIZERS)}, "
+                                         f"got {text!r}")
     try:
         lr = float(value)
     except ValueError:
@@ -51,15 +53,15 @@ def add_parser(commands) -> None:
         epilog="problems: " + "; ".join(f"{name}: {problem.summary}" for name, problem in lab.PROBLEMS.items()))
     parser.add_argument("problem", nargs="?", metavar="PROBLEM", help=f"one of {', '.join(lab.PROBLEMS)}")
     parser.add_argument("--list", action="store_true", help="list the problems, a line each")
-    parser.add_argument("--optimizers", type=_names, help=f"comma-separated, from {', '.join(lab.OPTIMIZERS)} "
+    parser.add_argument("--optimizers", type=_names, help=f"comma-separated, from {', '.join(registry.OPTIMIZERS)} "
                                                           "(default: the problem's own field)")
     parser.add_argument("--lr", type=_rate, action="append", default=[], metavar="NAME=VALUE",
                         help="one optimizer's learning rate (repeatable; default: the problem's)")
     parser.add_argument("--steps", type=_positive, help="steps to run (default: the problem's)")
     parser.add_argument("--start", type=numbers("-1.5,2"), help="starting point, e.g. -1.5,2 (2-D problems) or 5 (1-D)")
-    for knob, text in (("beta1", "first-moment decay (momentum's factor)"), ("beta2", "second-moment decay "
-                       "(RMSprop's alpha)"), ("eps", "denominator's epsilon"), ("weight-decay", "weight decay")):
-        parser.add_argument(f"--{knob}", type=float, help=f"{text}, for every optimizer it applies to")
+    for knob in registry.KNOBS:
+        parser.add_argument(f"--{knob.replace('_', '-')}", type=float,
+                            help=f"{registry.knob_help(knob)}, for every optimizer it applies to")
     parser.add_argument("--mean", type=float, help="moments: the gradients' mean (default 0.5)")
     parser.add_argument("--spread", type=float, help="moments: their standard deviation (default 1)")
     parser.add_argument("--out", help="the picture's file (default adamlab-race-PROBLEM.png)")

@@ -5,15 +5,9 @@ import sys
 
 from rich.table import Table
 
+from .. import registry
 from ..lab import trace as lab
 from .output import DIVERGED, numbers, print_table
-
-# Column order for the table; a quantity an optimizer lacks gets no column.
-_COLUMNS = (("step", "t"), ("grad", "grad"), ("g", "g"), ("m", "m"), ("v", "v"),
-            ("v_max", "v_max"), ("sum", "sum"), ("grad_avg", "grad_avg"),
-            ("momentum_buffer", "buffer"), ("bias_correction1", "1-beta1^t"),
-            ("bias_correction2", "1-beta2^t"), ("m_hat", "m_hat"), ("v_hat", "v_hat"),
-            ("lr_t", "lr_t"), ("decay", "decay"), ("update", "update"), ("param", "theta"))
 
 
 def add_parser(commands) -> None:
@@ -21,20 +15,18 @@ def add_parser(commands) -> None:
         "trace", help="show an optimizer's internals step by step on one parameter",
         description="Show every internal quantity of an optimizer, step by step, on one scalar "
                     "parameter. The defaults reproduce the classic worked example of Adam.",
-        epilog="optimizers: " + "; ".join(f"{name}: {traceable.summary}"
-                                          for name, traceable in lab.OPTIMIZERS.items())
+        epilog="optimizers: " + "; ".join(f"{name}: {entry.summary}" for name, entry in registry.OPTIMIZERS.items())
                + f". Exit status: 0; 2 for bad input; {DIVERGED} when a quantity overflowed float64 (the trace "
                  f"is printed, with null in JSON for numbers that are not finite, and a line on stderr says "
                  f"at which step).")
-    parser.add_argument("--optimizer", choices=lab.OPTIMIZERS, default="adam")
+    parser.add_argument("--optimizer", choices=registry.OPTIMIZERS, default="adam")
     parser.add_argument("--grads", type=numbers("0.5,0.3"), default=lab.WORKED_EXAMPLE_GRADS,
                         help="the gradient at each step (default 0.5,0.3,0.8,0.6)")
     parser.add_argument("--theta", type=float, default=1.0, help="starting parameter (default 1.0)")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
-    parser.add_argument("--beta1", type=float, help="first-moment decay (adam: 0.9; momentum: its factor, 0.9)")
-    parser.add_argument("--beta2", type=float, help="second-moment decay (adam: 0.999; rmsprop: alpha, 0.99)")
-    parser.add_argument("--eps", type=float, help="denominator's epsilon (default: the optimizer's)")
-    parser.add_argument("--weight-decay", type=float, help="weight decay (default 0; adamw 0.01)")
+    for knob in registry.KNOBS:
+        parser.add_argument(f"--{knob.replace('_', '-')}", type=float,
+                            help=f"{registry.knob_help(knob)}; default: the optimizer's")
     parser.add_argument("--bias-table", action="store_true",
                         help="print Adam's bias-correction multipliers 1/(1-beta^t) instead")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -71,7 +63,7 @@ def run(args) -> int:
     if diverged:
         step, name, value = diverged
         why = "not a number" if value != value else "beyond float64's range"
-        print(f"adamlab trace: diverged at step {step}: {dict(_COLUMNS).get(name, name)} is {value} ({why})",
+        print(f"adamlab trace: diverged at step {step}: {lab.COLUMNS.get(name, name)} is {value} ({why})",
               file=sys.stderr)
         return DIVERGED
     return 0
@@ -79,13 +71,14 @@ def run(args) -> int:
 
 def print_rows(args, rows: list[dict], knobs: dict) -> None:
     """The trace as a table, a column per quantity the optimizer has."""
+    entry = registry.get(args.optimizer)
     arguments = lab.hyperparameters(args.optimizer, **knobs)
+    knob_arguments = {"lr", *(knob.maths for knob in entry.knobs.values())}  # what the options set
     shown = ", ".join(f"{name} = {value:g}" for name, value in arguments.items()
-                      if value is not None
-                      and name in ("lr", "beta1", "beta2", "momentum", "alpha", "eps", "eps2", "weight_decay"))
+                      if value is not None and name in knob_arguments)
     table = Table(title=f"{args.optimizer} on one parameter, theta0 = {args.theta:g}: {shown}",
-                  caption=lab.OPTIMIZERS[args.optimizer].summary)
-    columns = [(key, header) for key, header in _COLUMNS
+                  caption=entry.summary)
+    columns = [(key, header) for key, header in lab.COLUMNS.items()
                if any(row.get(key) is not None for row in rows)
                and not (key == "g" and all(row["g"] == row["grad"] for row in rows))]
     for _, header in columns:

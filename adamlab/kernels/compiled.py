@@ -55,28 +55,28 @@ def _compiled(family: str):
 
 
 _announced: set[tuple] = set()
-_failure: CompilerUnavailable | None = None
+_failures: dict[str, CompilerUnavailable] = {}  # by family: one that cannot compile leaves the others be
 _lock = threading.Lock()
 
 
 def update(maths: ModuleType, names, params, grads, states, steps, hyperparameters) -> None:
     """:func:`update_in_place`, compiled; raises :class:`CompilerUnavailable` (having changed
     nothing) where torch.compile cannot build it."""
-    global _failure
-    if _failure is not None:
-        raise _failure
+    family = maths.__name__.rsplit('.', 1)[-1]
+    if family in _failures:
+        raise _failures[family]
     key = (maths.__name__, params[0].device.type, params[0].dtype)
     with _lock:
         if key not in _announced:
             _announced.add(key)
-            print(f"adamlab: compiling the fused {maths.__name__.rsplit('.', 1)[-1]} step for "
+            print(f"adamlab: compiling the fused {family} step for "
                   f"{key[1]} {str(key[2]).removeprefix('torch.')} with torch.compile (first step only)",
                   file=sys.stderr, flush=True)
     try:
         with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
-            _compiled(maths.__name__.rsplit('.', 1)[-1])(maths, tuple(names), params, grads, states, steps, hyperparameters)
+            _compiled(family)(maths, tuple(names), params, grads, states, steps, hyperparameters)
     except (torch._dynamo.exc.BackendCompilerFailed, torch._dynamo.exc.Unsupported) as error:
         # Compilation fails before the graph runs, so no tensor has been written.
-        _failure = CompilerUnavailable(f"torch.compile failed ({type(error).__name__}: "
-                                       f"{str(error).splitlines()[0]})")
-        raise _failure from None
+        _failures[family] = CompilerUnavailable(f"torch.compile failed ({type(error).__name__}: "
+                                                f"{str(error).splitlines()[0]})")
+        raise _failures[family] from None

@@ -1,16 +1,18 @@
-"""Building, caching, checking and calling the fused CPU kernels of ``cpu.c``.
+"""Building, caching, checking and calling the fused CPU kernels: those generated from the
+maths (:func:`generated`) and the hand-written ones of ``cpu.c``.
 
-The kernels are compiled once per machine with the system C compiler (``$CC`` or ``cc``)
-and OpenMP, in a few seconds, into ``$ADAMLAB_CACHE`` (default ``~/.cache/adamlab``);
-every later process loads the cached library at once. A cached build is a folder holding the
-library and the SHA-256 digest of its bytes (which also names the file, so that a library built
-again is a new file to the loader), written after the build and renamed into place whole; a
-library that does not match its digest (a build cut short, a damaged disk) is built again
-rather than loaded, and so is one that lacks a kernel. The library takes raw data pointers through ctypes, so building it
-needs no torch headers.
+A library is compiled once per machine with the system C compiler (``$CC`` or ``cc``) and
+OpenMP, in a second or a few, into ``$ADAMLAB_CACHE`` (default ``~/.cache/adamlab``); every
+later process loads the cached library at once. A cached build is a folder named after a digest
+of all it depends on (the sources, the flags, the compiler, the CPU), holding the library and
+the SHA-256 digest of its bytes (which also names the file, so that a library built again is a
+new file to the loader), written after the build and renamed into place whole; a library that
+does not match its digest (a build cut short, a damaged disk) is built again rather than
+loaded, and so is one that lacks a kernel. The library takes raw data pointers through ctypes,
+so building it needs no torch headers.
 
 Raw pointers trust their sizes, so nothing reaches C unchecked: every tensor of a call is
-held against the kernel's columns (:data:`COLUMNS`) — on the CPU, of the dtype and element
+held against the kernel's columns (:func:`columns`) — on the CPU, of the dtype and element
 count the kernel reads and writes, laid out as it walks them — before the call is made, and
 :class:`Call` keeps that promise from step to step.
 """
@@ -36,15 +38,27 @@ import torch
 
 from ..files import sha256_of
 from ..maths import quantize
+from . import generate, symbolic
 
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno")
-OPTIONS = {"maximize": 1, "decoupled": 2, "amsgrad": 4, "nesterov": 8, "centered": 16,
-           "momentum": 32, "first_step": 64, "step_f64": 128, "stochastic": 256}
-#: Where a step's random seed goes among the scalars (cpu.c's SEED_SLOT).
+# -ffp-contract=off: a multiply and an add stay two roundings, as in the maths (a fused
+# multiply-add would round once, and the kernels would no longer match the simple path).
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off")
+#: The option bits a kernel call may set (C's OPTION_*, from this table).
+OPTIONS = {"maximize": 1, "decoupled": 2, "step_f64": 4, "stochastic": 8}
+#: Where a step's random seed goes among a hand kernel's scalars (C's SEED_SLOT); a generated
+#: kernel takes it after its hyperparameters.
 SEED_SLOT = 8
 _SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16", torch.float16: "f16"}
-_KERNELS = ("sgd", "adagrad", "rmsprop", "adam", "adam8bit", "lion", "lamb", "adafactor")
-_SOURCES = ("cpu.c", "cpu_body.h")
+#: The kernels written by hand, for what is more than elementwise maths (the others are
+#: generated), and the hyperparameters each takes, in order: C reads them by these names
+#: (``scalars[LAMB_BETA1]``), Python fills them by name (:func:`scalars`).
+SCALARS = {
+    "adam8bit": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+    "lamb": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+    "adafactor": ("lr", "beta2_decay", "eps1", "eps2", "d", "weight_decay"),
+}
+_KERNELS = tuple(SCALARS)
+_SOURCES = ("cpu.c", "cpu_body.h", "skeleton.h", "constants.h")
 _DIGEST = "kernels.sha256"
 
 
@@ -119,12 +133,12 @@ def _alive(pid: str) -> bool:
     return True
 
 
-def _compile(compiler: str, sources: list[bytes], folder: Path) -> None:
-    """Build the library into the cache ``folder``: built and digested in a scratch folder
-    beside it, then renamed into place whole, so no process ever sees half of one."""
+def _compile(compiler: str, sources: dict[str, bytes], folder: Path, what: str) -> None:
+    """Build the library of ``sources`` (the first is compiled, the others it includes) into the
+    cache ``folder``: built and digested in a scratch folder beside it, then renamed into place
+    whole, so no process ever sees half of one."""
     cache = folder.parent
-    print(f"adamlab: compiling the fused CPU kernels (once on this machine, a few seconds; "
-          f"cached in {cache})", file=sys.stderr, flush=True)
+    print(f"adamlab: compiling {what} (once on this machine; cached in {cache})", file=sys.stderr, flush=True)
     try:
         cache.mkdir(parents=True, exist_ok=True)
         for stray in cache.glob(f".{folder.name}.*.partial"):  # left by a build that was killed
@@ -134,10 +148,10 @@ def _compile(compiler: str, sources: list[bytes], folder: Path) -> None:
     except OSError as error:
         raise KernelsUnavailable(f"cannot write the kernel cache {cache} ({error.strerror or error})") from None
     try:
-        for name, text in zip(_SOURCES, sources):
+        for name, text in sources.items():
             (partial / name).write_bytes(text)
         built = partial / "kernels.so"
-        result = subprocess.run([compiler, *FLAGS, "-o", str(built), str(partial / "cpu.c")],
+        result = subprocess.run([compiler, *FLAGS, "-o", str(built), str(partial / next(iter(sources)))],
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise KernelsUnavailable(f"{compiler} failed to build the fused kernels:\n{result.stderr}")
@@ -156,45 +170,63 @@ def _compile(compiler: str, sources: list[bytes], folder: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def _load(path: Path) -> ctypes.CDLL:
-    """Load a verified library and declare its functions; KernelsUnavailable if it lacks one."""
+def _load(path: Path, kernels: Sequence[str]) -> ctypes.CDLL:
+    """Load a verified library and declare its kernels (each once per storage suffix);
+    KernelsUnavailable if it lacks one."""
     try:
         library = ctypes.CDLL(str(path))
-        for kernel in _KERNELS:
+        for kernel in kernels:
             for suffix in _SUFFIXES.values():
-                if suffix == "f16" and not hasattr(library, f"adamlab_{kernel}_f16"):
+                if suffix == "f16" and not hasattr(library, f"{kernel}_f16"):
                     continue  # a compiler without _Float16: float16 takes the simple path
-                function = getattr(library, f"adamlab_{kernel}_{suffix}")
+                function = getattr(library, f"{kernel}_{suffix}")
                 function.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p),
                                      ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_double),
                                      ctypes.c_int64, ctypes.c_int]
                 function.restype = None
-        library.adamlab_stream_f32.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p),
-                                               ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
-        library.adamlab_stream_f32.restype = None
     except (OSError, AttributeError) as error:
         raise KernelsUnavailable(f"the fused kernels in {path.parent} could not be loaded ({error})") from None
     return library
 
 
-def _build() -> ctypes.CDLL:
+def build(sources: dict[str, bytes], kernels: Sequence[str], what: str, prefix: str = "cpu-kernels") -> ctypes.CDLL:
+    """The library of ``sources`` (the first compiled, the others included) with ``kernels``,
+    from the cache (a folder named ``prefix`` and a digest of all it depends on) or built into
+    it; raises :class:`KernelsUnavailable` if it cannot be."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise KernelsUnavailable("no C compiler found (set CC, or install gcc)")
-    package = resources.files(__package__)
-    sources = [package.joinpath(name).read_bytes() for name in _SOURCES]
-    folder = cache_directory() / f"cpu-kernels-{_fingerprint(compiler, sources)}"
+    folder = cache_directory() / f"{prefix}-{_fingerprint(compiler, list(sources.values()))}"
     path = _verified(folder)
     if path is not None:
         try:
-            return _load(path)
+            return _load(path, kernels)
         except KernelsUnavailable:
             pass  # verified yet unusable (an older or foreign build): build it afresh
-    _compile(compiler, sources, folder)
+    _compile(compiler, sources, folder, what)
     path = _verified(folder)
     if path is None:
         raise KernelsUnavailable(f"the kernels built into {folder} do not match their digest")
-    return _load(path)
+    return _load(path, kernels)
+
+
+def _source(name: str) -> bytes:
+    if name == "constants.h":  # C's constants, from the tables above: written once
+        lines = [f"#define OPTION_{option.upper()} {bit}" for option, bit in OPTIONS.items()]
+        lines += [f"#define {kernel.upper()}_{name.upper()} {index}"
+                  for kernel, names in SCALARS.items() for index, name in enumerate(names)]
+        lines += [f"#define SEED_SLOT {SEED_SLOT}", f"#define BLOCK {quantize.BLOCK}"]
+        return ("/* Written by adamlab/kernels/cpu.py from its tables. */\n" + "\n".join(lines) + "\n").encode()
+    return resources.files(__package__).joinpath(name).read_bytes()
+
+
+def _build() -> ctypes.CDLL:
+    library = build({name: _source(name) for name in _SOURCES}, [f"adamlab_{kernel}" for kernel in _KERNELS],
+                    "the fused CPU kernels")
+    library.adamlab_stream_f32.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p),
+                                           ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+    library.adamlab_stream_f32.restype = None
+    return library
 
 
 _loaded: ctypes.CDLL | None = None
@@ -220,7 +252,7 @@ def library() -> ctypes.CDLL:
 
 @functools.cache
 def _dtypes(loaded: ctypes.CDLL) -> frozenset:
-    return frozenset(dtype for dtype, suffix in _SUFFIXES.items() if hasattr(loaded, f"adamlab_sgd_{suffix}"))
+    return frozenset(dtype for dtype, suffix in _SUFFIXES.items() if hasattr(loaded, f"adamlab_lamb_{suffix}"))
 
 
 # --- what each kernel reads and writes ----------------------------------------------------------
@@ -260,21 +292,11 @@ _STEP = Column("step", STEP, lambda count, row: 1)
 _SCALES = lambda count, row: quantize.blocks(count)  # noqa: E731
 
 
-def columns(kernel: str, options: Sequence[str] = ()) -> list[Column]:
-    """The columns of ``kernel``'s rows under ``options``, as cpu.c reads them."""
-    on = set(options)
-    if kernel == "sgd":
-        return [_like("param"), _GRAD] + [_like("momentum_buffer")] * ("momentum" in on)
-    if kernel == "adagrad":
-        return [_like("param"), _GRAD, _like("sum"), _STEP]
-    if kernel == "rmsprop":
-        return ([_like("param"), _GRAD, _like("square_avg")] + [_like("momentum_buffer")] * ("momentum" in on)
-                + [_like("grad_avg")] * ("centered" in on) + [_STEP])
-    if kernel == "adam":
-        return ([_like("param"), _GRAD, _like("exp_avg"), _like("exp_avg_sq")]
-                + [_like("max_exp_avg_sq")] * ("amsgrad" in on) + [_STEP])
-    if kernel == "lion":
-        return [_like("param"), _GRAD, _like("exp_avg")]
+def columns(kernel: "str | generate.Kernel", options: Sequence[str] = ()) -> list[Column]:
+    """The columns of ``kernel``'s rows, as it reads them (the same under every option)."""
+    if isinstance(kernel, generate.Kernel):
+        return ([_like("param"), _GRAD] + [_like(field) for field in kernel.state if field not in kernel.numbers]
+                + [_STEP if field == "step" else Column(field, STEP, _STEP.elements) for field in kernel.numbers])
     if kernel == "lamb":
         return [_like("param"), _GRAD, _like("exp_avg"), _like("exp_avg_sq"), _STEP]
     if kernel == "adam8bit":  # blocks run over the flat order: every tensor contiguous
@@ -375,18 +397,20 @@ class Call:
     def __init__(self, kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]],
                  options: Sequence[str] = ()):
         if dtype not in _dtypes(library()):
-            raise KernelInputError(f"the {kernel} kernel takes {', '.join(str(d) for d in _dtypes(library()))}, "
+            raise KernelInputError(f"the {_name(kernel)} kernel takes {', '.join(str(d) for d in _dtypes(library()))}, "
                                    f"not {dtype}")
         for index, row in enumerate(rows):
             why = unfit(kernel, dtype, row, options)
             if why is not None:
-                raise KernelInputError(f"the {kernel} kernel cannot take row {index}: {why}")
-        steps = {row[-1].dtype for row in rows if columns(kernel, options)[-1] is _STEP}
+                raise KernelInputError(f"the {_name(kernel)} kernel cannot take row {index}: {why}")
+        wanted = columns(kernel, options)
+        steps = {tensor.dtype for row in rows for column, tensor in zip(wanted, row) if column.dtype == STEP}
         if len(steps) > 1:
-            raise KernelInputError(f"the {kernel} kernel takes one dtype of step counter a call, got {steps}")
-        self.kernel, self.dtype, self.width = kernel, dtype, len(columns(kernel, options))
+            raise KernelInputError(f"the {_name(kernel)} kernel takes one dtype of step counter a call, got {steps}")
+        self.kernel, self.dtype, self.width = kernel, dtype, len(wanted)
         self.options = tuple(options) + (("step_f64",) if steps == {torch.float64} else ())
-        self.function = getattr(library(), f"adamlab_{kernel}_{_SUFFIXES[dtype]}")
+        self.function = _function(kernel, dtype)
+        self.seed_slot = len(kernel.hyperparameters) if isinstance(kernel, generate.Kernel) else SEED_SLOT
         self.rows = len(rows)
         self._fixed = [tensor for row in rows for tensor in row[:1] + row[2:]]
         self._storages = [tensor.untyped_storage() for tensor in self._fixed]  # see the class docstring
@@ -428,7 +452,7 @@ class Call:
         scalars = [float(value) for value in scalars]
         options = self.options
         if seed is not None:
-            scalars += [0.0] * (SEED_SLOT - len(scalars)) + [float(seed)]
+            scalars += [0.0] * (self.seed_slot - len(scalars)) + [float(seed)]
             options += ("stochastic",)
         values = (ctypes.c_double * len(scalars))(*scalars)
         pointers = ctypes.cast(self._pointers.buffer_info()[0], ctypes.POINTER(ctypes.c_void_p))
@@ -437,7 +461,7 @@ class Call:
                       torch.get_num_threads())
 
 
-def run(kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]], scalars, options=(),
+def run(kernel: "str | generate.Kernel", dtype: torch.dtype, rows: list[list[torch.Tensor]], scalars, options=(),
         seed: int | None = None) -> None:
     """Check ``rows`` against ``kernel``'s columns and run it once (see :class:`Call`)."""
     Call(kernel, dtype, rows, options).run(scalars, seed)
@@ -456,6 +480,67 @@ def stream(rows: list[list[torch.Tensor]]) -> None:
     library().adamlab_stream_f32(len(rows), ctypes.cast(flat.buffer_info()[0], ctypes.POINTER(ctypes.c_void_p)),
                                  ctypes.cast(sizes.buffer_info()[0], ctypes.POINTER(ctypes.c_int64)),
                                  torch.get_num_threads())
+
+
+def scalars(kernel: str, hyperparameters: dict) -> tuple:
+    """A hand kernel's scalars, taken from ``hyperparameters`` by name in its order (:data:`SCALARS`)."""
+    return tuple(hyperparameters[name] for name in SCALARS[kernel])
+
+
+# --- kernels generated from the maths ------------------------------------------------------------
+
+_generated: dict[tuple, list] = {}  # (maths, flags, state) -> [(guards, kernel)]
+_untraceable: dict[tuple, symbolic.TraceError] = {}
+_generated_libraries: dict[str, ctypes.CDLL] = {}
+
+
+def _is_number(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return not value.dtype == torch.bool
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def generated(maths, hyperparameters: dict, present: dict[str, str]) -> generate.Kernel:
+    """The kernel generated from ``maths.update`` for these hyperparameters and this state (see
+    :func:`symbolic.trace`), traced, printed and built on first use; raises
+    :class:`symbolic.TraceError` where the update cannot be traced. A kernel serves every value of the numbers but those that change a branch the
+    maths takes (weight decay switched on), which find or make another. Raises
+    :class:`KernelsUnavailable` where the kernel cannot be built."""
+    flags = tuple(sorted((name, value) for name, value in hyperparameters.items() if not _is_number(value)))
+    # The update function itself is part of the key: a patched or reloaded one is traced anew.
+    key = (maths, maths.update, flags, tuple(sorted(present.items())))
+    numbers = {name: float(value) for name, value in hyperparameters.items() if _is_number(value)}
+    with _lock:
+        for guards, kernel in _generated.get(key, ()):
+            if symbolic.satisfied(guards, numbers):
+                return kernel
+        if key in _untraceable:
+            raise _untraceable[key]
+        try:
+            trace = symbolic.trace(maths, {**dict(flags), **numbers}, present)
+            kernel = generate.kernel(maths, trace)
+        except symbolic.TraceError as error:
+            _untraceable[key] = error
+            raise
+        if kernel.name not in _generated_libraries:
+            family = maths.__name__.rsplit(".", 1)[-1]
+            _generated_libraries[kernel.name] = build(
+                {"kernel.c": kernel.source.encode(), "skeleton.h": _source("skeleton.h"),
+                 "constants.h": _source("constants.h")}, [kernel.name],
+                f"the fused {family} kernel for {', '.join(f'{n}={v}' for n, v in flags) or 'its defaults'}",
+                prefix=f"cpu-{family}")
+        _generated.setdefault(key, []).append((trace.guards, kernel))
+        return kernel
+
+
+def _function(kernel: "str | generate.Kernel", dtype: torch.dtype):
+    if isinstance(kernel, generate.Kernel):
+        return getattr(_generated_libraries[kernel.name], f"{kernel.name}_{_SUFFIXES[dtype]}")
+    return getattr(library(), f"adamlab_{kernel}_{_SUFFIXES[dtype]}")
+
+
+def _name(kernel: "str | generate.Kernel") -> str:
+    return kernel.name if isinstance(kernel, generate.Kernel) else kernel
 
 
 @functools.cache

@@ -12,156 +12,19 @@
  * infinite theta does not make 0 * inf = NaN of a gradient that has no penalty. */
 #define WITH_L2(g, decay, theta) ((decay) != 0 ? (g) + (decay) * (theta) : (g))
 
-/* SGD. scalars: lr, momentum, dampening, weight_decay. columns: param, grad[, momentum_buffer]. */
-void NAME(sgd)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
-               int64_t options, int threads) {
-    const REAL lr = scalars[0], momentum = scalars[1], dampening = scalars[2], decay = scalars[3];
-    const int with_momentum = (options & OPTION_MOMENTUM) != 0, first = (options & OPTION_FIRST_STEP) != 0;
-    const int nesterov = (options & OPTION_NESTEROV) != 0;
-    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
-    const int columns = with_momentum ? 3 : 2;
-    FOR_EACH_CHUNK {
-        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
-        STORAGE *restrict buffer = with_momentum ? COLUMN(2) : NULL;
-        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-            REAL theta = LOAD(param[i]);
-            REAL g = WITH_L2(sign * LOAD(grad[i]), decay, theta);
-            REAL direction = g;
-            if (with_momentum) {
-                REAL b = first ? g : momentum * LOAD(buffer[i]) + (1 - dampening) * g;
-                buffer[i] = STORE(b);
-                direction = nesterov ? g + momentum * b : b;
-            }
-            param[i] = STORE_PARAM(theta - lr * direction, chunks[c].tensor, i);
-        }
-    }
-    free(chunks);
-}
-
-/* AdaGrad. scalars: lr, lr_decay, weight_decay, eps. columns: param, grad, sum, step. */
-void NAME(adagrad)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
-                   int64_t options, int threads) {
-    const int columns = 4;
-    const REAL decay = scalars[2], eps = scalars[3];
-    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
-    double *steps = advance_steps(count, pointers, columns, options);
-    FOR_EACH_CHUNK {
-        const REAL lr_t = scalars[0] / (1 + (steps[chunks[c].tensor] - 1) * scalars[1]);
-        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1), *restrict sum = COLUMN(2);
-        if (sign == 1 && decay == 0) {  /* the common case, without the arithmetic it would skip */
-            for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-                REAL g = LOAD(grad[i]);
-                REAL s = LOAD(sum[i]) + g * g;
-                sum[i] = STORE(s);
-                param[i] = STORE_PARAM(LOAD(param[i]) - lr_t * g / (SQRT(s) + eps), chunks[c].tensor, i);
-            }
-        } else {
-            for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-                REAL theta = LOAD(param[i]);
-                REAL g = WITH_L2(sign * LOAD(grad[i]), decay, theta);
-                REAL s = LOAD(sum[i]) + g * g;
-                sum[i] = STORE(s);
-                param[i] = STORE_PARAM(theta - lr_t * g / (SQRT(s) + eps), chunks[c].tensor, i);
-            }
-        }
-    }
-    free(chunks);
-    free(steps);
-}
-
-/* RMSprop. scalars: lr, alpha, eps, weight_decay, momentum.
- * columns: param, grad, square_avg[, momentum_buffer][, grad_avg], step. */
-void NAME(rmsprop)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
-                   int64_t options, int threads) {
-    const REAL lr = scalars[0], alpha = scalars[1], eps = scalars[2], decay = scalars[3], momentum = scalars[4];
-    const int with_momentum = (options & OPTION_MOMENTUM) != 0, centered = (options & OPTION_CENTERED) != 0;
-    const int columns = 4 + with_momentum + centered;
-    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
-    double *steps = advance_steps(count, pointers, columns, options);
-    FOR_EACH_CHUNK {
-        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1), *restrict square_avg = COLUMN(2);
-        STORAGE *restrict buffer = with_momentum ? COLUMN(3) : NULL;
-        STORAGE *restrict grad_avg = centered ? COLUMN(3 + with_momentum) : NULL;
-        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-            REAL theta = LOAD(param[i]);
-            REAL g = WITH_L2(sign * LOAD(grad[i]), decay, theta);
-            REAL v = alpha * LOAD(square_avg[i]) + (1 - alpha) * g * g;
-            square_avg[i] = STORE(v);
-            REAL spread = v;
-            if (centered) {
-                REAL mean = alpha * LOAD(grad_avg[i]) + (1 - alpha) * g;
-                grad_avg[i] = STORE(mean);
-                spread = v - mean * mean;
-            }
-            REAL ratio = g / (SQRT(spread) + eps);
-            if (with_momentum) {
-                REAL b = momentum * LOAD(buffer[i]) + ratio;
-                buffer[i] = STORE(b);
-                ratio = b;
-            }
-            param[i] = STORE_PARAM(theta - lr * ratio, chunks[c].tensor, i);
-        }
-    }
-    free(chunks);
-    free(steps);
-}
-
-/* What Adam and 8-bit Adam share, from scalars lr, beta1, beta2, eps, weight_decay: the settings,
+/* 8-bit Adam's settings, from its scalars (by name: cpu.py's SCALARS): the settings,
  * the bias corrections of step t folded into two constants, and the new theta from the new m, v. */
 #define ADAM_SETTINGS                                                                              \
-    const REAL beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3];                           \
+    const REAL beta1 = scalars[ADAM8BIT_BETA1], beta2 = scalars[ADAM8BIT_BETA2], eps = scalars[ADAM8BIT_EPS]; \
     const int decoupled = (options & OPTION_DECOUPLED) != 0;                                       \
-    const REAL l2 = decoupled ? 0 : scalars[4], shrink = decoupled ? 1 - scalars[0] * scalars[4] : 1; \
+    const REAL l2 = decoupled ? 0 : scalars[ADAM8BIT_WEIGHT_DECAY];                                 \
+    const REAL shrink = decoupled ? 1 - scalars[ADAM8BIT_LR] * scalars[ADAM8BIT_WEIGHT_DECAY] : 1;  \
     const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1
 #define ADAM_CORRECTIONS(t)                                                                        \
-    const REAL step_size = scalars[0] / (1 - pow(scalars[1], (t)));                                \
-    const REAL root_correction2 = 1 / sqrt(1 - pow(scalars[2], (t)))
+    const REAL step_size = scalars[ADAM8BIT_LR] / (1 - pow(scalars[ADAM8BIT_BETA1], (t)));         \
+    const REAL root_correction2 = 1 / sqrt(1 - pow(scalars[ADAM8BIT_BETA2], (t)))
 /* theta - lr * m_hat / (sqrt(v_hat) + eps), after AdamW's shrink. */
 #define ADAM_THETA(theta, m, v) ((theta) * shrink - step_size * (m) / (SQRT(v) * root_correction2 + eps))
-
-/* Adam and AdamW. scalars: lr, beta1, beta2, eps, weight_decay.
- * columns: param, grad, exp_avg, exp_avg_sq[, max_exp_avg_sq], step. */
-void NAME(adam)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
-                int64_t options, int threads) {
-    ADAM_SETTINGS;
-    const int amsgrad = (options & OPTION_AMSGRAD) != 0;
-    const int columns = 5 + amsgrad;
-    double *steps = advance_steps(count, pointers, columns, options);
-    FOR_EACH_CHUNK {
-        ADAM_CORRECTIONS(steps[chunks[c].tensor]);
-        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
-        STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
-        STORAGE *restrict max_exp_avg_sq = amsgrad ? COLUMN(4) : NULL;
-        /* The common case gets a loop of its own without the arithmetic it would skip: ~10% faster. */
-        if (sign == 1 && l2 == 0 && !amsgrad) {
-            for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-                REAL theta = LOAD(param[i]);
-                REAL g = LOAD(grad[i]);
-                REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
-                REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
-                exp_avg[i] = STORE(m);
-                exp_avg_sq[i] = STORE(v);
-                param[i] = STORE_PARAM(ADAM_THETA(theta, m, v), chunks[c].tensor, i);
-            }
-        } else {
-            for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-                REAL theta = LOAD(param[i]);
-                REAL g = WITH_L2(sign * LOAD(grad[i]), l2, theta);
-                REAL m = beta1 * LOAD(exp_avg[i]) + (1 - beta1) * g;
-                REAL v = beta2 * LOAD(exp_avg_sq[i]) + (1 - beta2) * g * g;
-                exp_avg[i] = STORE(m);
-                exp_avg_sq[i] = STORE(v);
-                if (amsgrad) {
-                    v = MAXIMUM(LOAD(max_exp_avg_sq[i]), v);
-                    max_exp_avg_sq[i] = STORE(v);
-                }
-                param[i] = STORE_PARAM(ADAM_THETA(theta, m, v), chunks[c].tensor, i);
-            }
-        }
-    }
-    free(chunks);
-    free(steps);
-}
 
 static inline uint8_t NAME(nearest_code)(REAL y, const code_tables_t *tables, int table) {
     float rounded = (float)y;  /* picks the cell; the comparison below is in y's own precision */
@@ -175,7 +38,7 @@ static inline uint8_t NAME(nearest_code)(REAL y, const code_tables_t *tables, in
     return (uint8_t)(below + ((REAL)tables->bound[table][below] < y));
 }
 
-/* 8-bit Adam and AdamW. scalars: lr, beta1, beta2, eps, weight_decay.
+/* 8-bit Adam and AdamW. scalars: ADAM8BIT_*, named in cpu.py.
  * columns: param, grad, m codes, v codes (uint8), m scales, v scales (float32, one per block),
  * the code tables, step. Chunks hold whole blocks (CHUNK is a multiple of BLOCK), so each block
  * is dequantized, stepped and requantized by one thread, its new m and v kept in registers and
@@ -238,29 +101,7 @@ void NAME(adam8bit)(int64_t count, void **pointers, const int64_t *sizes, const 
     free(steps);
 }
 
-/* Lion. scalars: lr, beta1, beta2, weight_decay. columns: param, grad, exp_avg. */
-void NAME(lion)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
-                int64_t options, int threads) {
-    const int columns = 3;
-    const REAL lr = scalars[0], beta1 = scalars[1], beta2 = scalars[2];
-    const REAL shrink = 1 - scalars[0] * scalars[3];
-    const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
-    FOR_EACH_CHUNK {
-        STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1), *restrict exp_avg = COLUMN(2);
-        for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
-            REAL g = sign * LOAD(grad[i]);
-            REAL m = LOAD(exp_avg[i]);
-            REAL interpolated = beta1 * m + (1 - beta1) * g;
-            /* torch.sign's: -1, 0 or 1, and NaN stays NaN. */
-            REAL direction = interpolated > 0 ? 1 : interpolated < 0 ? -1 : interpolated;
-            param[i] = STORE_PARAM(LOAD(param[i]) * shrink - lr * direction, chunks[c].tensor, i);
-            exp_avg[i] = STORE(beta2 * m + (1 - beta2) * g);
-        }
-    }
-    free(chunks);
-}
-
-/* LAMB. scalars: lr, beta1, beta2, eps, weight_decay. columns: param, grad, exp_avg, exp_avg_sq, step.
+/* LAMB. scalars: LAMB_*, named in cpu.py. columns: param, grad, exp_avg, exp_avg_sq, step.
  * Two passes: the first computes the new m, v and u and sums each chunk's theta^2 and u^2; the
  * trust ratio of each tensor follows from its chunks' sums; the second steps with them. float32
  * and float64 store m and v in the first pass and read them back; a half type, whose stored m
@@ -275,7 +116,8 @@ static inline REAL NAME(lamb_direction)(REAL m, REAL v, REAL theta, REAL inverse
 void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const double *scalars,
                 int64_t options, int threads) {
     const int columns = 5;
-    const REAL beta1 = scalars[1], beta2 = scalars[2], eps = scalars[3], decay = scalars[4];
+    const REAL beta1 = scalars[LAMB_BETA1], beta2 = scalars[LAMB_BETA2], eps = scalars[LAMB_EPS];
+    const REAL decay = scalars[LAMB_WEIGHT_DECAY];
     const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
     double *steps = advance_steps(count, pointers, columns, options);
     double *weight_sq = calloc(count > 0 ? count : 1, sizeof(double));
@@ -288,8 +130,8 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
 #pragma omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1 && parallel_worth_it(count, sizes))
     for (int64_t c = 0; c < chunk_count; c++) {
         const double t = steps[chunks[c].tensor];
-        const REAL inverse_correction1 = 1 / (1 - pow(scalars[1], t));
-        const REAL inverse_root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
+        const REAL inverse_correction1 = 1 / (1 - pow(scalars[LAMB_BETA1], t));
+        const REAL inverse_root_correction2 = 1 / sqrt(1 - pow(scalars[LAMB_BETA2], t));
         STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
         STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
         double weight = 0, update = 0;
@@ -320,9 +162,9 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
 #pragma omp parallel for schedule(static) num_threads(threads) if (chunk_count > 1 && parallel_worth_it(count, sizes))
     for (int64_t c = 0; c < chunk_count; c++) {
         const double t = steps[chunks[c].tensor];
-        const REAL inverse_correction1 = 1 / (1 - pow(scalars[1], t));
-        const REAL inverse_root_correction2 = 1 / sqrt(1 - pow(scalars[2], t));
-        const REAL scale = (REAL)scalars[0] * (REAL)ratios[chunks[c].tensor];
+        const REAL inverse_correction1 = 1 / (1 - pow(scalars[LAMB_BETA1], t));
+        const REAL inverse_root_correction2 = 1 / sqrt(1 - pow(scalars[LAMB_BETA2], t));
+        const REAL scale = (REAL)scalars[LAMB_LR] * (REAL)ratios[chunks[c].tensor];
         STORAGE *restrict param = COLUMN(0), *restrict grad = COLUMN(1);
         STORAGE *restrict exp_avg = COLUMN(2), *restrict exp_avg_sq = COLUMN(3);
         for (int64_t i = chunks[c].start; i < chunks[c].end; i++) {
@@ -349,7 +191,7 @@ void NAME(lamb)(int64_t count, void **pointers, const int64_t *sizes, const doub
     free(steps);
 }
 
-/* Adafactor. scalars: lr, beta2_decay, eps1, eps2, d, weight_decay.
+/* Adafactor. scalars: ADAFACTOR_*, named in cpu.py.
  * columns: param, grad, R (or V for a vector), C (or V again), shape (int64: columns, rows of one
  * matrix; 0 columns for a vector), step. A tensor at a time, each in passes parallel over its rows:
  * the sums of g^2 by row and by column and of theta^2; R and C (or V); the sum of u^2; the step. */
@@ -369,8 +211,9 @@ void NAME(adafactor)(int64_t count, void **pointers, const int64_t *sizes, const
                      int64_t options, int threads) {
     const int columns_per_row = 6;
     const REAL sign = (options & OPTION_MAXIMIZE) ? -1 : 1;
-    const double lr = scalars[0], beta2_decay = scalars[1], eps1 = scalars[2], eps2 = scalars[3];
-    const double d = scalars[4], shrink = 1 - scalars[0] * scalars[5];
+    const double lr = scalars[ADAFACTOR_LR], beta2_decay = scalars[ADAFACTOR_BETA2_DECAY];
+    const double eps1 = scalars[ADAFACTOR_EPS1], eps2 = scalars[ADAFACTOR_EPS2], d = scalars[ADAFACTOR_D];
+    const double shrink = 1 - lr * scalars[ADAFACTOR_WEIGHT_DECAY];
     const REAL floor = (REAL)(eps1 * eps1);
     STOCHASTIC_SEED;
     double *steps = advance_steps(count, pointers, columns_per_row, options);

@@ -12,9 +12,11 @@ Listening on loopback (the default), it answers only requests addressed to a loo
 ``GET /``
     The page. ``GET /static/<file>``: its script, style sheet and the vendored Chart.js.
 ``GET /api/problems``
-    ``{"problems": [...], "optimizers": [...], "knobs": [...], "max_steps": 5000, "max_work":
-    100000}``; each problem has its name, title-like summary, dimensions, default steps, start,
-    bounds (2-D: x_low, x_high, y_low, y_high, else null), knob_defaults, its default field of
+    ``{"problems": [...], "optimizers": [...], "knobs": [...], "trace_columns": {...}, "max_steps":
+    5000, "max_work": 100000}``: the optimizers (name, summary) and knobs of adamlab's registry, the
+    trace's columns (quantity: header) for the internals table; each problem has its name,
+    title-like summary, dimensions, default steps, start, bounds (2-D: x_low, x_high, y_low,
+    y_high, else null), knob_defaults, its default field of
     optimizers and ``lrs``: every optimizer's learning rate on it when none is given, and
     ``options``: its own settings, ``[{"name", "about", "value", "low", "high"}, ...]``.
 ``GET /api/race?problem=P``
@@ -71,11 +73,12 @@ import contourpy
 import numpy as np
 import torch
 
+from .. import registry
 from . import race, trace
 
 MAX_STEPS = 5000
 #: The most work one request may ask for (see race.Plan.work): every problem's default race and
-#: all eight optimizers for 2000 steps of flip fit; all eight for 5000 steps of flip do not.
+#: every optimizer for 2000 steps of flip fit; eight of them for 5000 steps of flip do not.
 MAX_WORK = 100_000
 #: Races computed at once, races waiting beyond those (then 503), answers kept for repeats.
 WORKERS, QUEUE, CACHE = 2, 4, 32
@@ -112,7 +115,7 @@ def quoted(text: str, limit: int = 40) -> str:
 
 def default_lrs(problem: str) -> dict[str, float]:
     """Every optimizer's learning rate on ``problem`` when none is given."""
-    return {name: race.PROBLEMS[problem].lr(name) for name in race.OPTIMIZERS}
+    return {name: race.PROBLEMS[problem].lr(name) for name in registry.OPTIMIZERS}
 
 
 def problems() -> dict:
@@ -126,8 +129,9 @@ def problems() -> dict:
                                    "low": option.low, "high": option.high}
                                   for name, option in course.options.items()]}
                      for name, course in race.PROBLEMS.items()],
-        "optimizers": [{"name": name, "summary": racer.summary} for name, racer in race.OPTIMIZERS.items()],
-        "knobs": list(race.KNOBS),
+        "optimizers": [{"name": name, "summary": entry.summary} for name, entry in registry.OPTIMIZERS.items()],
+        "knobs": list(registry.KNOBS),
+        "trace_columns": trace.COLUMNS,
         "max_steps": MAX_STEPS,
         "max_work": MAX_WORK,
     }
@@ -156,17 +160,17 @@ def _number(name: str, text: str) -> float:
 def race_arguments(query: dict[str, list[str]]) -> dict:
     """``race.plan``'s keyword arguments from ``/api/race``'s query, checked as far as the query
     alone can be (``race.plan`` checks the rest and the optimizers check their ranges)."""
-    lr_names = {f"lr_{name}" for name in race.OPTIMIZERS}
+    lr_names = {f"lr_{name}" for name in registry.OPTIMIZERS}
     option_names = {option for course in race.PROBLEMS.values() for option in course.options}
-    known = {"problem", "optimizers", "steps", "lr", *race.KNOBS, *lr_names, *option_names}
+    known = {"problem", "optimizers", "steps", "lr", *registry.KNOBS, *lr_names, *option_names}
     for name in query:
         if name not in known:
             # an lr_ of an unknown optimizer deserves the optimizer's name, not the parameter's
             if name.startswith("lr_"):
                 raise bad_request(f"unknown optimizer {quoted(name[3:])} in {quoted(name)}; choose from "
-                                  f"{', '.join(race.OPTIMIZERS)}")
+                                  f"{', '.join(registry.OPTIMIZERS)}")
             raise bad_request(f"unknown parameter {quoted(name)}; choose from problem, optimizers, steps, lr, "
-                              f"lr_<optimizer>, {', '.join(race.KNOBS)} or a problem's option "
+                              f"lr_<optimizer>, {', '.join(registry.KNOBS)} or a problem's option "
                               f"({', '.join(sorted(option_names))})")
     problem = _one(query, "problem")
     if problem is None:
@@ -193,7 +197,7 @@ def race_arguments(query: dict[str, list[str]]) -> dict:
         if text is not None:
             lrs[name[3:]] = _number(name, text)
     arguments["lrs"] = lrs
-    for knob in race.KNOBS:
+    for knob in registry.KNOBS:
         text = _one(query, knob)
         arguments[knob] = None if text is None else _number(knob, text)
     # another problem's option is race.run's to refuse, naming the problem's own
@@ -234,13 +238,11 @@ def internals(result: race.Race) -> list[dict | None]:
     course = race.PROBLEMS[result.problem]
     out = []
     for run in result.runs:
-        traceable = trace.OPTIMIZERS.get(run.optimizer)
-        if course.dimensions != 1 or traceable is None or "grads" not in run.extra:
+        if course.dimensions != 1 or "grads" not in run.extra:
             out.append(None)
             continue
         # the race sets a knob on every optimizer it applies to; the trace refuses one that does not
-        knobs = {knob: value for knob, value in result.knobs.items()
-                 if value is not None and (knob == "weight_decay" or knob in traceable.knobs)}
+        knobs = registry.get(run.optimizer).applicable(result.knobs)
         try:
             rows = trace.trace(run.optimizer, run.extra["grads"], theta=run.params[0][0], lr=run.lr, **knobs)
         except ValueError as error:  # e.g. a diverged run's infinite gradients

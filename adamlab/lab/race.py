@@ -22,63 +22,18 @@ from typing import NamedTuple
 
 import torch
 
-from .. import optim
-from .trace import finite, named_as, trace
+from .. import registry
+from .trace import finite, trace
 
 #: The most steps a race may run: 25 times the longest problem's own, minutes of work at most.
 MAX_STEPS = 100_000
 
-#: The knobs a race turns on every optimizer they apply to (None: the optimizer's default).
-KNOBS = ("beta1", "beta2", "eps", "weight_decay")
 
-
-@dataclass(frozen=True)
-class Racer:
-    """How the knobs make one of adamlab's optimizers."""
-
-    make: type
-    summary: str
-    settings: dict = field(default_factory=dict)
-    #: knob -> the optimizer's argument; "betas.0" is the first of the pair betas.
-    knobs: dict = field(default_factory=dict)
-
-    def optimizer(self, params, lr: float, **knobs) -> torch.optim.Optimizer:
-        """The optimizer over ``params``; a knob out of its range is an InvalidHyperparameter
-        naming the knob (beta2), not the argument it sets (RMSprop's alpha, Adam's betas[1])."""
-        arguments = dict(self.settings)
-        for knob, value in knobs.items():
-            if value is None or knob not in self.knobs:
-                continue
-            name, _, index = self.knobs[knob].partition(".")
-            if index:
-                pair = list(arguments.get(name, (0.9, 0.999)))
-                pair[int(index)] = value
-                value = tuple(pair)
-            arguments[name] = value
-        names = {}
-        for knob, argument in self.knobs.items():
-            name, _, index = argument.partition(".")
-            names[f"{name}[{index}]" if index else name] = knob
-        with named_as(names):
-            return self.make(params, lr=lr, **arguments)
-
-
-_ADAM = {"beta1": "betas.0", "beta2": "betas.1", "eps": "eps", "weight_decay": "weight_decay"}
-
-OPTIMIZERS = {
-    "sgd": Racer(optim.SGD, "plain gradient descent", knobs={"weight_decay": "weight_decay"}),
-    "momentum": Racer(optim.SGD, "SGD with heavy-ball momentum 0.9 (beta1): v = 0.9 v + g, w -= lr v",
-                      {"momentum": 0.9}, {"beta1": "momentum", "weight_decay": "weight_decay"}),
-    "adagrad": Racer(optim.Adagrad, "AdaGrad: lr over the root of all past g^2",
-                     knobs={"eps": "eps", "weight_decay": "weight_decay"}),
-    "rmsprop": Racer(optim.RMSprop, "RMSprop: lr over the root of a moving average of g^2 (beta2 is alpha)",
-                     knobs={"beta2": "alpha", "eps": "eps", "weight_decay": "weight_decay"}),
-    "adam": Racer(optim.Adam, "Adam: bias-corrected momentum over bias-corrected RMS", knobs=_ADAM),
-    "adamw": Racer(optim.AdamW, "AdamW: Adam with decoupled weight decay", knobs=_ADAM),
-    "amsgrad": Racer(optim.Adam, "AMSGrad: Adam dividing by the largest v so far", {"amsgrad": True}, _ADAM),
-    "lion": Racer(optim.Lion, "Lion: steps of lr along the sign of an interpolated momentum",
-                  {"betas": (0.9, 0.99)}, {"beta1": "betas.0", "beta2": "betas.1", "weight_decay": "weight_decay"}),
-}
+def make(optimizer: str, params, lr: float, knobs: dict) -> torch.optim.Optimizer:
+    """The registry's ``optimizer`` over ``params``, with the knobs that apply to it: a race sets
+    each knob on every optimizer it applies to (beta1 is no knob of AdaGrad's)."""
+    entry = registry.get(optimizer)
+    return entry.build(params, entry.applicable(knobs), lr=lr)
 
 
 @dataclass
@@ -215,7 +170,7 @@ class Problem:
     def descend(self, optimizer: str, lr: float, steps: int, start, knobs: dict) -> Run:
         """Run one optimizer on the loss from ``start``."""
         w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-        stepper = OPTIMIZERS[optimizer].optimizer([w], lr, **knobs)
+        stepper = make(optimizer, [w], lr, knobs)
         schedule = torch.optim.lr_scheduler.LambdaLR(stepper, self.schedule)
         params, losses, grads = [w.tolist()], [self.loss(w.detach()).item()], []
         for t in range(steps):
@@ -360,17 +315,26 @@ class Flip(Problem):
         return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 4)).double()
 
     def train(self, optimizer, lr, steps, knobs) -> dict:
-        """Every seed's network trained full-batch at once: per seed, its losses, accuracy, weights
-        and starting gradient sizes.
+        """Every seed's network trained full-batch: per seed, its losses, accuracy, weights and
+        starting gradient sizes.
 
         The seeds' networks are stacked along a leading dimension and the loss is the sum of their
-        MSEs, so each seed's gradients are exactly its own; every racer's update is elementwise, so
-        each seed takes the very steps it would take alone, in a fifth of the time."""
+        MSEs, so each seed's gradients are exactly its own; where the optimizer's update is
+        elementwise, each seed takes the very steps it would take alone, in a fifth of the time.
+        One whose update reaches across a tensor (LAMB's norms, Adafactor's row and column means)
+        would mix the seeds: it trains each network alone."""
+        if registry.get(optimizer).make.elementwise:
+            return self._train(optimizer, lr, steps, knobs, range(self.seeds))
+        alone = [self._train(optimizer, lr, steps, knobs, [seed]) for seed in range(self.seeds)]
+        return {key: [value for seed in alone for value in seed[key]] for key in alone[0]}
+
+    def _train(self, optimizer, lr, steps, knobs, seeds) -> dict:
+        """The networks of ``seeds``, stacked, trained together (see :meth:`train`)."""
         inputs, targets = self.data()
-        networks = [self.network(seed) for seed in range(self.seeds)]
+        networks = [self.network(seed) for seed in seeds]
         w1, b1, w2, b2 = [torch.stack([p.detach() for p in parts]).requires_grad_()
                           for parts in zip(*(network.parameters() for network in networks))]
-        stepper = OPTIMIZERS[optimizer].optimizer([w1, b1, w2, b2], lr, **knobs)
+        stepper = make(optimizer, [w1, b1, w2, b2], lr, knobs)
 
         def mse():  # each seed's mean squared error, shape (seeds,)
             hidden = torch.relu(inputs @ w1.transpose(1, 2) + b1[:, None])
@@ -454,7 +418,7 @@ class AdagradDecay(Problem):
 
     def descend(self, optimizer, lr, steps, start, knobs):
         w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-        stepper = OPTIMIZERS[optimizer].optimizer([w], lr, **knobs)
+        stepper = make(optimizer, [w], lr, knobs)
         samples, means = self.targets(steps), [3.0 if t < steps // 2 else -3.0 for t in range(steps)]
         # squares as products: a float's ** 2 raises OverflowError where a product is inf
         params, losses, effective = [w.tolist()], [0.5 * (w.item() - means[0]) * (w.item() - means[0])], []
@@ -647,17 +611,16 @@ def plan(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float
             raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
         setattr(course, name, float(value))
     if optimizers is not None and len(optimizers) == 0:
-        raise ValueError(f"choose at least one optimizer from {', '.join(course.only or OPTIMIZERS)}")
+        raise ValueError(f"choose at least one optimizer from {', '.join(course.only or registry.OPTIMIZERS)}")
     optimizers = tuple(optimizers or course.lrs)
     for name in list(optimizers) + list(lrs or {}):
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+        registry.get(name)  # an unknown name: ValueError listing the known ones
     refused = [name for name in optimizers if course.only and name not in course.only]
     if refused:
         raise ValueError(f"{problem} races {', '.join(course.only)}, not {refused[0]}")
-    unknown = set(knobs) - set(KNOBS)
+    unknown = set(knobs) - set(registry.KNOBS)
     if unknown:
-        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; choose from {', '.join(KNOBS)}")
+        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; choose from {', '.join(registry.KNOBS)}")
     rates = {name: course.lr(name) for name in optimizers}
     for name, lr in (lrs or {}).items():
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -675,13 +638,12 @@ def plan(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float
     if start is not None and not math.isfinite(course.start_loss(start)):
         raise ValueError(f"the loss of {problem} at the start {start!r} is beyond float64's range; "
                          f"start nearer {course.start!r}")
-    settings = {**dict.fromkeys(KNOBS), **course.knob_defaults,
+    settings = {**dict.fromkeys(registry.KNOBS), **course.knob_defaults,
                 **{k: v for k, v in knobs.items() if v is not None}}
     # Each optimizer checks its knobs when made: make it once now, so that a bad value is refused
     # before any work is done.
     for name in optimizers:
-        OPTIMIZERS[name].optimizer([torch.zeros(1, dtype=torch.float64, requires_grad=True)], rates[name],
-                                   **settings)
+        make(name, [torch.zeros(1, dtype=torch.float64, requires_grad=True)], rates[name], settings)
     return Plan(course, optimizers, rates, steps, start, settings)
 
 

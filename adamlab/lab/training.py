@@ -20,22 +20,18 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .. import distributed
-from .. import optim as adamlab_optim
+from .. import distributed, registry
 from ..files import Kind, atomic_write, check_output
 from ..maths.hyperparameters import InvalidHyperparameter, check
 from ..recipe import SCHEDULES, drive, param_groups
 from .gpt import GPT, GPTConfig
 from .names import DEFAULT_CORPUS, Vocabulary, encode_all, read_names, split
 
-#: The optimizers a run can use, by command-line name.
-OPTIMIZERS = {
-    "sgd": adamlab_optim.SGD, "adagrad": adamlab_optim.Adagrad, "rmsprop": adamlab_optim.RMSprop,
-    "adam": adamlab_optim.Adam, "adamw": adamlab_optim.AdamW, "lion": adamlab_optim.Lion,
-    "lamb": adamlab_optim.LAMB, "adam8bit": adamlab_optim.Adam8bit, "adamw8bit": adamlab_optim.AdamW8bit,
-    "adafactor": adamlab_optim.Adafactor,
-    "torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW,
-}
+#: torch.optim's own classes, to hold adamlab's against (``--compare torch-adamw``): not adamlab's
+#: optimizers, so not in the registry.
+TORCH_OPTIMIZERS = {"torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW}
+#: The optimizers a run can use, by command-line name: the registry's, then torch.optim's.
+OPTIMIZERS = (*registry.OPTIMIZERS, *TORCH_OPTIMIZERS)
 
 #: The precisions a run can train in: of the weights, the gradients and the optimizer state alike.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -145,21 +141,28 @@ def read_split(config: TrainConfig) -> tuple[list[str], list[str], list[str]]:
     return names, train_names, val_names
 
 
+def optimizer_class(name: str) -> type:
+    """The class an optimizer's name makes: adamlab's (the registry's), or torch.optim's."""
+    return TORCH_OPTIMIZERS[name] if name in TORCH_OPTIMIZERS else registry.get(name).make
+
+
 def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
-    """The configured optimizer over ``groups``, given only the settings its class takes."""
-    optimizer_class = OPTIMIZERS[config.optimizer]
-    accepted = inspect.signature(optimizer_class).parameters
+    """The configured optimizer over ``groups``, given only the settings its class takes (and
+    those its name fixes: "momentum" is SGD with momentum 0.9)."""
+    accepted = inspect.signature(optimizer_class(config.optimizer)).parameters
     settings = {name: getattr(config, name) for name in ("lr", "betas", "eps") if name in accepted}
     if "eps" in accepted and isinstance(accepted["eps"].default, tuple):
         del settings["eps"]  # Adafactor's (eps1, eps2) are no Adam eps: keep its defaults
     if config.dtype == "bfloat16" and config.rounding == "stochastic":
         if "stochastic_rounding" not in accepted:
-            rounding = [name for name, cls in OPTIMIZERS.items()
-                        if "stochastic_rounding" in inspect.signature(cls).parameters]
+            rounding = [name for name in OPTIMIZERS
+                        if "stochastic_rounding" in inspect.signature(optimizer_class(name)).parameters]
             raise ValueError(f"{config.optimizer} has no stochastic rounding; use one of {', '.join(rounding)}, "
                              f"or rounding 'nearest'")
         settings["stochastic_rounding"] = True
-    return optimizer_class(groups, **settings)
+    if config.optimizer in TORCH_OPTIMIZERS:
+        return TORCH_OPTIMIZERS[config.optimizer](groups, **settings)
+    return registry.get(config.optimizer).build(groups, **settings)
 
 
 @dataclass

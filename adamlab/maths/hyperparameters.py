@@ -27,6 +27,7 @@ _RANGES = {
     "eps2": (0.0, math.inf, False),
     "weight_decay": (0.0, math.inf, False),
     "momentum": (0.0, math.inf, False),
+    "momentum_decay": (0.0, math.inf, False),  # NAdam's schedule 0.96^(t * momentum_decay)
     "dampening": (0.0, 1.0, True),
     "alpha": (0.0, 1.0, True),
     "lr_decay": (0.0, math.inf, False),

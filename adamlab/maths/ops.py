@@ -10,8 +10,21 @@ import torch
 
 
 def sqrt(x):
-    """Element-wise square root, returned in the type of ``x``."""
-    return x.sqrt() if isinstance(x, torch.Tensor) else np.sqrt(x)
+    """Element-wise square root, returned in the type of ``x``: the float nearest the exact root.
+
+    torch's CPU square root of a large tensor (MKL's) is within an ulp but not always the nearest
+    (about 1 in 160 float32 values differ), so on the CPU NumPy takes it, on the same memory:
+    the simple path then rounds as the fused kernels and the float64 reference do. (Under
+    torch.compile, which generates its own root, torch's.)"""
+    if isinstance(x, torch.Tensor):
+        if (x.is_cpu and x.dtype in _NUMPY_SQRT and type(x) is torch.Tensor and not x.requires_grad
+                and not torch.compiler.is_compiling()):
+            return torch.from_numpy(np.asarray(np.sqrt(x.numpy())))  # a 0-d root comes back a NumPy scalar
+        return x.sqrt()
+    return np.sqrt(x)
+
+
+_NUMPY_SQRT = (torch.float32, torch.float64)
 
 
 def maximum(a, b):

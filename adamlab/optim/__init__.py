@@ -4,10 +4,14 @@ from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adam8bit import Adam8bit, AdamW8bit
+from .adamax import Adamax
 from .base import Optimizer, StepRefused
 from .lamb import LAMB
 from .lion import Lion
+from .nadam import NAdam
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "LAMB", "Lion", "Optimizer", "RMSprop", "SGD", "StepRefused"]
+__all__ = ["Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "Lion", "NAdam", "Optimizer",
+           "RAdam", "RMSprop", "SGD", "StepRefused"]

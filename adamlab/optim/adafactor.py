@@ -2,6 +2,7 @@
 
 import torch
 
+from .. import kernels
 from ..maths import adafactor
 from .base import Kernel, Optimizer, StepRefused, _check_state_entry, _step_dtype
 
@@ -107,13 +108,13 @@ class Adafactor(Optimizer):
         values["eps1"], values["eps2"] = group["eps"]
         return values
 
-    def _kernel(self, group, dtype=None):
+    def _kernel(self, group, dtype=None, born=False):
         if group.get("beta1") is not None:
             return None  # the CPU kernel has no first moment
         h = self._hyperparameters(group)
         # eps1 defaults to the parameter dtype's machine epsilon, as torch.optim's
         eps1 = h["eps1"] if h["eps1"] is not None or dtype is None else torch.finfo(dtype).eps
-        return Kernel("adafactor", (), (h["lr"], h["beta2_decay"], eps1, h["eps2"], h["d"], h["weight_decay"]),
+        return Kernel("adafactor", (), kernels.cpu.scalars("adafactor", {**h, "eps1": eps1}),
                       ("maximize",) if h["maximize"] else ())
 
     def _kernel_row(self, param, grad, state, kernel):

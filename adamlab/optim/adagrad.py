@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import adagrad
-from .base import Kernel, Optimizer, _real
+from .base import Optimizer, _real
 
 
 class Adagrad(Optimizer):
@@ -60,11 +60,6 @@ class Adagrad(Optimizer):
         state = super()._init_state(param, group)
         _real(state["sum"]).fill_(group["initial_accumulator_value"])
         return state
-
-    def _kernel(self, group, dtype=None):
-        h = self._hyperparameters(group)
-        return Kernel("adagrad", ("sum",), (h["lr"], h["lr_decay"], h["weight_decay"], h["eps"]),
-                      ("maximize",) if h["maximize"] else ())
 
     def share_memory(self) -> None:
         """Move the ``sum`` accumulators to shared memory, as ``torch.optim.Adagrad.share_memory``."""

@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import adam
-from .base import Kernel, Optimizer
+from .base import Optimizer
 
 _UPDATE = r"""
     .. code-block:: text
@@ -74,14 +74,6 @@ class Adam(Optimizer):
 
     def _state_keys(self, group):
         return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
-
-    def _kernel(self, group, dtype=None):
-        h = self._hyperparameters(group)
-        options = [name for name, on in (("maximize", h["maximize"]), ("amsgrad", h["amsgrad"]),
-                                         ("decoupled", h["decoupled_weight_decay"])) if on]
-        return Kernel("adam", ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if h["amsgrad"] else ()),
-                      (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]), tuple(options))
-
 
 class AdamW(Adam):
     __doc__ = ("AdamW: Adam with weight decay applied to the weights, not to the gradient.\n"

@@ -181,7 +181,7 @@ class Adam8bit(Adam):
         def run():
             self.state.update(states)
             self._maths_step(simple, cut, group, h)
-            scalars = (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"])
+            scalars = cpu.scalars("adam8bit", h)
             for (dtype, _, copied), bucket in rows.items():
                 seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
                 if copied:

@@ -48,8 +48,8 @@ class StepRefused(RuntimeError, ValueError):
 class Kernel(NamedTuple):
     """How a parameter group runs on the fused kernel: which one, over which state, with what."""
 
-    name: str
-    state_keys: tuple[str, ...]  # the state tensors after param and grad, in the kernel's order
+    name: "str | kernels.generate.Kernel"  # generated from the maths, or a hand kernel of cpu.c
+    state_keys: tuple[str, ...]  # the state after param and grad, in the kernel's order
     scalars: tuple  # hyperparameters, in the kernel's order
     options: tuple[str, ...]  # the kernel's option flags that are set
 
@@ -128,7 +128,7 @@ class _Plan:
     def __init__(self, optimizer: "Optimizer", params: list[torch.Tensor], group: dict):
         self.group, self.states, self.params = group, optimizer.state, list(params)
         kernel = optimizer._kernel(group, None)
-        self.options = None if kernel is None else kernel.options
+        self.kernel = None if kernel is None else (kernel.name, kernel.options)
         self.others: list[torch.Tensor] = []
         self.pending: dict = {}  # parameter -> state to store when the step runs
         self.born: dict = {}  # parameter -> state tensors born in this step, added to its state
@@ -171,8 +171,9 @@ class _Plan:
         self.buckets = []
         for (dtype, _, first_step, copied), entries in grouped.items():
             params_, rows, plains = zip(*entries)
-            options = kernel.options + (("first_step",) if first_step else ())
-            call = None if copied else kernels.cpu.Call(kernel.name, dtype, list(rows), options)
+            # State born in this step is written, never read: the kernel of the maths without it.
+            chosen = optimizer._kernel(group, None, born=True) if first_step else kernel
+            call = None if copied else kernels.cpu.Call(chosen.name, dtype, list(rows), chosen.options)
             self.buckets.append(_Bucket(dtype, first_step, list(params_), list(rows), all(plains), call))
         # A plan that makes state, or copies rows, serves its own step only.
         self.reusable = not self.pending and not self.born and all(b.call is not None for b in self.buckets)
@@ -190,8 +191,8 @@ class _Plan:
                 or len(params) != len(self.params) or any(map(operator.is_not, params, self.params))):
             return False
         kernel = optimizer._kernel(group, None)
-        if kernel is None or kernel.options != self.options:
-            return False
+        if kernel is None or kernel.name is not self.kernel[0] and (kernel.name, kernel.options) != self.kernel:
+            return False  # another kernel now (weight decay switched on, say)
         if (any(map(operator.is_not, map(optimizer.state.get, self._watched), self._watched_states))
                 or any(state.get(key) is not value for state, key, value in self._watched_entries)):
             return False
@@ -220,13 +221,12 @@ class _Plan:
             optimizer.state[param].update(born)
         group = self.group
         for bucket in self.buckets:
-            kernel = optimizer._kernel(group, bucket.dtype)
+            kernel = optimizer._kernel(group, bucket.dtype, born=bucket.first_step)
             seed = _seed() if bucket.dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
             if bucket.call is not None:
                 bucket.call.run(kernel.scalars, seed)
                 continue
-            options = kernel.options + (("first_step",) if bucket.first_step else ())
-            _run_through_copies(kernel.name, bucket.dtype, bucket.rows, kernel.scalars, options, seed)
+            _run_through_copies(kernel.name, bucket.dtype, bucket.rows, kernel.scalars, kernel.options, seed)
 
 
 _GRAD = operator.attrgetter("grad")
@@ -278,6 +278,9 @@ class Optimizer(torch.optim.Optimizer):
     maths: ModuleType
     #: torch.optim's state key -> the field of the maths state that holds it.
     state_fields: dict[str, str]
+    #: State keys that hold one number per parameter (a 0-d tensor, as torch.optim keeps them):
+    #: the step counter, NAdam's product of momentum coefficients. The maths takes them as numbers.
+    scalar_state: tuple[str, ...] = ("step",)
     #: State the fused kernel may create at a parameter's first step (SGD's momentum buffer).
     born_at_first_step: tuple[str, ...] = ()
     #: Whether each element's step depends on its own gradient and state alone. Then a sharded
@@ -290,6 +293,8 @@ class Optimizer(torch.optim.Optimizer):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "state_fields" in cls.__dict__:
+            cls._state_key_of = {field: key for key, field in cls.state_fields.items()}
         if "maths" in cls.__dict__:
             signature = inspect.signature(cls.maths.update)
             cls._maths_arguments = tuple(
@@ -321,7 +326,7 @@ class Optimizer(torch.optim.Optimizer):
         """A parameter's state before its first step: zeros, and a ``step`` counter."""
         state = {}
         for key in self._param_state_keys(param, group):
-            if key == "step":
+            if key in self.scalar_state:  # the step counter, and any other number per parameter
                 # Off capturable mode the counter lives on the CPU, so reading it costs no device sync.
                 device = param.device if group.get("capturable") else "cpu"
                 state[key] = torch.zeros((), dtype=_step_dtype(), device=device)
@@ -329,17 +334,34 @@ class Optimizer(torch.optim.Optimizer):
                 state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
 
-    def _kernel(self, group: dict, dtype: torch.dtype | None) -> Kernel | None:
+    def _kernel(self, group: dict, dtype: torch.dtype | None, born: bool = False) -> Kernel | None:
         """The fused CPU kernel's arguments for a parameter group (for parameters of ``dtype``;
         None while planning, when only the name, state keys and options count), or None if the
-        kernel cannot take the group's settings."""
-        raise NotImplementedError
+        kernel cannot take the group's settings. ``born``: for parameters whose
+        ``born_at_first_step`` state this step makes.
+
+        By default the kernel generated from the maths: elementwise update rules need nothing
+        more. One whose kernel is written by hand (more than elementwise maths) says so here."""
+        hyperparameters = self._hyperparameters(group)
+        keys = self._state_keys(group)
+        present = {self.state_fields[key]: "tensor" if key in self.scalar_state else "element"
+                   for key in keys if not (born and key in self.born_at_first_step)}
+        try:
+            kernel = kernels.cpu.generated(self.maths, hyperparameters, present)
+        except kernels.KernelsUnavailable as error:
+            _without_fused_step(group, type(self).__name__, "fused kernels unavailable", error)
+            return None
+        except kernels.symbolic.TraceError as error:  # an update the generator cannot take: say why, once
+            _without_fused_step(group, type(self).__name__, f"no fused kernel of {self.maths.__name__}", error)
+            return None
+        return Kernel(kernel, tuple(self._state_key_of[field] for field in kernel.state),
+                      tuple(hyperparameters[name] for name in kernel.hyperparameters), ())
 
     def _kernel_row(self, param: torch.Tensor, grad: torch.Tensor, state: dict, kernel: Kernel) -> list:
         """One parameter's tensors for the kernel, in its column order: the parameter, its
         gradient, its state tensors (``kernel.state_keys``), then its step counter if it keeps one."""
         row = [param, grad, *(state[key] for key in kernel.state_keys)]
-        return row + [state["step"]] if "step" in self.state_fields else row
+        return row + [state["step"]] if "step" in self.state_fields and "step" not in kernel.state_keys else row
 
     def _hyperparameters(self, group: dict) -> dict:
         """The maths' keyword arguments from a parameter group."""
@@ -429,8 +451,9 @@ class Optimizer(torch.optim.Optimizer):
         if state:
             where = _Where(param, group, self.param_groups)
             self._check_param_state(state, param, group, where)
-            if "step" in state and not isinstance(state["step"], torch.Tensor):
-                raise StepRefused(f"state 'step' of {where} must be a tensor, got {_describe(state['step'])}")
+            for key in self.scalar_state:  # a plain number (no checkpoint's: loading makes it a tensor) cannot be written back
+                if key in state and not isinstance(state[key], torch.Tensor):
+                    raise StepRefused(f"state {key!r} of {where} must be a tensor, got {_describe(state[key])}")
             for key, value in state.items():
                 if isinstance(value, torch.Tensor) and _overlaps(value):
                     raise StepRefused(f"state {key!r} of {where} shares memory between its elements "
@@ -491,22 +514,32 @@ class Optimizer(torch.optim.Optimizer):
         # steps do (stochastic rounding needs the new weight before any rounding, too).
         stochastic = _rounds_stochastically(param, group)
         work = (lambda tensor: tensor.float()) if param.dtype in _HALF else (lambda tensor: tensor)
+        # Numbers (the step, a one-element tensor's learning rate) are read as numbers, in double,
+        # as the kernels read them; on a device under capturable they stay there, since reading
+        # them would wait for the device.
+        on_device = group.get("capturable") and not _local(param).is_cpu
         fields = dict.fromkeys(self.maths.State._fields)
         for key, field in self.state_fields.items():
-            if key in state:
+            if key in self.scalar_state and key in state:
+                value = state[key]
+                fields[field] = (value.to(torch.promote_types(value.dtype, real_param.dtype))
+                                 if on_device else value.item())
+            elif key in state:
                 fields[field] = work(_real(state[key]))
-        if "step" in state:
-            step = state["step"]
-            fields["step"] = (step.to(torch.promote_types(step.dtype, real_param.dtype))
-                              if group.get("capturable") else step.item())
+        hyperparameters = self._hyperparameters(group)
+        if not on_device:
+            hyperparameters = {name: value.item() if isinstance(value, torch.Tensor) and value.is_cpu else value
+                               for name, value in hyperparameters.items()}
         new = self.maths.update(work(_real(param.grad)), self.maths.State(**fields), work(real_param),
-                                **self._hyperparameters(group))
+                                **hyperparameters)
         real_param.copy_(stochastic_round(new.param) if stochastic else new.param)
         for key, field in self.state_fields.items():
             value = getattr(new.state, field)
             if key == "step" or value is None:
                 continue
-            if key in state:
+            if key in self.scalar_state:
+                state[key].fill_(value) if not isinstance(value, torch.Tensor) else state[key].copy_(value)
+            elif key in state:
                 _real(state[key]).copy_(value)
             else:  # a buffer born at the first step (SGD's momentum)
                 value = value.to(real_param.dtype, copy=True)
@@ -562,7 +595,7 @@ class Optimizer(torch.optim.Optimizer):
             raise StepRefused(f"the state of {where} has keys {sorted(param_state)}, "
                               f"adamlab.{type(self).__name__} with these settings keeps {sorted(expected)}")
         for key, value in param_state.items():
-            _check_state_entry(key, value, tuple(param.shape), where)
+            _check_state_entry(key, value, tuple(param.shape), where, scalar=key in self.scalar_state)
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -585,17 +618,20 @@ def _with_step_tensors(state_dict: dict) -> dict:
     return {**state_dict, "state": states}
 
 
-def _check_state_entry(key: str, value, shape: tuple, where: str, param_shape: tuple | None = None) -> None:
+def _check_state_entry(key: str, value, shape: tuple, where: str, param_shape: tuple | None = None,
+                       scalar: bool | None = None) -> None:
     """Raise StepRefused if one state entry is not what its parameter (of ``param_shape``, by
-    default ``shape``) needs: the step counter one number (a one-element tensor, or a plain number
-    from an old checkpoint), every other entry a tensor of ``shape``."""
+    default ``shape``) needs: the step counter and other ``scalar`` entries one number (a
+    one-element tensor, or a plain number from an old checkpoint), every other entry a tensor of
+    ``shape``."""
     param_shape = shape if param_shape is None else param_shape
-    if key == "step":
+    if key == "step" if scalar is None else scalar:
         if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
             return
         if isinstance(value, Real) and not isinstance(value, bool):
             return
-        raise StepRefused(f"state 'step' of {where} must be a step count, got {_describe(value)}")
+        what = "a step count" if key == "step" else "one number"
+        raise StepRefused(f"state {key!r} of {where} must be {what}, got {_describe(value)}")
     if not isinstance(value, torch.Tensor):
         raise StepRefused(f"state {key!r} of {where} must be a tensor, got {_describe(value)}")
     if tuple(value.shape) != shape:

@@ -2,6 +2,7 @@
 
 import torch
 
+from .. import kernels
 from ..maths import lamb
 from .base import Kernel, Optimizer
 
@@ -54,7 +55,7 @@ class LAMB(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
 
-    def _kernel(self, group, dtype=None):
+    def _kernel(self, group, dtype=None, born=False):
         h = self._hyperparameters(group)
-        return Kernel("lamb", ("exp_avg", "exp_avg_sq"), (h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]),
+        return Kernel("lamb", ("exp_avg", "exp_avg_sq"), kernels.cpu.scalars("lamb", h),
                       ("maximize",) if h["maximize"] else ())

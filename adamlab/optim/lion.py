@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import lion
-from .base import Kernel, Optimizer
+from .base import Optimizer
 
 
 class Lion(Optimizer):
@@ -49,8 +49,3 @@ class Lion(Optimizer):
                  maximize: bool = False, fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay,
                                       maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
-
-    def _kernel(self, group, dtype=None):
-        h = self._hyperparameters(group)
-        return Kernel("lion", ("exp_avg",), (h["lr"], h["beta1"], h["beta2"], h["weight_decay"]),
-                      ("maximize",) if h["maximize"] else ())

@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import rmsprop
-from .base import Kernel, Optimizer
+from .base import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -63,13 +63,3 @@ class RMSprop(Optimizer):
     def _state_keys(self, group):
         return ("step", "square_avg") + (("momentum_buffer",) if group["momentum"] > 0 else ()) \
             + (("grad_avg",) if group["centered"] else ())
-
-    def _kernel(self, group, dtype=None):
-        h = self._hyperparameters(group)
-        momentum = h["momentum"] > 0
-        keys = ("square_avg",) + (("momentum_buffer",) if momentum else ()) \
-            + (("grad_avg",) if h["centered"] else ())
-        options = [name for name, on in (("maximize", h["maximize"]), ("momentum", momentum),
-                                         ("centered", h["centered"])) if on]
-        return Kernel("rmsprop", keys, (h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"]),
-                      tuple(options))

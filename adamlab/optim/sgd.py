@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import sgd
-from .base import Kernel, Optimizer
+from .base import Optimizer
 
 
 class SGD(Optimizer):
@@ -63,11 +63,3 @@ class SGD(Optimizer):
 
     def _init_state(self, param, group):
         return {}  # the momentum buffer starts as the first gradient, at the first step
-
-    def _kernel(self, group, dtype=None):
-        h = self._hyperparameters(group)
-        momentum = h["momentum"] != 0
-        options = [name for name, on in (("maximize", h["maximize"]), ("nesterov", h["nesterov"]),
-                                         ("momentum", momentum)) if on]
-        return Kernel("sgd", ("momentum_buffer",) if momentum else (),
-                      (h["lr"], h["momentum"], h["dampening"], h["weight_decay"]), tuple(options))

@@ -56,7 +56,7 @@ def held_back(series, *args):
     return time_series(series, *args)
 
 bench._time_series = held_back
-raise SystemExit(main(["bench", "--optimizers", "sgd-momentum,adagrad", *sys.argv[2:]]))
+raise SystemExit(main(["bench", "--optimizers", "momentum,adagrad", *sys.argv[2:]]))
 """
 
 
@@ -81,9 +81,9 @@ def test_rows_reach_a_pipe_as_they_are_measured(tmp_path, json_output):
     process = subprocess.Popen([sys.executable, str(script), str(go_on), *(["--json"] if json_output else [])],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
     try:
-        last_row = rb'"impl": "torch-fused"[^}]*"reference": .*\n' if json_output else rb"sgd-momentum +torch-fused.*\n"
+        last_row = rb'"impl": "torch-fused"[^}]*"reference": .*\n' if json_output else rb"\bmomentum +torch-fused.*\n"
         before = read_until(process, last_row)
-        assert b"adagrad" not in before and b"sgd-momentum" in before  # the run is not over
+        assert b"adagrad" not in before and b"momentum" in before  # the run is not over
         go_on.touch()
         rest, err = process.communicate(timeout=120)
     finally:
@@ -94,14 +94,14 @@ def test_rows_reach_a_pipe_as_they_are_measured(tmp_path, json_output):
         assert out == json.dumps(json.loads(out), indent=2) + "\n"  # one document, written a row at a time
         rows = json.loads(out)
         measured = {(row["optimizer"], row["impl"]) for row in rows}
-        assert measured >= {("sgd-momentum", "adamlab"), ("adagrad", "adamlab")}
+        assert measured >= {("momentum", "adamlab"), ("adagrad", "adamlab")}
     else:
         assert "adagrad" in out and "vs floor: time over an in-place stream" in out
     # stderr is a pipe too: a line for each series, after the estimate, which comes first.
     lines = [line for line in err.splitlines() if line.startswith(("adamlab bench", "["))]
     assert lines[0].startswith("adamlab bench: estimated time about ") and "an estimate" in lines[0]
-    assert lines[1].startswith("[1/3] few: sgd-momentum (settling the layout: timed, thrown away)")
-    assert lines[2].startswith("[2/3] few: sgd-momentum:") and lines[3].startswith("[3/3] few: adagrad:")
+    assert lines[1].startswith("[1/3] few: momentum (settling the layout: timed, thrown away)")
+    assert lines[2].startswith("[2/3] few: momentum:") and lines[3].startswith("[3/3] few: adagrad:")
     assert lines[-1].startswith("adamlab bench: done in ") and "Traceback" not in err
 
 
@@ -140,9 +140,9 @@ def test_an_interrupted_run_leaves_valid_json_of_what_was_measured(tiny_layouts,
         return time_series(series, *args)
 
     monkeypatch.setattr(bench, "_time_series", interrupted_at_adagrad)
-    assert main(["bench", "--optimizers", "sgd-momentum,adagrad", "--json"]) == 130
+    assert main(["bench", "--optimizers", "momentum,adagrad", "--json"]) == 130
     out, err = capsys.readouterr()
-    assert {row["optimizer"] for row in json.loads(out)} == {"floor", "sgd-momentum"}
+    assert {row["optimizer"] for row in json.loads(out)} == {"floor", "momentum"}
     assert err.splitlines()[-1] == "adamlab bench: interrupted"
 
 
@@ -161,9 +161,9 @@ def test_a_long_series_is_not_silent(tiny_layouts, capsys, monkeypatch):
         return fake_time_series(series, params, repeats, synchronize, on_round)
 
     monkeypatch.setattr(bench, "_time_series", a_step_that_waits_to_be_reported)
-    assert main(["bench", "--optimizers", "sgd-momentum", "--layouts", "few", "--json"]) == 0
+    assert main(["bench", "--optimizers", "momentum", "--layouts", "few", "--json"]) == 0
     err = capsys.readouterr().err
-    assert f"    few: sgd-momentum: 1 of {bench.WARMUP + 10} rounds done, " in err
+    assert f"    few: momentum: 1 of {bench.WARMUP + 10} rounds done, " in err
 
 
 def test_on_a_terminal_progress_is_a_bar_with_the_time_left():

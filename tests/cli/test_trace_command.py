@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from adamlab.cli import main
-from adamlab.lab.trace import OPTIMIZERS
+from adamlab.registry import OPTIMIZERS
 
 
 def run(capsys, *argv):

@@ -30,7 +30,9 @@ def test_the_first_step_compiles_once_and_says_so(tmp_path):
     first = python(STEP.format(fused=None), ADAMLAB_CACHE=str(tmp_path))
     assert first.returncode == 0, first.stderr
     assert "adamlab: compiling the fused CPU kernels" in first.stderr
-    assert len(list(tmp_path.glob("cpu-kernels-*/kernels-*.so"))) == 1
+    assert "adamlab: compiling the fused adam kernel for" in first.stderr
+    assert len(list(tmp_path.glob("cpu-kernels-*/kernels-*.so"))) == 1  # the hand kernels
+    assert len(list(tmp_path.glob("cpu-adam-*/kernels-*.so"))) == 1  # AdamW's, generated
     second = python(STEP.format(fused=None), ADAMLAB_CACHE=str(tmp_path))
     assert second.returncode == 0 and second.stderr == ""  # cached: nothing to say
     assert first.stdout == second.stdout == "0.99899\n"

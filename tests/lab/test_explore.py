@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from adamlab import registry
 from adamlab.cli import main
 from adamlab.lab import explore, race, trace
 
@@ -56,14 +57,14 @@ def as_json(value):
 def test_problems_lists_every_problem_with_its_defaults(server):
     answer = api(server, "/api/problems")
     assert [problem["name"] for problem in answer["problems"]] == list(race.PROBLEMS)
-    assert [optimizer["name"] for optimizer in answer["optimizers"]] == list(race.OPTIMIZERS)
-    assert answer["knobs"] == list(race.KNOBS) and answer["max_steps"] == explore.MAX_STEPS
+    assert [optimizer["name"] for optimizer in answer["optimizers"]] == list(registry.OPTIMIZERS)
+    assert answer["knobs"] == list(registry.KNOBS) and answer["max_steps"] == explore.MAX_STEPS
     rosenbrock = next(problem for problem in answer["problems"] if problem["name"] == "rosenbrock")
     assert rosenbrock["dimensions"] == 2 and rosenbrock["bounds"] == list(race.PROBLEMS["rosenbrock"].bounds)
     assert rosenbrock["optimizers"] == list(race.PROBLEMS["rosenbrock"].lrs)
     assert rosenbrock["steps"] == race.PROBLEMS["rosenbrock"].steps
     # every optimizer's lr, the field's and the others', is the one race.run gives it by default
-    ran = race.run("rosenbrock", list(race.OPTIMIZERS), steps=1)
+    ran = race.run("rosenbrock", list(registry.OPTIMIZERS), steps=1)
     assert rosenbrock["lrs"] == {run.optimizer: run.lr for run in ran.runs}
 
 
@@ -114,8 +115,8 @@ def test_one_parameter_races_carry_the_trace_of_each_run(server):
     ("", "problem is required; choose from quadratic, rosenbrock"),
     ("problem=nope", "unknown problem 'nope'; choose from quadratic, rosenbrock"),
     ("problem=quadratic&problem=rosenbrock", "give problem once"),
-    ("problem=quadratic&optimizers=adam,nadam", "unknown optimizer 'nadam'; choose from sgd, momentum"),
-    ("problem=quadratic&lr_nadam=0.1", "unknown optimizer 'nadam'"),
+    ("problem=quadratic&optimizers=adam,adamz", "unknown optimizer 'adamz'; choose from sgd, momentum"),
+    ("problem=quadratic&lr_adamz=0.1", "unknown optimizer 'adamz'"),
     ("problem=quadratic&colour=red", "unknown parameter 'colour'"),
     ("problem=quadratic&steps=0", "steps must be a whole number from 1 to 5000, got '0'"),
     ("problem=quadratic&steps=5001", "steps must be a whole number from 1 to 5000"),
@@ -436,6 +437,11 @@ def test_the_page_draws_what_the_api_computes(server):
             assert drawn_paths(page) == paths_of(first) == paths_of(as_json(race.run("quadratic").to_json()))
             headers = page.locator("#internals-table th").all_inner_texts()
             assert {"m", "v", "m_hat", "v_hat", "update", "theta"} <= set(headers)
+            # the optimizers to tick are the registry's, each in a colour of its own
+            boxes = page.locator("#optimizers input").evaluate_all("(boxes) => boxes.map((box) => box.value)")
+            assert boxes == list(registry.OPTIMIZERS)
+            colours = page.locator("#optimizers label").evaluate_all("(labels) => labels.map((l) => l.style.color)")
+            assert "" not in colours and len(set(colours)) == len(boxes)
             assert page.locator("#internals-table tbody tr").count() == race.PROBLEMS["quadratic"].steps
 
             # Rosenbrock at its defaults is race.run's default race, drawn over the loss's contours.
@@ -462,6 +468,15 @@ def test_the_page_draws_what_the_api_computes(server):
             assert after == paths_of(answer)
             losses = page.evaluate("window.explorer.charts.loss.data.datasets.map((d) => d.data.map((p) => p.y))")
             assert losses == [run["losses"] for run in answer["runs"]]
+
+            # A knob (the server's list of them) is sent once its slider moves.
+            draws = page.evaluate("window.explorer.draws")
+            page.eval_on_selector("#beta1", """(slider) => {
+                slider.value = "0.5";
+                slider.dispatchEvent(new Event("input", {bubbles: true}));
+            }""")
+            page.wait_for_function(f"window.explorer.draws > {draws}")
+            assert parse_qs(page.evaluate("window.explorer.query"))["beta1"] == ["0.5"]
 
             # A problem's own setting: the gradients' mean in moments, typed in its box.
             page.select_option("#problem", "moments")

@@ -240,7 +240,7 @@ def test_the_list_names_every_problem(capsys):
 
 @pytest.mark.parametrize("arguments,message", [
     (["race", "nope"], "unknown problem 'nope'; choose from quadratic, rosenbrock"),
-    (["race", "quadratic", "--optimizers", "adam,nadam"], "unknown optimizer 'nadam'"),
+    (["race", "quadratic", "--optimizers", "adam,adamz"], "unknown optimizer 'adamz'"),
     (["race", "quadratic", "--steps", "-3"], "must be at least 1"),
     (["race", "quadratic", "--lr", "adam=0"], "a learning rate must be positive"),
     (["race", "rosenbrock", "--start", "1"], "2 finite number(s)"),
@@ -266,3 +266,17 @@ def test_bad_input_is_one_line_and_exit_2(arguments, message, capsys, tmp_path):
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_flip_trains_each_seed_alone_where_an_update_reaches_across_a_tensor():
+    """LAMB's trust ratio is over a whole tensor: stacked seeds would share it, so each trains alone."""
+    result = race.run("flip", ["lamb"], steps=5)
+    images, targets = race.Flip.data()
+    for seed, mse in enumerate(result.run_of("lamb").extra["final_mse_by_seed"]):
+        network = race.Flip.network(seed)
+        stepper = adamlab.LAMB(network.parameters(), lr=result.run_of("lamb").lr)
+        for _ in range(5):
+            stepper.zero_grad()
+            torch.nn.functional.mse_loss(network(images), targets).backward()
+            stepper.step()
+        assert mse == pytest.approx(torch.nn.functional.mse_loss(network(images), targets).item(), rel=1e-12)

@@ -14,10 +14,12 @@ import torch
 
 from adamlab import maths
 
+from ..conftest import default_dtype, numbers_dtype
 from ..optim.test_parity import CONFIGURATIONS, in_dtype
 
 MATHS = {"SGD": maths.sgd, "Adagrad": maths.adagrad, "RMSprop": maths.rmsprop,
-         "Adam": maths.adam, "AdamW": maths.adam}
+         "Adam": maths.adam, "AdamW": maths.adam, "NAdam": maths.nadam, "RAdam": maths.radam,
+         "Adamax": maths.adamax}
 
 
 def _number(value):
@@ -44,10 +46,11 @@ def test_reference_maths_matches_torch_optim_in_float64(name, kwargs):
 
     param = torch.nn.Parameter(torch.from_numpy(start.copy()))
     kwargs = in_dtype({key: value for key, value in kwargs.items() if key != "capturable"}, torch.float64)
-    optimizer = getattr(torch.optim, name)([param], **kwargs)
-    for grad in grads:
-        param.grad = torch.from_numpy(grad.copy())
-        optimizer.step()
+    with default_dtype(numbers_dtype(name)):  # float64 throughout, NAdam's mu_product too
+        optimizer = getattr(torch.optim, name)([param], **kwargs)
+        for grad in grads:
+            param.grad = torch.from_numpy(grad.copy())
+            optimizer.step()
 
     module = MATHS[name]
     group = optimizer.param_groups[0]

@@ -46,6 +46,14 @@ BAD_ARGUMENTS = [
     ("Adam", dict(foreach=True), ValueError, r"adamlab\.Adam has no foreach implementation"),
     ("SGD", dict(differentiable=True), ValueError, r"adamlab\.SGD does not support differentiable=True"),
     ("RMSprop", dict(foreach=True), ValueError, r"adamlab\.RMSprop has no foreach implementation"),
+    ("NAdam", dict(momentum_decay=-4e-3), ValueError, r"momentum_decay must be >= 0, got -0\.004"),
+    ("NAdam", dict(betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\), got 1\.0"),
+    ("NAdam", dict(differentiable=True), ValueError, r"adamlab\.NAdam does not support differentiable=True"),
+    ("RAdam", dict(eps=-1e-8), ValueError, r"eps must be >= 0, got -1e-08"),
+    ("RAdam", dict(weight_decay=-0.1, decoupled_weight_decay=True), ValueError, r"weight_decay must be >= 0"),
+    ("Adamax", dict(lr=-2e-3), ValueError, r"lr must be >= 0, got -0\.002"),
+    ("Adamax", dict(betas=(-0.1, 0.999)), ValueError, r"betas\[0\] must be in \[0, 1\), got -0\.1"),
+    ("Adamax", dict(foreach=True), ValueError, r"adamlab\.Adamax has no foreach implementation"),
 ]
 
 
@@ -78,7 +86,7 @@ def test_add_param_group_validates_and_leaves_the_groups_alone():
     assert len(optimizer.param_groups) == 1
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax"])
 def test_sparse_gradients_raise_naming_the_optimizer_before_any_change(name):
     dense, sparse = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
     optimizer = getattr(adamlab, name)([dense, sparse], lr=0.1)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import adamlab
 
-from ..conftest import Batches, make_mlp, pair, train
+from ..conftest import OPTIMIZER_NAMES, Batches, default_dtype, make_mlp, numbers_dtype, pair, train
 
 #: Settings under which each optimizer solves the two problems below.
 SOLVERS = {
@@ -19,6 +19,10 @@ SOLVERS = {
     "RMSprop": dict(lr=2e-3),
     "Adam": dict(lr=0.05),
     "AdamW": dict(lr=0.05, weight_decay=0.0),
+    "NAdam": dict(lr=0.05),
+    # Its first five steps are plain momentum, lr times Rosenbrock's large gradient: a small lr.
+    "RAdam": dict(lr=0.01, betas=(0.9, 0.99)),
+    "Adamax": dict(lr=0.05),
 }
 
 
@@ -146,9 +150,9 @@ def test_add_param_group_trains_the_new_group_with_its_own_settings(name):
     # OneCycleLR also cycles momentum (beta1 for Adam) where the optimizer starts with it.
     lambda optimizer: torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=0.01, total_steps=10,
-        cycle_momentum=type(optimizer).__name__ in ("SGD", "Adam", "AdamW")),
+        cycle_momentum=type(optimizer).__name__ in ("SGD", "Adam", "AdamW", "NAdam", "RAdam", "Adamax")),
 ], ids=["StepLR", "OneCycleLR"])
-def test_learning_rate_schedulers_drive_it_as_they_drive_torch(name, make_scheduler):
+def test_learning_rate_schedulers_drive_it_as_they_drive_torch(name, make_scheduler, float64_numbers):
     results = []
     for optimizer_class in pair(name):
         model = make_mlp(torch.float64)
@@ -174,14 +178,16 @@ def test_bfloat16_keeps_state_in_bfloat16_and_follows_torch(name):
     for model, optimizer in zip(models, optimizers):
         train(model, optimizer, 10, Batches(torch.bfloat16))
     for ours, theirs in zip(*(model.parameters() for model in models)):
-        state = optimizers[0].state[ours]
-        assert all(value.dtype == torch.bfloat16 for key, value in state.items() if key != "step")
+        state, torch_state = optimizers[0].state[ours], optimizers[1].state[theirs]
+        # the tensors in bfloat16, the numbers (the step, NAdam's mu_product) as torch.optim keeps them
+        assert all(value.dtype == (torch_state[key].dtype if key in optimizers[0].scalar_state else torch.bfloat16)
+                   for key, value in state.items())
         # Eight bits of mantissa: the two roundings of each formula may differ by an ulp a step.
         torch.testing.assert_close(ours, theirs, rtol=0.05, atol=0.02)
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "maximize": True}], ids=["default", "decay"])
-def test_complex_parameters_follow_torch(name, kwargs):
+def test_complex_parameters_follow_torch(name, kwargs, float64_numbers):
     extra = {"SGD": dict(momentum=0.9, nesterov=True), "RMSprop": dict(centered=True, momentum=0.5),
              "Adam": dict(amsgrad=True)}.get(name, {})
     generator = torch.Generator().manual_seed(3)
@@ -203,7 +209,7 @@ def test_complex_parameters_follow_torch(name, kwargs):
 
 
 @pytest.mark.parametrize("direction", ["torch to adamlab", "adamlab to torch"])
-def test_a_checkpoint_moves_between_torch_and_adamlab_mid_training(name, direction):
+def test_a_checkpoint_moves_between_torch_and_adamlab_mid_training(name, direction, float64_numbers):
     ours_class, torch_class = pair(name)
     first, second = (torch_class, ours_class) if direction == "torch to adamlab" else (ours_class, torch_class)
     kwargs = SOLVERS[name] | {"weight_decay": 0.01}
@@ -254,11 +260,16 @@ def test_a_tensor_learning_rate_can_be_changed_in_place():
 
 
 @settings(max_examples=20, deadline=None)
-@given(name=st.sampled_from(["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]),
+@given(name=st.sampled_from(OPTIMIZER_NAMES),
        torch_steps=st.integers(0, 8), adamlab_steps=st.integers(1, 8), amsgrad=st.booleans())
 def test_state_moved_torch_to_adamlab_to_torch_continues_identically(name, torch_steps, adamlab_steps, amsgrad):
+    with default_dtype(numbers_dtype(name)):
+        _move_state_torch_to_adamlab_to_torch(name, torch_steps, adamlab_steps, amsgrad)
+
+
+def _move_state_torch_to_adamlab_to_torch(name, torch_steps, adamlab_steps, amsgrad):
     ours_class, torch_class = pair(name)
-    kwargs = dict(lr=0.01, weight_decay=0.01) | (dict(amsgrad=amsgrad) if name.startswith("Adam") else {})
+    kwargs = dict(lr=0.01, weight_decay=0.01) | (dict(amsgrad=amsgrad) if name in ("Adam", "AdamW") else {})
     kwargs |= dict(momentum=0.9) if name in ("SGD", "RMSprop") else {}
     total = torch_steps + adamlab_steps + 5
     unbroken = make_mlp(torch.float64)
@@ -376,7 +387,7 @@ def _change_the_hyperparameters(model, optimizer):
                                     _replace_a_parameter_storage,
                                     _transpose_a_gradient, _reload_an_older_checkpoint,
                                     _change_the_hyperparameters])
-def test_what_changes_between_steps_is_seen_as_torch_sees_it(name, change):
+def test_what_changes_between_steps_is_seen_as_torch_sees_it(name, change, float64_numbers):
     """The fused path keeps what it worked out about a group between steps; every change a
     training script can make there must still reach the next step."""
     ours_class, torch_class = pair(name)

@@ -27,7 +27,8 @@ def _with_number_steps(state_dict):
 
 
 @pytest.mark.parametrize("fused", [None, True, False])
-@pytest.mark.parametrize("name", ["Adagrad", "RMSprop", "Adam", "AdamW", "LAMB", "AdamW8bit", "Adafactor"])
+@pytest.mark.parametrize("name", ["Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "LAMB",
+                                  "AdamW8bit", "Adafactor"])
 def test_a_checkpoint_with_plain_number_steps_loads_and_resumes_exactly(name, fused):
     # The next step() failed with AttributeError; torch.optim turns such a step into a tensor.
     optimizer_class = getattr(adamlab, name)
@@ -88,7 +89,8 @@ def test_fused_true_takes_float16_and_non_contiguous_parameters_with_torchs_resu
         assert param.stride() == other.stride()  # stepped in place, layout kept
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Lion", "LAMB", "Adafactor"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion",
+                                  "LAMB", "Adafactor"])
 def test_float16_takes_the_fused_kernel_by_default_and_the_simple_path_agrees(name, kernel_calls, capsys):
     # float16 without fused=True fell silently to a path 36x slower.
     generator = torch.Generator().manual_seed(0)

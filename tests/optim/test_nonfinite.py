@@ -21,6 +21,11 @@ RULES = {
     "Adam": (adamlab.Adam, dict(lr=0.01, weight_decay=0.1), torch.optim.Adam, ELEMENT),
     "AMSGrad": (adamlab.Adam, dict(lr=0.01, amsgrad=True), torch.optim.Adam, ELEMENT),
     "AdamW": (adamlab.AdamW, dict(lr=0.01), torch.optim.AdamW, ELEMENT),
+    "NAdam": (adamlab.NAdam, dict(lr=0.01, weight_decay=0.1), torch.optim.NAdam, ELEMENT),
+    # (not against torch.optim: in RAdam's first five steps, plain momentum, an infinite m stays
+    # infinite here, where torch's lerp makes it NaN a step later, inf - inf)
+    "RAdam": (adamlab.RAdam, dict(lr=0.01), None, ELEMENT),
+    "Adamax": (adamlab.Adamax, dict(lr=0.01), torch.optim.Adamax, ELEMENT),
     # a trust ratio whose norm is not finite falls back to 1, as for a zero norm
     "LAMB": (adamlab.LAMB, dict(lr=0.01, weight_decay=0.1), None, ELEMENT),
     # sign(NaN) is NaN (lion-pytorch's torch.sign makes it 0 and freezes the element silently);

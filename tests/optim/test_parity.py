@@ -11,7 +11,7 @@ import torch
 
 import adamlab
 
-from ..conftest import OPTIMIZER_NAMES, Batches, make_mlp, pair, train
+from ..conftest import OPTIMIZER_NAMES, Batches, default_dtype, make_mlp, numbers_dtype, pair, train
 
 from torch.testing._internal.common_optimizers import optim_db  # needs the expecttest package
 
@@ -64,11 +64,12 @@ def test_matches_torch_after_100_steps(name, kwargs, dtype, path):
     # torch.optim runs capturable mode on accelerators only; it changes no maths.
     torch_kwargs = {key: value for key, value in kwargs.items() if key != "capturable"}
     ours_model, torch_model = make_mlp(dtype), make_mlp(dtype)
-    ours = ours_class(ours_model.parameters(), **in_dtype(kwargs, dtype), **PATHS[path])
-    reference = torch_class(torch_model.parameters(), **in_dtype(torch_kwargs, dtype))
-    batches = Batches(dtype)
-    train(ours_model, ours, 100, batches)
-    train(torch_model, reference, 100, batches)
+    with default_dtype(numbers_dtype(name, dtype)):
+        ours = ours_class(ours_model.parameters(), **in_dtype(kwargs, dtype), **PATHS[path])
+        reference = torch_class(torch_model.parameters(), **in_dtype(torch_kwargs, dtype))
+        batches = Batches(dtype)
+        train(ours_model, ours, 100, batches)
+        train(torch_model, reference, 100, batches)
 
     # The same group layout, but for adamlab's `fused` flag, which torch's RMSprop lacks.
     ours_group, torch_group = ours.state_dict()["param_groups"][0], reference.state_dict()["param_groups"][0]

@@ -22,6 +22,9 @@ OPTIMIZERS = {
     "RMSprop": (adamlab.RMSprop, dict(lr=0.01, momentum=0.9, centered=True)),
     "Adam": (adamlab.Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
     "AdamW": (adamlab.AdamW, dict(lr=0.01)),
+    "NAdam": (adamlab.NAdam, dict(lr=0.01, weight_decay=0.1)),
+    "RAdam": (adamlab.RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    "Adamax": (adamlab.Adamax, dict(lr=0.01)),
     "Lion": (adamlab.Lion, dict(lr=0.01)),
     "LAMB": (adamlab.LAMB, dict(lr=0.01)),
     "AdamW8bit": (adamlab.AdamW8bit, dict(lr=0.01)),
@@ -69,7 +72,8 @@ def assert_same(before, after):
 
 
 def state_tensor(optimizer, param, draw_key):
-    keys = sorted(key for key, value in optimizer.state[param].items() if key != "step")
+    # not the numbers (the step, NAdam's mu_product): one element in any shape is one number
+    keys = sorted(key for key, value in optimizer.state[param].items() if key not in optimizer.scalar_state)
     return draw_key(keys)
 
 

@@ -63,6 +63,9 @@ OPTIMIZERS = {
     "adamw8bit": lambda params, **kw: adamlab.AdamW8bit(params, lr=1e-4, weight_decay=0.0, **kw),
     "lamb": lambda params, **kw: adamlab.LAMB(params, lr=1e-4, **kw),
     "adafactor": lambda params, **kw: adamlab.Adafactor(params, lr=1e-4, **kw),
+    "nadam": lambda params, **kw: adamlab.NAdam(params, lr=1e-4, **kw),
+    "radam": lambda params, **kw: adamlab.RAdam(params, lr=2e-4, **kw),  # its rectification starts small
+    "adamax": lambda params, **kw: adamlab.Adamax(params, lr=1e-4, **kw),
 }
 
 

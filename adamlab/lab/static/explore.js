@@ -12,18 +12,18 @@ const explorer = window.explorer = {
   draws: 0,         // how many races have been drawn
 };
 
-const COLORS = {
-  sgd: "#7f7f7f", momentum: "#8c564b", adagrad: "#bcbd22", rmsprop: "#17becf",
-  adam: "#d62728", adamw: "#ff7f0e", amsgrad: "#9467bd", lion: "#2ca02c",
-};
-
-// The internals table's columns, in the order of `adamlab trace`; empty columns are hidden.
-const COLUMNS = [
-  ["step", "t"], ["grad", "grad"], ["g", "g"], ["m", "m"], ["v", "v"], ["v_max", "v_max"],
-  ["sum", "sum"], ["grad_avg", "grad_avg"], ["momentum_buffer", "buffer"],
-  ["bias_correction1", "1-beta1^t"], ["bias_correction2", "1-beta2^t"], ["m_hat", "m_hat"],
-  ["v_hat", "v_hat"], ["lr_t", "lr_t"], ["decay", "decay"], ["update", "update"], ["param", "theta"],
+// An optimizer's colour is its place in the server's list (/api/problems), which is adamlab's
+// registry: the page names no optimizer of its own. Past the palette, hues a golden angle apart.
+const PALETTE = [
+  "#7f7f7f", "#8c564b", "#bcbd22", "#17becf", "#d62728", "#ff7f0e", "#9467bd", "#2ca02c",
+  "#1f77b4", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
 ];
+
+function color(optimizer) {
+  const index = explorer.problems.optimizers.findIndex((each) => each.name === optimizer);
+  return PALETTE[index] ?? `hsl(${(index * 137.5) % 360}, 60%, 40%)`;
+}
+
 const TABLE_ROWS = 50;
 const DEBOUNCE_MS = 150;
 
@@ -39,7 +39,9 @@ const SCALES = {
   weight_decay: {value: (p) => p, position: (v) => v},
   steps: {value: (p) => Math.max(1, Math.round(10 ** p)), position: Math.log10},
 };
-const KNOBS = ["beta1", "beta2", "eps", "weight_decay"];
+// The knobs the server races (/api/problems' "knobs", adamlab's registry); each has a slider in
+// explore.html, a scale above and a resting place below.
+const KNOBS = [];
 // Where a knob's slider rests while the knob is left to the optimizers' defaults (Adam's).
 const RESTING = {beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0};
 
@@ -183,8 +185,8 @@ async function update() {
 
 function runStyle(run, index) {
   return {
-    label: run.label, run: index, showLine: true, borderColor: COLORS[run.optimizer],
-    backgroundColor: COLORS[run.optimizer], borderWidth: 2, borderDash: run.other_lr ? [6, 4] : [],
+    label: run.label, run: index, showLine: true, borderColor: color(run.optimizer),
+    backgroundColor: color(run.optimizer), borderWidth: 2, borderDash: run.other_lr ? [6, 4] : [],
     pointRadius: run.losses.length <= 50 ? 3 : 0,
   };
 }
@@ -308,7 +310,8 @@ function drawInternals() {
   const rows = entry.rows;
   const from = Math.min(Math.max(1, Number($("internals-from").value) || 1), rows.length);
   const shown = rows.slice(from - 1, from - 1 + TABLE_ROWS);
-  const columns = COLUMNS.filter(([key]) => rows.some((row) => row[key] !== null && row[key] !== undefined)
+  // the columns of `adamlab trace`, from /api/problems; empty columns are hidden
+  const columns = Object.entries(explorer.problems.trace_columns).filter(([key]) => rows.some((row) => row[key] !== null && row[key] !== undefined)
     && !(key === "g" && rows.every((row) => row.g === row.grad)));
   fillTable($("internals-table"), columns.map(([, header]) => header),
             shown.map((row) => columns.map(([key]) => key === "step" ? String(row.step) : format(row[key]))));
@@ -339,6 +342,7 @@ function draw(race) {
 async function start() {
   const response = await fetch("/api/problems");
   explorer.problems = await response.json();
+  KNOBS.push(...explorer.problems.knobs);
   for (const problem of explorer.problems.problems) {
     $("problem").appendChild(new Option(`${problem.name}: ${problem.summary}`, problem.name));
   }
@@ -348,7 +352,7 @@ async function start() {
     const box = Object.assign(document.createElement("input"), {type: "checkbox", value: optimizer.name});
     box.addEventListener("change", () => scheduleUpdate(0));
     label.append(box, ` ${optimizer.name}`);
-    label.style.color = COLORS[optimizer.name];
+    label.style.color = color(optimizer.name);
     $("optimizers").appendChild(label);
   }
   $("problem").addEventListener("change", () => { resetControls(); scheduleUpdate(0); });

@@ -1,0 +1,233 @@
+"""An update rule of ``adamlab.maths`` run on symbolic values: its expression graph, for code generation.
+
+``trace(maths, hyperparameters, present)`` calls ``maths.update`` once per way through its
+branches, on :class:`Value` objects in place of the gradient, the parameter, the state and the
+hyperparameters. Each arithmetic operator and each ``adamlab.maths.ops`` function (through
+NumPy's ``__array_ufunc__`` protocol, which ``np.sqrt`` and friends honour) records a node
+instead of computing, in the order the maths is written: the printers of ``generate.py`` emit
+it in that order, so a kernel rounds as the simple path does.
+
+A value is one of three kinds, by what it depends on:
+
+- ``call``: hyperparameters only, the same for every tensor of a kernel call;
+- ``tensor``: also the step count or another per-parameter number of the state (NAdam's
+  ``mu_product``), the same for every element of a tensor;
+- ``element``: the gradient, the parameter or a state tensor, one per element.
+
+``call`` and ``tensor`` values are computed in double, as Python computes them; an ``element``
+value in the precision of the tensors, and a number meeting a tensor is rounded to it first, as
+torch does. The maths may branch (``if``) on a flag (a bool, passed as it is), on a ``call``
+value (the trace takes the way the given hyperparameters take and records the condition as a
+guard: a kernel serves only hyperparameters that satisfy its guards) and on a ``tensor`` value
+(both ways are traced; the kernel picks one per tensor). It may not branch on an element.
+
+sympy would give the graph too, but it reorders and simplifies what it is given; a kernel that
+must round as the maths does needs the graph exactly as written.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from typing import NamedTuple
+
+import numpy as np
+
+#: The kinds of a value, each depending on more than the one before.
+KINDS = ("call", "tensor", "element")
+
+
+class TraceError(TypeError):
+    """An update rule does something a kernel cannot be generated for; the message says what."""
+
+
+class Value:
+    """One number the traced update computes: an input, a constant or an operation on values."""
+
+    __array_priority__ = 1000  # NumPy defers to our operators
+    __slots__ = ("op", "args", "kind", "name", "number", "tracer")
+
+    def __init__(self, op: str, args: tuple, kind: str, tracer: "_Tracer", name: str | None = None,
+                 number: float | None = None):
+        self.op, self.args, self.kind, self.tracer, self.name, self.number = op, args, kind, tracer, name, number
+
+    # --- arithmetic ---------------------------------------------------------------------------
+    def _apply(self, op: str, *operands) -> "Value":
+        return self.tracer.apply(op, (self, *operands))
+
+    def __add__(self, other): return self._apply("+", other)
+    def __radd__(self, other): return self.tracer.apply("+", (other, self))
+    def __sub__(self, other): return self._apply("-", other)
+    def __rsub__(self, other): return self.tracer.apply("-", (other, self))
+    def __mul__(self, other): return self._apply("*", other)
+    def __rmul__(self, other): return self.tracer.apply("*", (other, self))
+    def __truediv__(self, other): return self._apply("/", other)
+    def __rtruediv__(self, other): return self.tracer.apply("/", (other, self))
+    def __pow__(self, other): return self._apply("**", other)
+    def __rpow__(self, other): return self.tracer.apply("**", (other, self))
+    def __neg__(self): return self._apply("neg")
+    def __abs__(self): return self._apply("abs")
+    def __gt__(self, other): return self._apply(">", other)
+    def __ge__(self, other): return self._apply(">=", other)
+    def __lt__(self, other): return self._apply("<", other)
+    def __le__(self, other): return self._apply("<=", other)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" or kwargs or ufunc.__name__ not in _UFUNCS:
+            raise TraceError(f"a kernel cannot be generated for numpy.{ufunc.__name__}"
+                             f"{'.' + method if method != '__call__' else ''}")
+        return self.tracer.apply(_UFUNCS[ufunc.__name__], inputs)
+
+    def __bool__(self) -> bool:
+        return self.tracer.decide(self)
+
+    def __hash__(self):  # identity: a value is its node
+        return id(self)
+
+    def __repr__(self) -> str:
+        if self.op == "input":
+            return self.name
+        if self.op == "const":
+            return repr(self.number)
+        return f"{self.op}({', '.join(map(repr, self.args))})"
+
+    def evaluate(self, numbers: dict) -> float:
+        """This ``call`` value for the hyperparameters ``numbers`` (by name), computed as Python would."""
+        if self.op == "input":
+            return numbers[self.name]
+        if self.op == "const":
+            return self.number
+        return _PYTHON[self.op](*(arg.evaluate(numbers) for arg in self.args))
+
+
+_UFUNCS = {"sqrt": "sqrt", "maximum": "maximum", "fmax": "fmax", "sign": "sign", "absolute": "abs",
+           "negative": "neg"}
+_COMPARISONS = (">", ">=", "<", "<=")
+# Python's own arithmetic, for guards: the numbers the simple path's Python computes.
+_PYTHON = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+           "**": operator.pow, "neg": operator.neg, "abs": abs, "sqrt": lambda x: float(np.sqrt(x)),
+           "maximum": lambda a, b: float(np.maximum(a, b)), "fmax": lambda a, b: float(np.fmax(a, b)),
+           "sign": lambda x: float(np.sign(x)), ">": operator.gt, ">=": operator.ge, "<": operator.lt,
+           "<=": operator.le}
+
+
+class Guard(NamedTuple):
+    """A condition on the hyperparameters the trace took one way: a kernel serves only
+    hyperparameters for which ``condition`` is ``holds`` again."""
+
+    condition: Value
+    holds: bool
+
+
+class Path(NamedTuple):
+    """One way through the update's branches on per-tensor values: taken where each of
+    ``conditions`` is as given; ``outputs`` the new parameter and state."""
+
+    conditions: tuple[tuple[Value, bool], ...]
+    param: Value
+    state: dict  # state field -> its new value (or None)
+
+
+class Trace(NamedTuple):
+    """An update rule traced for one configuration: every way through it, what it reads."""
+
+    hyperparameters: tuple[str, ...]  # the numbers it takes, in the order of the maths' signature
+    scalar_state: tuple[str, ...]  # state fields that hold one number per tensor (the step first)
+    state: tuple[str, ...]  # state fields that are tensors, as present in the input or the output
+    guards: tuple[Guard, ...]
+    paths: tuple[Path, ...]
+
+
+class _Tracer:
+    def __init__(self, numbers: dict, decisions: list[bool]):
+        self.numbers = numbers  # the hyperparameters' values, to decide branches on them
+        self.decisions = decisions  # the way to take at each per-tensor branch, in order
+        self.taken: list[tuple[Value, bool]] = []
+        self.guards: list[Guard] = []
+
+    def input(self, name: str, kind: str) -> Value:
+        return Value("input", (), kind, self, name=name)
+
+    def constant(self, number) -> Value:
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise TraceError(f"a kernel takes numbers, not {type(number).__name__} ({number!r})")
+        return Value("const", (), "call", self, number=float(number))
+
+    def apply(self, op: str, operands: tuple) -> Value:
+        args = tuple(arg if isinstance(arg, Value) else self.constant(arg) for arg in operands)
+        kind = max((arg.kind for arg in args), key=KINDS.index)
+        if op == "**" and kind == "element":
+            raise TraceError("a power of a tensor: write it as a product (g * g)")
+        if op in _COMPARISONS and kind == "element":
+            raise TraceError("a comparison of tensors: a kernel branches only on numbers")
+        return Value(op, args, kind, self)
+
+    def decide(self, value: Value) -> bool:
+        if value.kind == "element":
+            raise TraceError(f"the update branches on a tensor's elements ({value!r})")
+        if value.kind == "call":
+            holds = bool(value.evaluate(self.numbers))
+            self.guards.append(Guard(value, holds))
+            return holds
+        index = len(self.taken)
+        holds = self.decisions[index] if index < len(self.decisions) else False
+        self.taken.append((value, holds))
+        return holds
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def trace(maths, hyperparameters: dict, present: dict[str, str]) -> Trace:
+    """Trace ``maths.update`` for these hyperparameters (flags as they are; numbers, by their
+    values, decide only the branches taken on them) and this state: ``present`` maps each
+    state field the update reads to its kind, ``"tensor"`` (one number per tensor: the step)
+    or ``"element"``; the other fields are None."""
+    numbers = {name: float(value) for name, value in hyperparameters.items() if _is_number(value)}
+    declared = [name for name in _keyword_arguments(maths) if name in numbers]
+    order = tuple(declared + [name for name in numbers if name not in declared])  # then any **keywords
+    paths, pending, guards = [], [[]], []
+    while pending:  # every way through the per-tensor branches, depth first
+        decisions = pending.pop()
+        tracer = _Tracer(numbers, decisions)
+        arguments = {name: tracer.input(name, "call") if name in numbers else value
+                     for name, value in hyperparameters.items()}
+        state = maths.State(**{field: tracer.input(field, present[field]) if field in present else None
+                               for field in maths.State._fields})
+        try:
+            step = maths.update(tracer.input("grad", "element"), state, tracer.input("param", "element"),
+                                **arguments)
+        except TraceError:
+            raise
+        except (TypeError, AttributeError) as error:  # an operation on a field that is None here
+            raise TraceError(f"{maths.__name__}.update cannot be traced with state "
+                             f"{sorted(present)}: {error}") from None
+        for index in range(len(decisions), len(tracer.taken)):
+            pending.append([holds for _, holds in tracer.taken[:index]] + [True])
+        guards += [guard for guard in tracer.guards if guard not in guards]
+        new_state = {field: _as_value(tracer, getattr(step.state, field)) for field in maths.State._fields}
+        paths.append(Path(tuple(tracer.taken), _as_value(tracer, step.param), new_state))
+    fields = maths.State._fields
+    scalar_state = tuple(field for field in fields if present.get(field) == "tensor"
+                         or any(path.state[field] is not None and path.state[field].kind == "tensor"
+                                for path in paths))
+    state = tuple(field for field in fields if field not in scalar_state
+                  and (field in present or any(path.state[field] is not None for path in paths)))
+    return Trace(order, scalar_state, state, tuple(guards), tuple(paths))
+
+
+def _as_value(tracer: _Tracer, value):
+    if value is None or isinstance(value, Value):
+        return value
+    return tracer.constant(value)
+
+
+def _keyword_arguments(maths) -> tuple[str, ...]:
+    return tuple(name for name, parameter in inspect.signature(maths.update).parameters.items()
+                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def satisfied(guards: tuple[Guard, ...], numbers: dict) -> bool:
+    """Whether hyperparameters (numbers by name) take every guarded branch as the trace did."""
+    return all(bool(guard.condition.evaluate(numbers)) == guard.holds for guard in guards)

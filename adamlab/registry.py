@@ -1,0 +1,199 @@
+"""Every optimizer adamlab has, by its command-line name: the one table every command reads.
+
+An entry says what its name makes (adamlab's class, and the settings the name fixes: "momentum"
+is SGD with momentum 0.9), which maths that class runs, and what each of the generic knobs
+(:data:`KNOBS`, which ``race``, ``trace`` and the explorer turn on every optimizer alike) means
+for it: the constructor argument it sets and the maths argument it sets. ``beta2`` is Adam's
+``betas[1]`` and ``beta2``, but RMSprop's ``alpha``; a knob an optimizer has no use for (beta1
+for AdaGrad) is not in its entry.
+
+>>> entry = get("rmsprop")
+>>> entry.arguments({"beta2": 0.9})
+{'alpha': 0.9}
+>>> entry.maths_arguments({"beta2": 0.9}, lr=0.01)["alpha"]
+0.9
+"""
+
+import contextlib
+import inspect
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import NamedTuple
+
+import torch
+
+from . import maths, optim
+from .maths.hyperparameters import InvalidHyperparameter, check_known
+
+#: The knobs race, trace and the explorer turn, and what each is about.
+KNOBS = {"beta1": "first-moment decay", "beta2": "second-moment decay", "eps": "the denominator's epsilon",
+         "weight_decay": "weight decay"}
+
+
+class Knob(NamedTuple):
+    """What one knob sets: the constructor's argument ("betas.0": the first of the pair betas)
+    and the maths' argument."""
+
+    argument: str
+    maths: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One optimizer as the commands know it."""
+
+    name: str
+    make: type  # adamlab's class (adamlab.optim)
+    maths: ModuleType  # the maths it runs (adamlab.maths)
+    summary: str  # one line
+    knobs: dict[str, Knob]
+    #: constructor arguments the name fixes (momentum's 0.9, AMSGrad's amsgrad=True)
+    settings: dict = field(default_factory=dict)
+    #: maths arguments the name fixes, or class defaults that differ from the maths' (AdamW's
+    #: decoupled decay of 0.01); a test pins the maths to the class step for step
+    maths_settings: dict = field(default_factory=dict)
+
+    def applicable(self, knobs: dict) -> dict:
+        """Those of ``knobs`` that are set (not None) and mean something to this optimizer: a
+        race sets a knob on every optimizer it applies to and leaves the others alone."""
+        return {knob: value for knob, value in knobs.items() if value is not None and knob in self.knobs}
+
+    def _set(self, knobs: dict | None) -> dict:
+        """The knobs set (not None), each one that applies; a ValueError names any other."""
+        knobs = {knob: value for knob, value in (knobs or {}).items() if value is not None}
+        for knob in knobs:
+            if knob not in KNOBS:
+                raise ValueError(f"unknown knob {knob!r}; choose from {', '.join(KNOBS)}")
+            if knob not in self.knobs:
+                raise ValueError(f"{knob} does not apply to {self.name}; it takes {', '.join(self.knobs)}")
+        return knobs
+
+    def arguments(self, knobs: dict | None = None) -> dict:
+        """The constructor arguments of the name's settings and of ``knobs`` (None: the default)."""
+        arguments = dict(self.settings)
+        for knob, value in self._set(knobs).items():
+            name, _, index = self.knobs[knob].argument.partition(".")
+            if index:  # one of a pair: the other stays as given, or the class's default
+                pair = list(arguments.get(name, inspect.signature(self.make).parameters[name].default))
+                pair[int(index)] = value
+                value = tuple(pair)
+            arguments[name] = value
+        return arguments
+
+    def build(self, params, knobs: dict | None = None, **arguments) -> torch.optim.Optimizer:
+        """The optimizer over ``params``: the name's settings, ``knobs``, then ``arguments`` as
+        the constructor takes them (lr, fused ...). A knob out of range is an
+        :class:`InvalidHyperparameter` naming the knob (beta2), not the argument it set (alpha)."""
+        with named_as(self._error_names()):
+            return self.make(params, **{**self.arguments(knobs), **arguments})
+
+    def maths_arguments(self, knobs: dict | None = None, **arguments) -> dict:
+        """Every keyword argument of the maths' ``update``: its defaults, the name's settings,
+        ``arguments`` (lr ...) and ``knobs``, checked (errors name the knob, as :meth:`build`)."""
+        signature = inspect.signature(self.maths.update).parameters.items()
+        values = {name: parameter.default for name, parameter in signature
+                  if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+        values.update(self.maths_settings)
+        values.update(arguments)
+        for knob, value in self._set(knobs).items():
+            values[self.knobs[knob].maths] = value
+        with named_as(self._error_names()):
+            check_known(values)
+        return values
+
+    def _error_names(self) -> dict[str, str]:
+        """The names a range error may give each knob's argument ("betas[1]", "alpha", "eps2")."""
+        names = {}
+        for knob, (argument, maths_argument) in self.knobs.items():
+            name, _, index = argument.partition(".")
+            names[f"{name}[{index}]" if index else name] = names[maths_argument] = knob
+        return names
+
+
+@contextlib.contextmanager
+def named_as(names: dict[str, str]):
+    """Re-raise an :class:`InvalidHyperparameter` under the name the person set it by.
+
+    ``names`` maps the optimizer's argument to that name: RMSprop's ``alpha`` is set as beta2, so
+    its error must say beta2, not an alpha the person never typed.
+
+    >>> from adamlab.maths import check
+    >>> with named_as({"alpha": "beta2"}):
+    ...     check(alpha=1.5)
+    Traceback (most recent call last):
+    ...
+    adamlab.maths.hyperparameters.InvalidHyperparameter: beta2 must be in [0, 1], got 1.5
+    """
+    try:
+        yield
+    except InvalidHyperparameter as error:
+        if error.name not in names:
+            raise
+        raise InvalidHyperparameter(names[error.name], error.value, error.allowed) from None
+
+
+_DECAY = {"weight_decay": Knob("weight_decay", "weight_decay")}
+_ADAM = {"beta1": Knob("betas.0", "beta1"), "beta2": Knob("betas.1", "beta2"), "eps": Knob("eps", "eps"), **_DECAY}
+#: AdamW's difference from Adam, for the maths (the class has it built in).
+_DECOUPLED = {"decoupled_weight_decay": True, "weight_decay": 0.01}
+
+def _by_name(*entries: Entry) -> dict[str, Entry]:
+    table = {}
+    for entry in entries:
+        if entry.name in table:  # a dict would keep the second silently
+            raise ValueError(f"two optimizers are named {entry.name!r}")
+        table[entry.name] = entry
+    return table
+
+
+# The first eight in the order the explorer has always listed (and coloured) them.
+OPTIMIZERS = _by_name(
+    Entry("sgd", optim.SGD, maths.sgd, "plain gradient descent: theta -= lr * g", _DECAY),
+    Entry("momentum", optim.SGD, maths.sgd, "SGD with heavy-ball momentum 0.9 (beta1): v = 0.9 v + g, theta -= lr * v",
+          {"beta1": Knob("momentum", "momentum"), **_DECAY}, {"momentum": 0.9}, {"momentum": 0.9}),
+    Entry("adagrad", optim.Adagrad, maths.adagrad, "AdaGrad: lr over the root of all past g^2",
+          {"eps": Knob("eps", "eps"), **_DECAY}),
+    Entry("rmsprop", optim.RMSprop, maths.rmsprop,
+          "RMSprop: lr over the root of a moving average of g^2 (beta2 is alpha)",
+          {"beta2": Knob("alpha", "alpha"), "eps": Knob("eps", "eps"), **_DECAY}),
+    Entry("adam", optim.Adam, maths.adam, "Adam: bias-corrected momentum over bias-corrected RMS", _ADAM),
+    Entry("adamw", optim.AdamW, maths.adam, "AdamW: Adam with decoupled weight decay (default 0.01)", _ADAM,
+          maths_settings=_DECOUPLED),
+    Entry("amsgrad", optim.Adam, maths.adam, "AMSGrad: Adam dividing by the largest v so far", _ADAM,
+          {"amsgrad": True}, {"amsgrad": True}),
+    Entry("lion", optim.Lion, maths.lion, "Lion: steps of lr along the sign of an interpolated momentum",
+          {"beta1": Knob("betas.0", "beta1"), "beta2": Knob("betas.1", "beta2"), **_DECAY}),
+    Entry("nadam", optim.NAdam, maths.nadam, "NAdam: Adam whose momentum looks a step ahead, as Nesterov's does",
+          _ADAM),
+    Entry("radam", optim.RAdam, maths.radam,
+          "RAdam: Adam whose adaptive step is rectified, plain momentum while v is too young to trust", _ADAM),
+    Entry("adamax", optim.Adamax, maths.adamax, "Adamax: Adam dividing by a decaying maximum of |g| (beta2 decays it)",
+          _ADAM),
+    Entry("lamb", optim.LAMB, maths.lamb, "LAMB: Adam's step rescaled per tensor by ||theta|| / ||step||", _ADAM),
+    Entry("adafactor", optim.Adafactor, maths.adafactor,
+          "Adafactor: a factored second moment (a row and a column per matrix), steps relative to RMS(theta) "
+          "(eps is eps2; beta1 adds a first moment)",
+          {"beta1": Knob("beta1", "beta1"), "eps": Knob("eps.1", "eps2"), **_DECAY}),
+    Entry("adam8bit", optim.Adam8bit, maths.adam8bit, "8-bit Adam: Adam with m and v kept in 8 bits, block-wise",
+          _ADAM),
+    Entry("adamw8bit", optim.AdamW8bit, maths.adam8bit, "8-bit AdamW: AdamW with m and v kept in 8 bits, block-wise",
+          _ADAM, maths_settings=_DECOUPLED),
+)
+
+
+def get(name: str) -> Entry:
+    """The optimizer called ``name``; a ValueError listing the names for any other."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
+def knob_help(knob: str) -> str:
+    """What ``knob`` is, and where it sets an argument of another name: for --help.
+
+    >>> knob_help("beta2")
+    "second-moment decay (rmsprop's alpha)"
+    """
+    others = [f"{entry.name}'s {entry.knobs[knob].maths}" for entry in OPTIMIZERS.values()
+              if knob in entry.knobs and entry.knobs[knob].maths != knob]
+    return KNOBS[knob] + (f" ({', '.join(others)})" if others else "")

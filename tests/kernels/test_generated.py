@@ -1,0 +1,170 @@
+"""The CPU kernels generated from adamlab.maths: the simple path's results bit for bit, a kernel
+that follows its maths when the maths changes, and the tracer's limits said plainly."""
+
+import numpy as np
+import pytest
+import torch
+
+import adamlab
+from adamlab.kernels import cpu, generate, symbolic
+from adamlab.maths import adam, sgd
+from adamlab.optim import base
+
+#: Every elementwise optimizer, in the configurations that take different branches of its maths.
+CASES = [
+    pytest.param("SGD", dict(lr=0.01), id="SGD"),
+    pytest.param("SGD", dict(lr=0.01, momentum=0.9, dampening=0.1, weight_decay=0.01), id="SGD-momentum"),
+    pytest.param("SGD", dict(lr=0.01, momentum=0.9, nesterov=True, maximize=True), id="SGD-nesterov"),
+    pytest.param("Adagrad", dict(lr=0.05, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1), id="Adagrad"),
+    pytest.param("RMSprop", dict(lr=0.01), id="RMSprop"),
+    pytest.param("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.01), id="RMSprop-centered"),
+    pytest.param("Adam", dict(lr=0.01), id="Adam"),
+    pytest.param("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.01, maximize=True), id="Adam-amsgrad"),
+    pytest.param("AdamW", dict(lr=0.01, weight_decay=0.1), id="AdamW"),
+    pytest.param("AdamW", dict(lr=torch.tensor(0.01), betas=(torch.tensor(0.9), torch.tensor(0.99)), weight_decay=0.1),
+                 id="AdamW-tensor-hyperparameters"),
+    pytest.param("Lion", dict(lr=0.001, weight_decay=0.1), id="Lion"),
+    pytest.param("NAdam", dict(lr=0.01), id="NAdam"),
+    pytest.param("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True), id="NAdam-decoupled"),
+    pytest.param("RAdam", dict(lr=0.01, weight_decay=0.01), id="RAdam"),
+    pytest.param("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True), id="RAdam-decoupled"),
+    pytest.param("Adamax", dict(lr=0.01, weight_decay=0.01), id="Adamax"),
+]
+SHAPES = [(317, 331), (5,), (0,), (3, 7)]  # 104,927 elements, and small ones beside it
+
+
+def run(name, kwargs, dtype, fused, steps=12):
+    """``steps`` steps on fresh parameters and gradients, the learning rate and betas changed
+    every step as a schedule would."""
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.randn(shape, generator=generator, dtype=dtype).requires_grad_() for shape in SHAPES]
+    own = {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in kwargs.items()}
+    optimizer = getattr(adamlab, name)(params, **own, fused=fused)
+    for step in range(steps):
+        for param in params:
+            param.grad = torch.randn(param.shape, generator=generator, dtype=dtype)
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * 0.9
+            if "betas" in group:
+                group["betas"] = (group["betas"][0] - 0.001, group["betas"][1])
+        optimizer.step()
+    return params, optimizer
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name, kwargs", CASES)
+def test_the_generated_kernel_gives_the_simple_paths_bits(name, kwargs, dtype, kernel_calls):
+    fused, fused_optimizer = run(name, kwargs, dtype, None)
+    assert len(kernel_calls) == 12  # every step on the kernel, every parameter in one call
+    simple, simple_optimizer = run(name, kwargs, dtype, False)
+    for a, b in zip(fused, simple):
+        assert torch.equal(a, b)
+        state_a, state_b = fused_optimizer.state[a], simple_optimizer.state[b]
+        assert list(state_a) == list(state_b)
+        for key in state_b:
+            assert torch.equal(state_a[key], state_b[key]), key
+
+
+def test_switching_weight_decay_on_takes_another_kernel_and_keeps_the_bits(kernel_calls):
+    results = []
+    for fused in (None, False):
+        param = torch.randn(1000, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        optimizer = adamlab.Adam([param], lr=0.01, fused=fused)
+        for step in range(6):
+            param.grad = torch.sin(param.detach() * (step + 1))
+            optimizer.param_groups[0]["weight_decay"] = 0.0 if step < 3 else 0.1
+            optimizer.step()
+        results.append(param)
+    assert torch.equal(*results) and len(kernel_calls) == 6
+
+
+def test_a_changed_update_changes_the_fused_step(monkeypatch, kernel_calls):
+    """The kernel is generated from the update function as it is now, not from a copy."""
+    def doubled(grad, state, param, **hyperparameters):  # Adam taking twice the step
+        return original(grad, state, param, **{**hyperparameters, "lr": 2 * hyperparameters["lr"]})
+
+    def one_step(fused):
+        param = torch.ones(100_000).requires_grad_()
+        param.grad = torch.full_like(param, 0.5)
+        adamlab.Adam([param], lr=0.01, fused=fused).step()
+        return param
+
+    plain = one_step(None)
+    original = adam.update
+    monkeypatch.setattr(adam, "update", doubled)
+    changed, simple = one_step(None), one_step(False)
+    assert kernel_calls == ["adam", "adam"]
+    assert torch.equal(changed, simple)
+    torch.testing.assert_close(changed - 1, 2 * (plain - 1))
+
+
+def test_numbers_alone_are_computed_once_per_tensor_and_rounded_where_they_meet_elements():
+    kernel = cpu.generated(adam, dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                      decoupled_weight_decay=False, amsgrad=False, maximize=False),
+                           {"step": "tensor", "m": "element", "v": "element"})
+    float32 = kernel.source[kernel.source.index("_f32("):kernel.source.index("_f64(")]
+    loop = float32[float32.index("for (int64_t i = "):]
+    assert "pow(" not in loop and "double" not in loop.split("param_column[i]")[0]  # bias corrections: before the loop
+    assert "const float r" in float32 and "(float)lr" in float32  # numbers rounded once, as torch rounds them
+    assert kernel.hyperparameters == ("lr", "beta1", "beta2", "eps", "weight_decay")
+    assert [line.strip() for line in float32.splitlines() if "scalars[" in line][:5] == [
+        f"const double {name} = scalars[{index}];" for index, name in enumerate(kernel.hyperparameters)]
+
+
+def test_a_branch_on_the_step_is_taken_per_tensor_inside_the_kernel():
+    """RAdam rectifies only once its variance estimate is tractable (rho_t > 5): tensors at
+    different steps in one call take different ways."""
+    params = [torch.ones(1000).requires_grad_(), torch.ones(1000).requires_grad_()]
+    twins = [param.detach().clone().requires_grad_() for param in params]
+    fused, simple = adamlab.RAdam(params, lr=0.01), adamlab.RAdam(twins, lr=0.01, fused=False)
+    for step in range(8):
+        for index, (param, twin) in enumerate(zip(params, twins)):
+            gradient = torch.cos(torch.arange(1000.0) * (step + 1)) if index == 0 or step > 4 else None
+            param.grad, twin.grad = gradient, gradient
+        fused.step()
+        simple.step()
+    assert fused.state[params[0]]["step"] != fused.state[params[1]]["step"]
+    for param, twin in zip(params, twins):
+        assert torch.equal(param, twin)
+
+
+def test_the_tracer_says_what_it_cannot_generate():
+    def branches_on_elements(grad, state, param, *, lr=0.1):
+        return sgd.Step(param - lr * grad if grad > 0 else param, state, {})
+
+    class Maths:
+        State, update, __name__ = sgd.State, staticmethod(branches_on_elements), "tests.branchy"
+
+    with pytest.raises(symbolic.TraceError, match="a kernel branches only on numbers"):
+        symbolic.trace(Maths, {"lr": 0.1}, {})
+    with pytest.raises(symbolic.TraceError, match="a power of a tensor"):
+        symbolic.trace(type("Powers", (), {"State": sgd.State, "__name__": "tests.powers", "update": staticmethod(
+            lambda grad, state, param, *, lr=0.1: sgd.Step(param - lr * grad**2, state, {}))}), {"lr": 0.1}, {})
+
+
+def test_an_update_the_tracer_cannot_take_runs_simply_and_fused_true_says_why(monkeypatch, kernel_calls, capsys):
+    def uses_an_unknown_function(grad, state, param, **hyperparameters):
+        return original(np.tanh(grad), state, param, **hyperparameters)
+
+    original = sgd.update
+    monkeypatch.setattr(sgd, "update", uses_an_unknown_function)
+    monkeypatch.setattr(base, "_reported_missing", set())
+    param = torch.ones(10).requires_grad_()
+    param.grad = torch.ones(10)
+    optimizer = adamlab.SGD([param], lr=0.1)
+    optimizer.step()
+    optimizer.step()
+    assert kernel_calls == [] and torch.allclose(param, torch.full((10,), 1 - 0.2 * np.tanh(1.0)))
+    assert capsys.readouterr().err.count("no fused kernel of adamlab.maths.sgd, using the simple path "
+                                         "(a kernel cannot be generated for numpy.tanh)") == 1
+    with pytest.raises(adamlab.StepRefused, match=r"SGD\(fused=True\): a kernel cannot be generated for numpy.tanh"):
+        adamlab.SGD([param], lr=0.1, fused=True).step()
+
+
+def test_guards_are_the_branches_on_numbers():
+    numbers = dict(lr=0.01, momentum=0.9, dampening=0.0, weight_decay=0.0)
+    traced = symbolic.trace(sgd, {**numbers, "nesterov": False, "maximize": False}, {"momentum_buffer": "element"})
+    assert {repr(guard.condition): guard.holds for guard in traced.guards} == {"weight_decay": False, "momentum": True}
+    assert symbolic.satisfied(traced.guards, {**numbers, "lr": 0.5})
+    assert not symbolic.satisfied(traced.guards, {**numbers, "weight_decay": 0.1})
+    assert isinstance(generate.kernel(sgd, traced), generate.Kernel)

@@ -101,18 +101,24 @@ class Series:
 
 def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = WARMUP,
                         synchronize: Callable[[], None] = lambda: None,
-                        on_round: Callable[[int, int], None] = lambda done, rounds: None) -> dict[str, float]:
+                        on_round: Callable[[int, int], None] = lambda done, rounds: None,
+                        before: dict[str, Callable[[], None]] | None = None) -> dict[str, float]:
     """Median milliseconds of each step, timed in turns: one step of each, ``warmup`` rounds
-    untimed, then ``repeats`` timed; ``on_round(done, rounds)`` after each round.
+    untimed, then ``repeats`` timed; ``on_round(done, rounds)`` after each round; ``before[name]``
+    runs untimed before each of that step's turns (what a training loop does between steps).
 
     Taking turns spreads the machine's noisy moments over every contender alike, so their
     ratios hold even when the absolute times wander. ``synchronize`` waits for a GPU's queued
     work, so a step's time includes its kernels and not just their launch.
     """
     times: dict[str, list[float]] = {name: [] for name in steps}
+    before = before or {}
     rounds = warmup + repeats
     for done in range(1, rounds + 1):
         for name, step in steps.items():
+            if name in before:
+                before[name]()
+                synchronize()
             started = time.perf_counter()
             step()
             synchronize()
@@ -283,18 +289,29 @@ def _time_series(series: Series, params: list[torch.nn.Parameter], repeats: int,
                  synchronize: Callable[[], None], on_round: Callable[[int, int], None]) -> dict[str, float]:
     """Median milliseconds of the floor and of every contender of ``series``, in turns."""
     # Each implementation steps its own copy of the parameters, so none starts from
-    # another's result; all copies share the gradients.
+    # another's result.
     steps = {"floor": floor_step([param.detach() for param in params])}
+    fresh = {}
     built = implementations(series.optimizer)
     for impl in series.contenders:
         copies = [torch.nn.Parameter(param.detach().clone()) for param in params]
-        for copy, param in zip(copies, params):
-            copy.grad = param.grad
+        fresh[impl] = _fresh_gradients(copies, params)
+        fresh[impl]()
         steps[impl] = built[impl](copies).step
-    times = interleaved_medians(steps, repeats, synchronize=synchronize, on_round=on_round)
+    times = interleaved_medians(steps, repeats, synchronize=synchronize, on_round=on_round, before=fresh)
     del steps
     gc.collect()
     return times
+
+
+def _fresh_gradients(copies: list[torch.nn.Parameter], params: list[torch.nn.Parameter]) -> Callable[[], None]:
+    """Give ``copies`` new gradient tensors, just written, as a training loop's backward does
+    before each step: a step handed the same gradients every time (the same tensors at the same
+    addresses) would be timed without the work a real step does to take new ones."""
+    def give() -> None:
+        for copy, param in zip(copies, params):
+            copy.grad = param.grad.clone()
+    return give
 
 
 def run(series_list: list[Series], repeats: int = 10, device: str = "cpu",

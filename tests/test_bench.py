@@ -3,6 +3,8 @@
 import json
 import math
 
+import time
+
 import pytest
 import torch
 
@@ -145,6 +147,32 @@ def test_every_round_of_turns_is_reported():
     medians = bench.interleaved_medians({"a": lambda: None, "b": lambda: None}, repeats=10,
                                         on_round=lambda done, total: rounds.append((done, total)))
     assert set(medians) == {"a", "b"} and rounds == [(done, bench.WARMUP + 10) for done in range(1, 14)]
+
+
+def test_what_runs_before_a_step_is_not_timed():
+    events = []
+    medians = bench.interleaved_medians({"a": lambda: events.append("a"), "b": lambda: events.append("b")},
+                                        repeats=10, before={"a": lambda: (events.append("before a"), time.sleep(0.02))})
+    assert events[:3] == ["before a", "a", "b"] and events.count("before a") == bench.WARMUP + 10
+    assert medians["a"] < 10  # milliseconds: the 20 ms before each turn is not in it
+
+
+def test_each_step_is_timed_with_new_gradients_freshly_written(monkeypatch):
+    """As a training loop's backward gives them: the same tensors every step would not cost a
+    step the work of taking new ones."""
+    seen = []
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self: seen.append(
+        [(id(param.grad), param.grad.data_ptr(), param.grad.sum().item()) for group in self.param_groups
+         for param in group["params"]]))
+    series = bench.Series("tiny", ((3,), (4,)), "adam", ("torch-single",))
+    params = [torch.nn.Parameter(torch.ones(shape)) for shape in series.shapes]
+    for param in params:
+        param.grad = torch.full(param.shape, 0.5)
+    bench._time_series(series, params, repeats=10, synchronize=lambda: None, on_round=lambda done, rounds: None)
+    assert len(seen) == bench.WARMUP + 10
+    assert all(sums == [1.5, 2.0] for sums in ([total for _, _, total in step] for step in seen))
+    assert all(step[0][0] != later[0][0] for step, later in zip(seen, seen[1:]))  # new tensors every step
+    assert all(grad_pointer != params[0].grad.data_ptr() for (_, grad_pointer, _), *_ in seen)  # not the originals
 
 
 @pytest.mark.parametrize("argv, message", [

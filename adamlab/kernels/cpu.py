@@ -30,6 +30,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
+from numbers import Real
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,7 +43,10 @@ from . import generate, symbolic
 
 # -ffp-contract=off: a multiply and an add stay two roundings, as in the maths (a fused
 # multiply-add would round once, and the kernels would no longer match the simple path).
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off")
+# -fno-builtin-pow: pow(x, 2.0) stays pow, as Python's x ** 2 is (GCC would make it x * x,
+# which rounds differently in about 1 double in 1,200).
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off",
+         "-fno-builtin-pow")
 #: The option bits a kernel call may set (C's OPTION_*, from this table).
 OPTIONS = {"maximize": 1, "decoupled": 2, "step_f64": 4, "stochastic": 8}
 #: Where a step's random seed goes among a hand kernel's scalars (C's SEED_SLOT); a generated
@@ -489,15 +493,16 @@ def scalars(kernel: str, hyperparameters: dict) -> tuple:
 
 # --- kernels generated from the maths ------------------------------------------------------------
 
-_generated: dict[tuple, list] = {}  # (maths, flags, state) -> [(guards, kernel)]
-_untraceable: dict[tuple, symbolic.TraceError] = {}
+_generated: dict[tuple, list] = {}  # (maths, update, flags, state) -> [(guards, kernel)]
+_untraceable: dict[tuple, list] = {}  # the same -> [(guards, the TraceError)]
 _generated_libraries: dict[str, ctypes.CDLL] = {}
+_unbuildable: dict[str, KernelsUnavailable] = {}  # a kernel's name -> why it could not be built
 
 
 def _is_number(value) -> bool:
     if isinstance(value, torch.Tensor):
         return not value.dtype == torch.bool
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def generated(maths, hyperparameters: dict, present: dict[str, str]) -> generate.Kernel:
@@ -514,21 +519,29 @@ def generated(maths, hyperparameters: dict, present: dict[str, str]) -> generate
         for guards, kernel in _generated.get(key, ()):
             if symbolic.satisfied(guards, numbers):
                 return kernel
-        if key in _untraceable:
-            raise _untraceable[key]
+        for guards, error in _untraceable.get(key, ()):
+            if symbolic.satisfied(guards, numbers):
+                raise error
+        trace = None
         try:
             trace = symbolic.trace(maths, {**dict(flags), **numbers}, present)
             kernel = generate.kernel(maths, trace)
-        except symbolic.TraceError as error:
-            _untraceable[key] = error
+        except symbolic.TraceError as error:  # remembered for the branches it took
+            _untraceable.setdefault(key, []).append((error.guards if trace is None else trace.guards, error))
             raise
+        if kernel.name in _unbuildable:
+            raise _unbuildable[kernel.name]
         if kernel.name not in _generated_libraries:
             family = maths.__name__.rsplit(".", 1)[-1]
-            _generated_libraries[kernel.name] = build(
-                {"kernel.c": kernel.source.encode(), "skeleton.h": _source("skeleton.h"),
-                 "constants.h": _source("constants.h")}, [kernel.name],
-                f"the fused {family} kernel for {', '.join(f'{n}={v}' for n, v in flags) or 'its defaults'}",
-                prefix=f"cpu-{family}")
+            try:
+                _generated_libraries[kernel.name] = build(
+                    {"kernel.c": kernel.source.encode(), "skeleton.h": _source("skeleton.h"),
+                     "constants.h": _source("constants.h")}, [kernel.name],
+                    f"the fused {family} kernel for {', '.join(f'{n}={v}' for n, v in flags) or 'its defaults'}",
+                    prefix=f"cpu-{family}")
+            except KernelsUnavailable as error:  # not built again on every step
+                _unbuildable[kernel.name] = error
+                raise
         _generated.setdefault(key, []).append((trace.guards, kernel))
         return kernel
 

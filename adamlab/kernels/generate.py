@@ -46,18 +46,14 @@ class Kernel(NamedTuple):
     numbers: tuple[str, ...]  # those of ``state`` that hold one number per tensor
 
 
-#: Names the kernel's C uses for itself, which no hyperparameter or number of the state may take.
-_RESERVED = {"count", "pointers", "sizes", "scalars", "options", "threads", "columns", "seed", "numbers",
-             "number", "chunks", "chunk_count", "c", "i", "t", "k", "tensor", "done"}
-
-
 def kernel(maths, trace: Trace) -> Kernel:
-    """The C source of ``trace``'s kernel, named after the maths and a digest of the source."""
+    """The C source of ``trace``'s kernel, named after the maths and a digest of the source.
+
+    In the C, hyperparameters are ``h_<name>`` and a tensor's numbers ``n_<name>``, so that no
+    name of the maths meets one the C uses for itself."""
     family = maths.__name__.rsplit(".", 1)[-1]
-    clashes = _RESERVED.intersection(trace.hyperparameters + trace.scalar_state)
-    if clashes:
-        raise symbolic.TraceError(f"{maths.__name__}.update names a number {', '.join(sorted(clashes))}, "
-                                  f"which its kernel's C uses for itself; rename it")
+    if {"param", "grad"} & set(trace.state):
+        raise symbolic.TraceError(f"{maths.__name__}.State names a field param or grad, as the kernel names its inputs")
     body = "\n".join(_function(trace, suffix) for suffix in _STORAGE)
     digest = hashlib.sha256(body.encode()).hexdigest()[:16]
     name = f"adamlab_{family}_{digest}"
@@ -139,7 +135,7 @@ def _function(trace: Trace, suffix: str) -> str:
     out.append(f"void KERNEL_NAME_{suffix}(int64_t count, void **pointers, const int64_t *sizes, "
                f"const double *scalars, int64_t options, int threads) {{")
     body = [f"const int columns = {columns};"]
-    body += [f"const double {name} = scalars[{index}];" for index, name in enumerate(trace.hyperparameters)]
+    body += [f"const double h_{name} = scalars[{index}];" for index, name in enumerate(trace.hyperparameters)]
     body.append(f"const uint32_t seed __attribute__((unused)) = (options & OPTION_STOCHASTIC) ? "
                 f"(uint32_t)scalars[{len(trace.hyperparameters)}] | 1u : 0;")
     if numbers:  # one number per tensor each, read before any is written
@@ -156,7 +152,7 @@ def _function(trace: Trace, suffix: str) -> str:
              "for (int64_t c = 0; c < chunk_count; c++) {",
              "    const int64_t tensor = chunks[c].tensor;"]
     for index, field in enumerate(numbers):
-        body.append(f"    const double {field} = numbers[tensor * {len(numbers)} + {index}];")
+        body.append(f"    const double n_{field} = numbers[tensor * {len(numbers)} + {index}];")
     for index, field in enumerate(elements):
         body.append(f"    {storage} *restrict {field}_column = pointers[tensor * columns + {index}];")
     body.append("    int done = 0;")
@@ -166,7 +162,7 @@ def _function(trace: Trace, suffix: str) -> str:
     if numbers:  # the new numbers per tensor, from the old, after every chunk has read them
         body += ["for (int64_t tensor = 0; tensor < count; tensor++) {"]
         for index, field in enumerate(numbers):
-            body.append(f"    const double {field} = numbers[tensor * {len(numbers)} + {index}];")
+            body.append(f"    const double n_{field} = numbers[tensor * {len(numbers)} + {index}];")
         body.append("    int done = 0;")
         for path in trace.paths:
             body += _indent(_path_numbers(trace, path, suffix, len(elements)), 1)
@@ -178,11 +174,11 @@ def _function(trace: Trace, suffix: str) -> str:
 
 
 def _inputs(trace: Trace, path: Path) -> dict:
-    """The C names of the path's inputs: hyperparameters and numbers by their own names."""
+    """The C names of the path's inputs: hyperparameters ``h_<name>``, a tensor's numbers ``n_<name>``."""
     names = {}
     for value in _walk(path):
         if value.op == "input" and value.kind != "element":
-            names[value] = value.name
+            names[value] = ("h_" if value.kind == "call" else "n_") + value.name
     return names
 
 
@@ -261,6 +257,8 @@ def _path_numbers(trace: Trace, path: Path, suffix: str, first_column: int) -> l
     writes = []
     for index, field in enumerate(trace.scalar_state):
         value = path.state[field]
+        if value is None:
+            raise symbolic.TraceError(f"the update returns no {field} on one of its paths")
         name = printer.name(value)
         writes.append(f"void *new_{field} = pointers[tensor * columns + {first_column + index}];")
         writes.append(f"if (options & OPTION_STEP_F64) *(double *)new_{field} = {name}; "

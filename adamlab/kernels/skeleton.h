@@ -88,11 +88,12 @@ static inline uint16_t bf16_store_stochastic(float value, uint32_t noise) {
 }
 
 /* max(a, b) and max(x, floor) as torch.maximum and clamp take them: NaN in, NaN out. */
-#define MAXIMUM(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#define MAXIMUM(a, b) ((a) != (a) ? (a) : (a) > (b) ? (a) : (b))
 /* torch.fmax's: the other where one is NaN. */
 #define FMAX(a, b) (((b) != (b) || (a) > (b)) ? (a) : (b))
-/* torch.sign's: -1, 0 or 1 (never -0), and NaN stays NaN. */
-#define SIGN(x) ((x) != (x) ? (x) : (((x) > 0) - ((x) < 0)))
+/* torch.sign's: -1, 0 or 1, never -0 (x + 0 is +0 for either zero), and NaN stays NaN (NaN + 0).
+ * Selects of the value's own type, so that the loop vectorizes. */
+#define SIGN(x) ((x) > 0 ? 1 : (x) < 0 ? -1 : (x) + 0)
 
 static inline uint16_t bf16_store(float value) {  /* round to nearest, ties to even */
     uint32_t bits;

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
@@ -38,7 +39,10 @@ KINDS = ("call", "tensor", "element")
 
 
 class TraceError(TypeError):
-    """An update rule does something a kernel cannot be generated for; the message says what."""
+    """An update rule does something a kernel cannot be generated for; the message says what.
+    ``guards``: the branches on numbers taken before it failed (it may trace for others)."""
+
+    guards: tuple = ()
 
 
 class Value:
@@ -67,6 +71,9 @@ class Value:
     def __rpow__(self, other): return self.tracer.apply("**", (other, self))
     def __neg__(self): return self._apply("neg")
     def __abs__(self): return self._apply("abs")
+    def __eq__(self, other):  # a comparison the trace would take by identity, silently: refused
+        raise TraceError("a kernel branches on <, <=, > or >= of numbers, or on one's truth; not on == or !=")
+    __ne__ = __eq__
     def __gt__(self, other): return self._apply(">", other)
     def __ge__(self, other): return self._apply(">=", other)
     def __lt__(self, other): return self._apply("<", other)
@@ -149,7 +156,7 @@ class _Tracer:
         return Value("input", (), kind, self, name=name)
 
     def constant(self, number) -> Value:
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
+        if not _is_number(number):
             raise TraceError(f"a kernel takes numbers, not {type(number).__name__} ({number!r})")
         return Value("const", (), "call", self, number=float(number))
 
@@ -176,7 +183,7 @@ class _Tracer:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def trace(maths, hyperparameters: dict, present: dict[str, str]) -> Trace:
@@ -198,14 +205,16 @@ def trace(maths, hyperparameters: dict, present: dict[str, str]) -> Trace:
         try:
             step = maths.update(tracer.input("grad", "element"), state, tracer.input("param", "element"),
                                 **arguments)
-        except TraceError:
+        except TraceError as error:
+            error.guards = tuple(guards + tracer.guards)  # the branches taken on the way: it fails for these
             raise
         except (TypeError, AttributeError) as error:  # an operation on a field that is None here
-            raise TraceError(f"{maths.__name__}.update cannot be traced with state "
-                             f"{sorted(present)}: {error}") from None
+            failure = TraceError(f"{maths.__name__}.update cannot be traced with state {sorted(present)}: {error}")
+            failure.guards = tuple(guards + tracer.guards)
+            raise failure from None
         for index in range(len(decisions), len(tracer.taken)):
             pending.append([holds for _, holds in tracer.taken[:index]] + [True])
-        guards += [guard for guard in tracer.guards if guard not in guards]
+        guards += tracer.guards  # each path's own (a repeated one costs a comparison)
         new_state = {field: _as_value(tracer, getattr(step.state, field)) for field in maths.State._fields}
         paths.append(Path(tuple(tracer.taken), _as_value(tracer, step.param), new_state))
     fields = maths.State._fields

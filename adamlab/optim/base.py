@@ -169,14 +169,22 @@ class _Plan:
             key = (dtype, row[-1].dtype if row[-1] is not row[0] else None, bool(born), copied)
             grouped.setdefault(key, []).append((param, row, plain))
         self.buckets = []
+        first_steps_simple = False
         for (dtype, _, first_step, copied), entries in grouped.items():
             params_, rows, plains = zip(*entries)
             # State born in this step is written, never read: the kernel of the maths without it.
             chosen = optimizer._kernel(group, None, born=True) if first_step else kernel
+            if chosen is None:  # none for that (said once, or refused under fused=True): this step is simple
+                for param in params_:
+                    self.others.append(param)
+                    self.born.pop(param, None)
+                first_steps_simple = True
+                continue
             call = None if copied else kernels.cpu.Call(chosen.name, dtype, list(rows), chosen.options)
             self.buckets.append(_Bucket(dtype, first_step, list(params_), list(rows), all(plains), call))
-        # A plan that makes state, or copies rows, serves its own step only.
-        self.reusable = not self.pending and not self.born and all(b.call is not None for b in self.buckets)
+        # A plan that makes state, copies rows or takes a first step simply serves its own step only.
+        self.reusable = (not self.pending and not self.born and not first_steps_simple
+                         and all(b.call is not None for b in self.buckets))
         with_state = [param for bucket in self.buckets for param in bucket.params]
         self._watched = with_state
         self._watched_states = [optimizer.state.get(param) for param in with_state]
@@ -191,7 +199,8 @@ class _Plan:
                 or len(params) != len(self.params) or any(map(operator.is_not, params, self.params))):
             return False
         kernel = optimizer._kernel(group, None)
-        if kernel is None or kernel.name is not self.kernel[0] and (kernel.name, kernel.options) != self.kernel:
+        if (kernel is None or self.kernel is None
+                or kernel.name is not self.kernel[0] and (kernel.name, kernel.options) != self.kernel):
             return False  # another kernel now (weight decay switched on, say)
         if (any(map(operator.is_not, map(optimizer.state.get, self._watched), self._watched_states))
                 or any(state.get(key) is not value for state, key, value in self._watched_entries)):

@@ -105,10 +105,10 @@ def test_numbers_alone_are_computed_once_per_tensor_and_rounded_where_they_meet_
     float32 = kernel.source[kernel.source.index("_f32("):kernel.source.index("_f64(")]
     loop = float32[float32.index("for (int64_t i = "):]
     assert "pow(" not in loop and "double" not in loop.split("param_column[i]")[0]  # bias corrections: before the loop
-    assert "const float r" in float32 and "(float)lr" in float32  # numbers rounded once, as torch rounds them
+    assert "const float r" in float32 and "(float)h_lr" in float32  # numbers rounded once, as torch rounds them
     assert kernel.hyperparameters == ("lr", "beta1", "beta2", "eps", "weight_decay")
     assert [line.strip() for line in float32.splitlines() if "scalars[" in line][:5] == [
-        f"const double {name} = scalars[{index}];" for index, name in enumerate(kernel.hyperparameters)]
+        f"const double h_{name} = scalars[{index}];" for index, name in enumerate(kernel.hyperparameters)]
 
 
 def test_a_branch_on_the_step_is_taken_per_tensor_inside_the_kernel():
@@ -168,3 +168,81 @@ def test_guards_are_the_branches_on_numbers():
     assert symbolic.satisfied(traced.guards, {**numbers, "lr": 0.5})
     assert not symbolic.satisfied(traced.guards, {**numbers, "weight_decay": 0.1})
     assert isinstance(generate.kernel(sgd, traced), generate.Kernel)
+
+
+def test_a_test_for_equality_on_a_number_is_refused_not_taken_by_identity():
+    # `weight_decay == 0` on a symbol would be False by identity, and the kernel would serve the
+    # wrong branch for every value; the tracer says so instead.
+    def equality(grad, state, param, *, lr=0.1, weight_decay=0.0):
+        return sgd.Step(param - lr * (grad if weight_decay == 0 else grad + weight_decay * param), state, {})
+
+    maths = type("Equality", (), {"State": sgd.State, "__name__": "tests.equality", "update": staticmethod(equality)})
+    with pytest.raises(symbolic.TraceError, match="not on == or !="):
+        symbolic.trace(maths, {"lr": 0.1, "weight_decay": 0.0}, {})
+
+
+def test_a_power_of_a_number_is_pythons_pow_not_a_product(monkeypatch, kernel_calls):
+    """x ** 2 in Python calls pow(); the compiler must not turn the kernel's pow(x, 2.0) into
+    x * x, which rounds otherwise for about one double in 1,200 (this learning rate is one)."""
+    def squared_rate(grad, state, param, **hyperparameters):
+        return original(grad, state, param, **{**hyperparameters, "lr": hyperparameters["lr"] ** 2})
+
+    original = sgd.update
+    monkeypatch.setattr(sgd, "update", squared_rate)
+    results = []
+    for fused in (None, False):
+        param = torch.ones(64, dtype=torch.float64).requires_grad_()
+        param.grad = torch.full_like(param, 0.5)
+        adamlab.SGD([param], lr=1.5151472691864707, fused=fused).step()
+        results.append(param)
+    assert kernel_calls == ["sgd"] and torch.equal(*results)
+
+
+def test_a_branch_that_cannot_be_traced_leaves_the_other_branch_its_kernel(monkeypatch, kernel_calls):
+    def decay_untraceable(grad, state, param, **hyperparameters):
+        if hyperparameters["weight_decay"]:
+            grad = np.tanh(grad)
+        return original(grad, state, param, **hyperparameters)
+
+    original = sgd.update
+    monkeypatch.setattr(sgd, "update", decay_untraceable)
+    monkeypatch.setattr(base, "_reported_missing", set())
+    param = torch.ones(10).requires_grad_()
+    param.grad = torch.ones(10)
+    optimizer = adamlab.SGD([param], lr=0.1, weight_decay=0.1)
+    optimizer.step()  # the simple path: the decayed branch has no kernel
+    optimizer.param_groups[0]["weight_decay"] = 0.0
+    optimizer.step()  # the other branch has one
+    assert kernel_calls == ["sgd"]
+
+
+def test_numpy_numbers_as_hyperparameters_take_the_kernel(kernel_calls):
+    results = []
+    for fused in (None, False):
+        param = torch.linspace(-1, 1, 1000).requires_grad_()
+        optimizer = adamlab.Adam([param], lr=np.float32(0.01), betas=(np.float64(0.9), 0.999), fused=fused)
+        for step in range(3):
+            param.grad = torch.cos(param.detach() * (step + 1))
+            optimizer.step()
+        results.append(param)
+    assert kernel_calls == ["adam"] * 3 and torch.equal(*results)
+
+
+def test_a_first_step_without_a_kernel_is_taken_simply_and_the_next_fused(monkeypatch, kernel_calls):
+    def born_untraceable(grad, state, param, **hyperparameters):
+        if state.momentum_buffer is None:  # the first step's branch, which makes the buffer
+            grad = np.tanh(grad)
+        return original(grad, state, param, **hyperparameters)
+
+    original = sgd.update
+    monkeypatch.setattr(sgd, "update", born_untraceable)
+    monkeypatch.setattr(base, "_reported_missing", set())
+    results = []
+    for fused in (None, False):
+        param = torch.ones(10).requires_grad_()
+        optimizer = adamlab.SGD([param], lr=0.1, momentum=0.9, fused=fused)
+        for _ in range(3):
+            param.grad = torch.full_like(param, 0.5)
+            optimizer.step()
+        results.append(param)
+    assert kernel_calls == ["sgd", "sgd"] and torch.equal(*results)

@@ -533,12 +533,13 @@ def generated(maths, hyperparameters: dict, present: dict[str, str]) -> generate
             raise _unbuildable[kernel.name]
         if kernel.name not in _generated_libraries:
             family = maths.__name__.rsplit(".", 1)[-1]
+            settings = [f"{name}={value}" for name, value in flags]
+            settings += sorted({f"{guard.condition!r}: {guard.holds}" for guard in trace.guards})  # weight_decay: True
             try:
                 _generated_libraries[kernel.name] = build(
                     {"kernel.c": kernel.source.encode(), "skeleton.h": _source("skeleton.h"),
                      "constants.h": _source("constants.h")}, [kernel.name],
-                    f"the fused {family} kernel for {', '.join(f'{n}={v}' for n, v in flags) or 'its defaults'}",
-                    prefix=f"cpu-{family}")
+                    f"the fused {family} kernel for {', '.join(settings) or 'its defaults'}", prefix=f"cpu-{family}")
             except KernelsUnavailable as error:  # not built again on every step
                 _unbuildable[kernel.name] = error
                 raise

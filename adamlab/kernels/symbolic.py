@@ -95,7 +95,9 @@ class Value:
         if self.op == "input":
             return self.name
         if self.op == "const":
-            return repr(self.number)
+            return f"{self.number:g}"
+        if self.op in _INFIX:  # momentum > 0, (1 - beta2) * v
+            return " ".join((_operand(self.args[0]), self.op, _operand(self.args[1])))
         return f"{self.op}({', '.join(map(repr, self.args))})"
 
     def evaluate(self, numbers: dict) -> float:
@@ -105,6 +107,13 @@ class Value:
         if self.op == "const":
             return self.number
         return _PYTHON[self.op](*(arg.evaluate(numbers) for arg in self.args))
+
+
+_INFIX = ("+", "-", "*", "/", "**", ">", ">=", "<", "<=")
+
+
+def _operand(value: Value) -> str:
+    return f"({value!r})" if value.op in _INFIX else repr(value)
 
 
 _UFUNCS = {"sqrt": "sqrt", "maximum": "maximum", "fmax": "fmax", "sign": "sign", "absolute": "abs",

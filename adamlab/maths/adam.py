@@ -43,13 +43,23 @@ def bias_correction(beta, t):
     return 1 - beta**t
 
 
+def with_weight_decay(g, param, *, lr, weight_decay, decoupled):
+    """Weight decay, as an L2 term of the gradient or (``decoupled``, AdamW's) as a shrink of
+    theta itself, untouched by v's scaling: (g, theta, the decay taken off theta or None)."""
+    if not weight_decay:
+        return g, param, None
+    if decoupled:
+        decay = lr * weight_decay * param
+        return g, param - decay, decay
+    return g + weight_decay * param, param, None
+
+
 def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
            weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False,
            maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
-    if weight_decay and not decoupled_weight_decay:
-        g = g + weight_decay * param
+    g, param, decay = with_weight_decay(g, param, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay)
     m = beta1 * state.m + (1 - beta1) * g
     v = beta2 * state.v + (1 - beta2) * g * g
     v_max = state.v_max
@@ -65,9 +75,6 @@ def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
                   "m_hat": m_hat, "v_hat": v_hat, "update": update}
     if amsgrad:
         quantities["v_max"] = v_max
-    if weight_decay and decoupled_weight_decay:
-        # AdamW: the decay shrinks theta directly, untouched by v's scaling.
-        decay = lr * weight_decay * param
-        param = param - decay
+    if decay is not None:
         quantities["decay"] = decay
     return Step(param - update, State(t, m, v, v_max), quantities)

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .adam import bias_correction
+from .adam import bias_correction, with_weight_decay
 from .ops import sqrt
 from .step import Step
 
@@ -52,14 +52,8 @@ def update(grad, state: State, param, *, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e
            maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
-    decay = None
-    if weight_decay:
-        if decoupled_weight_decay:
-            # NAdamW: the decay shrinks theta directly, untouched by v's scaling.
-            decay = lr * weight_decay * param
-            param = param - decay
-        else:
-            g = g + weight_decay * param
+    g, param, decay = with_weight_decay(g, param, lr=lr, weight_decay=weight_decay,
+                                        decoupled=decoupled_weight_decay)  # decoupled: NAdamW
     mu = momentum_coefficient(beta1, momentum_decay, t)
     mu_next = momentum_coefficient(beta1, momentum_decay, t + 1)
     mu_product = state.mu_product * mu

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .adam import bias_correction
+from .adam import bias_correction, with_weight_decay
 from .ops import sqrt
 from .step import Step
 
@@ -53,14 +53,8 @@ def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
            weight_decay=0.0, decoupled_weight_decay=False, maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
-    decay = None
-    if weight_decay:
-        if decoupled_weight_decay:
-            # RAdamW: the decay shrinks theta directly, untouched by v's scaling.
-            decay = lr * weight_decay * param
-            param = param - decay
-        else:
-            g = g + weight_decay * param
+    g, param, decay = with_weight_decay(g, param, lr=lr, weight_decay=weight_decay,
+                                        decoupled=decoupled_weight_decay)  # decoupled: RAdamW
     m = beta1 * state.m + (1 - beta1) * g
     v = beta2 * state.v + (1 - beta2) * g * g
     bias_correction1 = bias_correction(beta1, t)

@@ -1,9 +1,8 @@
-/* adamlab's hand-written fused CPU steps: those that are more than elementwise maths (8-bit
- * Adam's block codes, LAMB's and Adafactor's per-tensor reductions). The elementwise update
- * rules are not here: generate.py prints their kernels from adamlab/maths. These restate their
- * update of adamlab/maths/; the tests hold them to the simple path. The body (cpu_body.h) is
- * compiled once per storage type: float32, float64, and bfloat16 and float16 computed in
- * float32 (each value rounded once, when stored).
+/* adamlab's one hand-written fused CPU step: Adafactor's, whose factored second moment is made
+ * of row and column means of each matrix (cpu_body.h), and the memory floor the benchmarks
+ * measure against. Every other kernel is printed from adamlab/maths by generate.py: whole (the
+ * elementwise rules, and LAMB with its norms), or into a hand-written loop (adam8bit.h). The
+ * body is compiled once per storage type (each_storage.h).
  *
  * The kernels trust what they are handed: adamlab/kernels/cpu.py checks every tensor of a call
  * (device, dtype, element count, layout) against the kernel's columns before calling.
@@ -21,21 +20,6 @@
  *   threads  OpenMP threads
  */
 #include "skeleton.h"
-
-/* 8-bit state (adamlab/maths/quantize.py): blocks of BLOCK elements with one float32 scale, and
- * the tables to find a value's nearest code without a search. A cell is picked by a float32's
- * sign, exponent and top CELL_BITS mantissa bits; it holds at most one boundary between codes,
- * so the code is the count of boundaries below the cell plus one if the next is below y. */
-#define CELL_BITS 7
-#define LOWEST_EXPONENT (-24)
-#define CELLS_PER_SIGN (-LOWEST_EXPONENT * (1 << CELL_BITS) + 2)
-typedef struct {
-    float code[2][256];   /* [0] the signed code (for m), [1] the unsigned one (for v) */
-    float bound[2][256];  /* the 255 boundaries between neighbouring codes, then +infinity */
-    int32_t cell[2][2 * CELLS_PER_SIGN];  /* boundaries below each cell, positive cells then negative (int32: gathers) */
-} code_tables_t;
-
-_Static_assert(CHUNK % BLOCK == 0, "a chunk holds whole blocks");
 
 /* The floor of any optimizer step: read four arrays, write three in place, no maths. */
 void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, int threads) {
@@ -55,47 +39,5 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
     free(chunks);
 }
 
-#define STORAGE float
-#define REAL float
-#define SQRT sqrtf
-#define LOAD(x) (x)
-#define STORE(x) (x)
-#define STORE_PARAM(x, tensor, i) (x)
-#define NAME(kernel) adamlab_##kernel##_f32
-#define EXACT_STORE 1  /* STORE keeps a REAL as it is */
-#include "cpu_body.h"
-
-#define STORAGE double
-#define REAL double
-#define SQRT sqrt
-#define LOAD(x) (x)
-#define STORE(x) (x)
-#define STORE_PARAM(x, tensor, i) (x)
-#define NAME(kernel) adamlab_##kernel##_f64
-#define EXACT_STORE 1
-#include "cpu_body.h"
-
-#define STORAGE uint16_t
-#define REAL float
-#define SQRT sqrtf
-#define LOAD(x) bf16_load(x)
-#define STORE(x) bf16_store(x)
-/* A parameter is stored with stochastic rounding when the step has a seed. */
-#define STORE_PARAM(x, tensor, i) (seed ? bf16_store_stochastic((x), mix32((uint32_t)(i) * 0x9e3779b9u + seed \
-                                                                  + (uint32_t)(tensor) * 0x85ebca6bu)) \
-                                     : bf16_store(x))
-#define NAME(kernel) adamlab_##kernel##_bf16
-#define EXACT_STORE 0  /* STORE rounds */
-#include "cpu_body.h"
-
-#ifdef __FLT16_MAX__  /* a compiler with _Float16 (GCC 12, clang 15 and later): float16 storage */
-#define STORAGE _Float16
-#define REAL float
-#define SQRT sqrtf
-#define LOAD(x) ((float)(x))
-#define STORE(x) ((_Float16)(x))  /* round to nearest, ties to even */
-#define STORE_PARAM(x, tensor, i) STORE(x)
-#define NAME(kernel) adamlab_##kernel##_f16
-#define EXACT_STORE 0
-#include "cpu_body.h"
-#endif
+#define TEMPLATE "cpu_body.h"
+#include "each_storage.h"

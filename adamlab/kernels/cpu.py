@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import types
 from collections.abc import Callable, Sequence
 from importlib import resources
 from numbers import Real
@@ -48,7 +49,7 @@ from . import generate, symbolic
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off",
          "-fno-builtin-pow")
 #: The option bits a kernel call may set (C's OPTION_*, from this table).
-OPTIONS = {"maximize": 1, "decoupled": 2, "step_f64": 4, "stochastic": 8}
+OPTIONS = {"maximize": 1, "step_f64": 4, "stochastic": 8}
 #: Where a step's random seed goes among a hand kernel's scalars (C's SEED_SLOT); a generated
 #: kernel takes it after its hyperparameters.
 SEED_SLOT = 8
@@ -57,12 +58,10 @@ _SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16",
 #: generated), and the hyperparameters each takes, in order: C reads them by these names
 #: (``scalars[LAMB_BETA1]``), Python fills them by name (:func:`scalars`).
 SCALARS = {
-    "adam8bit": ("lr", "beta1", "beta2", "eps", "weight_decay"),
-    "lamb": ("lr", "beta1", "beta2", "eps", "weight_decay"),
     "adafactor": ("lr", "beta2_decay", "eps1", "eps2", "d", "weight_decay"),
 }
 _KERNELS = tuple(SCALARS)
-_SOURCES = ("cpu.c", "cpu_body.h", "skeleton.h", "constants.h")
+_SOURCES = ("cpu.c", "cpu_body.h", "skeleton.h", "constants.h", "each_storage.h", "storage.h")
 _DIGEST = "kernels.sha256"
 
 
@@ -256,7 +255,7 @@ def library() -> ctypes.CDLL:
 
 @functools.cache
 def _dtypes(loaded: ctypes.CDLL) -> frozenset:
-    return frozenset(dtype for dtype, suffix in _SUFFIXES.items() if hasattr(loaded, f"adamlab_lamb_{suffix}"))
+    return frozenset(dtype for dtype, suffix in _SUFFIXES.items() if hasattr(loaded, f"adamlab_adafactor_{suffix}"))
 
 
 # --- what each kernel reads and writes ----------------------------------------------------------
@@ -298,17 +297,15 @@ _SCALES = lambda count, row: quantize.blocks(count)  # noqa: E731
 
 def columns(kernel: "str | generate.Kernel", options: Sequence[str] = ()) -> list[Column]:
     """The columns of ``kernel``'s rows, as it reads them (the same under every option)."""
-    if isinstance(kernel, generate.Kernel):
-        return ([_like("param"), _GRAD] + [_like(field) for field in kernel.state if field not in kernel.numbers]
-                + [_STEP if field == "step" else Column(field, STEP, _STEP.elements) for field in kernel.numbers])
-    if kernel == "lamb":
-        return [_like("param"), _GRAD, _like("exp_avg"), _like("exp_avg_sq"), _STEP]
-    if kernel == "adam8bit":  # blocks run over the flat order: every tensor contiguous
+    if isinstance(kernel, generate.Kernel) and kernel.template == "adam8bit":  # blocks run over the flat order
         return [_like("param", False), _like("grad", False),
                 Column("exp_avg", torch.uint8, lambda count, row: count),
                 Column("exp_avg_sq", torch.uint8, lambda count, row: count),
                 Column("exp_avg_absmax", torch.float32, _SCALES), Column("exp_avg_sq_absmax", torch.float32, _SCALES),
                 Column("code tables", torch.uint8, lambda count, row: code_tables().numel()), _STEP]
+    if isinstance(kernel, generate.Kernel):
+        return ([_like("param"), _GRAD] + [_like(field) for field in kernel.state if field not in kernel.numbers]
+                + [_STEP if field == "step" else Column(field, STEP, _STEP.elements) for field in kernel.numbers])
     if kernel == "adafactor":  # rows and columns of matrices: every tensor contiguous
         return [_like("param", False), _like("grad", False), Column("row_var or variance", PARAM, _adafactor_state(0)),
                 Column("col_var or variance", PARAM, _adafactor_state(1)),
@@ -505,15 +502,23 @@ def _is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def generated(maths, hyperparameters: dict, present: dict[str, str]) -> generate.Kernel:
+def _functions(maths) -> tuple:
+    """The functions of a maths module as they are now (by identity)."""
+    return tuple(value for value in vars(maths).values() if isinstance(value, types.FunctionType))
+
+
+def generated(maths, hyperparameters: dict, present: dict[str, str], template: str | None = None) -> generate.Kernel:
     """The kernel generated from ``maths.update`` for these hyperparameters and this state (see
     :func:`symbolic.trace`), traced, printed and built on first use; raises
-    :class:`symbolic.TraceError` where the update cannot be traced. A kernel serves every value of the numbers but those that change a branch the
-    maths takes (weight decay switched on), which find or make another. Raises
+    :class:`symbolic.TraceError` where the update cannot be traced. A kernel serves every value
+    of the numbers but those that change a branch the maths takes (weight decay switched on),
+    which find or make another. ``template``: a hand-written kernel's loops (``"adam8bit"``) to
+    print the maths into (:func:`generate.templated`), else the maths is the whole kernel. Raises
     :class:`KernelsUnavailable` where the kernel cannot be built."""
     flags = tuple(sorted((name, value) for name, value in hyperparameters.items() if not _is_number(value)))
-    # The update function itself is part of the key: a patched or reloaded one is traced anew.
-    key = (maths, maths.update, flags, tuple(sorted(present.items())))
+    # The module's functions themselves are part of the key: a patched or reloaded update, or a
+    # helper it calls (adam.bias_correction), is traced anew.
+    key = (maths, _functions(maths), flags, tuple(sorted(present.items())), template)
     numbers = {name: float(value) for name, value in hyperparameters.items() if _is_number(value)}
     with _lock:
         for guards, kernel in _generated.get(key, ()):
@@ -525,20 +530,23 @@ def generated(maths, hyperparameters: dict, present: dict[str, str]) -> generate
         trace = None
         try:
             trace = symbolic.trace(maths, {**dict(flags), **numbers}, present)
-            kernel = generate.kernel(maths, trace)
+            kernel = (generate.kernel(maths, trace) if template is None
+                      else generate.templated(maths, trace, template))
         except symbolic.TraceError as error:  # remembered for the branches it took
             _untraceable.setdefault(key, []).append((error.guards if trace is None else trace.guards, error))
             raise
         if kernel.name in _unbuildable:
             raise _unbuildable[kernel.name]
         if kernel.name not in _generated_libraries:
-            family = maths.__name__.rsplit(".", 1)[-1]
+            family = template or maths.__name__.rsplit(".", 1)[-1]
             settings = [f"{name}={value}" for name, value in flags]
             settings += sorted({f"{guard.condition!r}: {guard.holds}" for guard in trace.guards})  # weight_decay: True
             try:
                 _generated_libraries[kernel.name] = build(
-                    {"kernel.c": kernel.source.encode(), "skeleton.h": _source("skeleton.h"),
-                     "constants.h": _source("constants.h")}, [kernel.name],
+                    {"kernel.c": kernel.source.encode(),
+                     f"{kernel.template}.h": kernel.body.encode() if kernel.body else _source(f"{kernel.template}.h"),
+                     **{name: _source(name) for name in ("skeleton.h", "constants.h", "each_storage.h", "storage.h")}},
+                    [kernel.name],
                     f"the fused {family} kernel for {', '.join(settings) or 'its defaults'}", prefix=f"cpu-{family}")
             except KernelsUnavailable as error:  # not built again on every step
                 _unbuildable[kernel.name] = error

@@ -2,9 +2,9 @@
 #define ADAMLAB_SKELETON_H
 /* What every fused CPU kernel shares, hand-written once: the calling convention's option bits,
  * the cutting of a call's tensors into chunks for the threads, the step counters, and the loads
- * and stores of each storage type (bfloat16 rounding, to nearest or stochastic). No update rule
- * is here: those are generated from adamlab/maths (generate.py) or, where a kernel is more than
- * elementwise maths, written in cpu_body.h.
+ * and stores of each storage type (bfloat16 rounding, to nearest or stochastic; storage.h names
+ * them per type). No update rule is here: those are printed from adamlab/maths (generate.py),
+ * whole or into a hand-written loop (adam8bit.h); Adafactor's is still written in cpu_body.h.
  */
 #include <math.h>
 #include <stdint.h>

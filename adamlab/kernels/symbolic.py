@@ -14,6 +14,11 @@ A value is one of three kinds, by what it depends on:
   ``mu_product``), the same for every element of a tensor;
 - ``element``: the gradient, the parameter or a state tensor, one per element.
 
+A sum over a tensor's elements (``np.sum``, as ``ops.norm`` takes it) is a ``tensor`` value
+computed from elements: the kernel makes a pass over the tensor for it before the pass that
+uses it (LAMB's trust ratio). ``np.where`` is a choice, not a branch, and may choose between
+elements.
+
 ``call`` and ``tensor`` values are computed in double, as Python computes them; an ``element``
 value in the precision of the tensors, and a number meeting a tensor is rounded to it first, as
 torch does. The maths may branch (``if``) on a flag (a bool, passed as it is), on a ``call``
@@ -83,7 +88,17 @@ class Value:
         if method != "__call__" or kwargs or ufunc.__name__ not in _UFUNCS:
             raise TraceError(f"a kernel cannot be generated for numpy.{ufunc.__name__}"
                              f"{'.' + method if method != '__call__' else ''}")
+        if ufunc.__name__ == "square":  # as x * x: one rounding, as torch's square
+            return self.tracer.apply("*", (inputs[0], inputs[0]))
         return self.tracer.apply(_UFUNCS[ufunc.__name__], inputs)
+
+    def __array_function__(self, function, types, args, kwargs):
+        if function is np.where and len(args) == 3 and not kwargs:
+            return self.tracer.apply("where", args)
+        if function is np.sum and len(args) == 1 and not kwargs:
+            return self.tracer.apply("sum", args)
+        raise TraceError(f"a kernel cannot be generated for numpy.{function.__name__} "
+                         f"(it takes np.sum of a whole tensor and np.where)")
 
     def __bool__(self) -> bool:
         return self.tracer.decide(self)
@@ -117,14 +132,14 @@ def _operand(value: Value) -> str:
 
 
 _UFUNCS = {"sqrt": "sqrt", "maximum": "maximum", "fmax": "fmax", "sign": "sign", "absolute": "abs",
-           "negative": "neg"}
+           "negative": "neg", "square": "*"}
 _COMPARISONS = (">", ">=", "<", "<=")
 # Python's own arithmetic, for guards: the numbers the simple path's Python computes.
 _PYTHON = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
            "**": operator.pow, "neg": operator.neg, "abs": abs, "sqrt": lambda x: float(np.sqrt(x)),
            "maximum": lambda a, b: float(np.maximum(a, b)), "fmax": lambda a, b: float(np.fmax(a, b)),
            "sign": lambda x: float(np.sign(x)), ">": operator.gt, ">=": operator.ge, "<": operator.lt,
-           "<=": operator.le}
+           "<=": operator.le, "where": lambda condition, a, b: a if condition else b}
 
 
 class Guard(NamedTuple):
@@ -174,13 +189,16 @@ class _Tracer:
         kind = max((arg.kind for arg in args), key=KINDS.index)
         if op == "**" and kind == "element":
             raise TraceError("a power of a tensor: write it as a product (g * g)")
-        if op in _COMPARISONS and kind == "element":
-            raise TraceError("a comparison of tensors: a kernel branches only on numbers")
+        if op == "sum":
+            if kind != "element":
+                raise TraceError("a sum of a number: a kernel sums a tensor's elements")
+            kind = "tensor"  # one number per tensor, from all its elements
         return Value(op, args, kind, self)
 
     def decide(self, value: Value) -> bool:
         if value.kind == "element":
-            raise TraceError(f"the update branches on a tensor's elements ({value!r})")
+            raise TraceError(f"the update branches on a tensor's elements ({value!r}): a kernel branches only on "
+                             f"numbers (np.where chooses per element)")
         if value.kind == "call":
             holds = bool(value.evaluate(self.numbers))
             self.guards.append(Guard(value, holds))

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor, Replicate, Shard
 
-from ..kernels import cpu
+from ..kernels import cpu, symbolic
 from ..maths import adam8bit, quantize
 from ..maths.quantize import BLOCK, blocks
 from .adam import Adam
@@ -149,8 +149,9 @@ class Adam8bit(Adam):
         fused = _fused_kernels_usable(group, type(self).__name__)
         h = self._hyperparameters(group)
         del h["amsgrad"]
-        options = tuple(name for name, on in (("maximize", h["maximize"]),
-                                              ("decoupled", h["decoupled_weight_decay"])) if on)
+        kernel = self._quantized_kernel(group, h) if fused else None
+        fused = kernel is not None
+        options = ()
         states, rows, simple, cut = {}, {}, [], {}
         for param in params:
             self._check_inputs(param, group)
@@ -165,34 +166,43 @@ class Adam8bit(Adam):
             # Decided for the whole parameter, so that every rank (an empty shard's too) refuses alike.
             dtype = _local(param).dtype
             why = (None if not fused else f"it has no {dtype} kernel" if not cpu.fusable_dtype(dtype)
-                   else next(filter(None, (cpu.unfit("adam8bit", dtype, row, options) for row in region_rows)), None))
+                   else next(filter(None, (cpu.unfit(kernel, dtype, row, options) for row in region_rows)), None))
             copied = why is not None and cpu.fusable_dtype(dtype) and all(
-                _fits_through_copies("adam8bit", dtype, row, options) for row in region_rows)
-            kernel = fused and (why is None or copied)
-            if fused and not kernel:
+                _fits_through_copies(kernel, dtype, row, options) for row in region_rows)
+            takes = fused and (why is None or copied)
+            if fused and not takes:
                 self._refuse_if_fused_required(param, group, why)
             for region, row in zip(whole, region_rows):
-                if kernel:
+                if takes:
                     rows.setdefault((dtype, state["step"].dtype, copied), []).append(row)
-            simple += [region for region in regions if not kernel or region.cut is not None]
+            simple += [region for region in regions if not takes or region.cut is not None]
             if isinstance(param, DTensor):  # the same slots on every rank, used or not
                 cut.setdefault(param.device_mesh, []).append(_cut_slots(regions, lambda region: region))
 
         def run():
             self.state.update(states)
             self._maths_step(simple, cut, group, h)
-            scalars = cpu.scalars("adam8bit", h)
+            scalars = [h[name] for name in kernel.hyperparameters] if kernel else ()
             for (dtype, _, copied), bucket in rows.items():
                 seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
                 if copied:
-                    _run_through_copies("adam8bit", dtype, bucket, scalars, options, seed)
+                    _run_through_copies(kernel, dtype, bucket, scalars, options, seed)
                 else:
-                    cpu.Call("adam8bit", dtype, bucket, options).run(scalars, seed)
+                    cpu.Call(kernel, dtype, bucket, options).run(scalars, seed)
             counted = {id(row[-1]) for bucket in rows.values() for row in bucket}
             for param in params:  # the kernel counted the steps of the parameters it took
                 if id(self.state[param]["step"]) not in counted:
                     self.state[param]["step"] += 1
         return run
+
+    def _quantized_kernel(self, group: dict, h: dict):
+        """The 8-bit kernel: its loops over blocks (``kernels/adam8bit.h``) around Adam's maths,
+        printed from ``adamlab.maths.adam`` for this group's settings; None if it cannot be had."""
+        try:
+            return cpu.generated(adam8bit.adam, h, {"step": "tensor", "m": "element", "v": "element"}, "adam8bit")
+        except (cpu.KernelsUnavailable, symbolic.TraceError) as error:
+            _without_fused_step(group, type(self).__name__, "no fused 8-bit kernel", error)
+            return None
 
     def _maths_step(self, regions: list, cut: dict, group: dict, h: dict) -> None:
         """``adamlab.maths.adam8bit`` on each region, the blocks cut by shards' edges coded with

@@ -2,9 +2,8 @@
 
 import torch
 
-from .. import kernels
 from ..maths import lamb
-from .base import Kernel, Optimizer
+from .base import Optimizer
 
 
 class LAMB(Optimizer):
@@ -54,8 +53,3 @@ class LAMB(Optimizer):
                  fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
-
-    def _kernel(self, group, dtype=None, born=False):
-        h = self._hyperparameters(group)
-        return Kernel("lamb", ("exp_avg", "exp_avg_sq"), kernels.cpu.scalars("lamb", h),
-                      ("maximize",) if h["maximize"] else ())

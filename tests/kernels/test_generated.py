@@ -7,7 +7,8 @@ import torch
 
 import adamlab
 from adamlab.kernels import cpu, generate, symbolic
-from adamlab.maths import adam, sgd
+from adamlab.maths import adam, lamb, sgd
+from adamlab.maths.ops import norm, where
 from adamlab.optim import base
 
 #: Every elementwise optimizer, in the configurations that take different branches of its maths.
@@ -78,22 +79,24 @@ def test_switching_weight_decay_on_takes_another_kernel_and_keeps_the_bits(kerne
     assert torch.equal(*results) and len(kernel_calls) == 6
 
 
-def test_a_changed_update_changes_the_fused_step(monkeypatch, kernel_calls):
-    """The kernel is generated from the update function as it is now, not from a copy."""
+@pytest.mark.parametrize("name, size, family", [("Adam", 100_000, "adam"), ("Adam8bit", 8192, "adam8bit")])
+def test_a_changed_update_changes_the_fused_step(name, size, family, monkeypatch, kernel_calls):
+    """The kernel is generated from the update function as it is now, not from a copy; 8-bit
+    Adam's too, whose blocks' loops are written by hand around adamlab.maths.adam's step."""
     def doubled(grad, state, param, **hyperparameters):  # Adam taking twice the step
         return original(grad, state, param, **{**hyperparameters, "lr": 2 * hyperparameters["lr"]})
 
     def one_step(fused):
-        param = torch.ones(100_000).requires_grad_()
-        param.grad = torch.full_like(param, 0.5)
-        adamlab.Adam([param], lr=0.01, fused=fused).step()
+        param = torch.ones(size).requires_grad_()
+        param.grad = torch.linspace(-1, 1, size)
+        getattr(adamlab, name)([param], lr=0.01, fused=fused).step()
         return param
 
     plain = one_step(None)
     original = adam.update
     monkeypatch.setattr(adam, "update", doubled)
     changed, simple = one_step(None), one_step(False)
-    assert kernel_calls == ["adam", "adam"]
+    assert kernel_calls == [family, family]
     assert torch.equal(changed, simple)
     torch.testing.assert_close(changed - 1, 2 * (plain - 1))
 
@@ -102,13 +105,14 @@ def test_numbers_alone_are_computed_once_per_tensor_and_rounded_where_they_meet_
     kernel = cpu.generated(adam, dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
                                       decoupled_weight_decay=False, amsgrad=False, maximize=False),
                            {"step": "tensor", "m": "element", "v": "element"})
-    float32 = kernel.source[kernel.source.index("_f32("):kernel.source.index("_f64(")]
-    loop = float32[float32.index("for (int64_t i = "):]
+    function = kernel.body
+    loop = function[function.index("for (int64_t i = "):]
     assert "pow(" not in loop and "double" not in loop.split("param_column[i]")[0]  # bias corrections: before the loop
-    assert "const float r" in float32 and "(float)h_lr" in float32  # numbers rounded once, as torch rounds them
+    assert "const REAL r" in function and "(REAL)h_lr" in function  # numbers rounded once, as torch rounds them
     assert kernel.hyperparameters == ("lr", "beta1", "beta2", "eps", "weight_decay")
-    assert [line.strip() for line in float32.splitlines() if "scalars[" in line][:5] == [
+    assert [line.strip() for line in function.splitlines() if "scalars[" in line][:5] == [
         f"const double h_{name} = scalars[{index}];" for index, name in enumerate(kernel.hyperparameters)]
+    assert kernel.source.count("#include") == 2 and '#define TEMPLATE "update.h"' in kernel.source
 
 
 def test_a_branch_on_the_step_is_taken_per_tensor_inside_the_kernel():
@@ -246,3 +250,103 @@ def test_a_first_step_without_a_kernel_is_taken_simply_and_the_next_fused(monkey
             optimizer.step()
         results.append(param)
     assert kernel_calls == ["sgd", "sgd"] and torch.equal(*results)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("name, kwargs", [("Adam8bit", dict(lr=0.01)),
+                                          ("Adam8bit", dict(lr=0.01, weight_decay=0.01, maximize=True)),
+                                          ("AdamW8bit", dict(lr=0.01, weight_decay=0.1))],
+                         ids=["Adam8bit", "Adam8bit-l2-maximize", "AdamW8bit"])
+def test_8bit_adam_steps_by_adams_generated_maths_bit_for_bit(name, kwargs, dtype, kernel_calls):
+    """The 8-bit kernel's loops are written by hand (adam8bit.h: dequantize, step, quantize per
+    block); its step is printed from adamlab.maths.adam, so the parameters, codes and scales are
+    the simple path's to the bit, and the quantization written in C is held to quantize.py."""
+    fused, fused_optimizer = run(name, kwargs, dtype, None)
+    assert kernel_calls.count("adam8bit") == 12
+    simple, simple_optimizer = run(name, kwargs, dtype, False)
+    assert fused_optimizer.state[fused[0]]["exp_avg"].dtype == torch.uint8  # the large one is quantized
+    for a, b in zip(fused, simple):
+        assert torch.equal(a, b)
+        state_a, state_b = fused_optimizer.state[a], simple_optimizer.state[b]
+        for key in state_b:
+            assert torch.equal(state_a[key], state_b[key]), key
+
+
+def test_lamb_is_generated_with_its_norms_summed_in_a_pass_before_the_step(kernel_calls):
+    """LAMB's trust ratio needs whole tensors' norms: the generated kernel sums them (in double,
+    per chunk, then per tensor in chunk order) in a pass before the pass that steps, so its
+    result is the same on any number of threads, and within float32 rounding of torch's norms."""
+    hyperparameters = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01, maximize=False)
+    kernel = cpu.generated(lamb, hyperparameters, {"step": "tensor", "m": "element", "v": "element"})
+    assert kernel.body.count("#pragma omp parallel for") == 2 and "reduction(+ : a0, a1)" in kernel.body
+
+    def steps(fused, threads):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            generator = torch.Generator().manual_seed(3)
+            params = [torch.randn(shape, generator=generator).requires_grad_() for shape in [(400, 300), (7,), (0,)]]
+            optimizer = adamlab.LAMB(params, lr=0.01, weight_decay=0.01, fused=fused)
+            for _ in range(5):
+                for param in params:
+                    param.grad = torch.randn(param.shape, generator=generator)
+                optimizer.step()
+            return params
+        finally:
+            torch.set_num_threads(previous)
+
+    one, two, simple = steps(None, 1), steps(None, 2), steps(False, 2)
+    assert kernel_calls == ["lamb"] * 10
+    for a, b, c in zip(one, two, simple):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a, c, rtol=1e-6, atol=1e-7)
+
+
+def test_sums_and_choices_of_any_update_are_generated(monkeypatch, kernel_calls):
+    """An update with a sum over the tensor and a choice per element (np.where): here SGD whose
+    step is normalised by the gradient's norm and taken only where the gradient is positive."""
+    def normalised(grad, state, param, *, lr=0.1, **rest):
+        step = lr * grad / (norm(grad) + 1.0)
+        return sgd.Step(param - where(grad > 0, step, 0.0), sgd.State(None), {})
+
+    monkeypatch.setattr(sgd, "update", normalised)
+
+    def one_step(fused):
+        param = torch.zeros(100_003).requires_grad_()
+        param.grad = torch.sin(torch.arange(100_003.0))
+        adamlab.SGD([param], lr=0.5, fused=fused).step()
+        return param
+
+    fused, simple = one_step(None), one_step(False)
+    assert kernel_calls == ["sgd"]
+    torch.testing.assert_close(fused, simple, rtol=1e-6, atol=0)
+    assert (fused[simple == 0] == 0).all() and (fused < 0).sum() == (simple < 0).sum() > 0
+
+
+def test_a_sum_in_an_update_that_branches_on_the_step_is_refused():
+    def branchy(grad, state, param, *, lr=0.1):
+        t = state.step + 1
+        scale = norm(grad) if t > 3 else 1.0
+        return sgd.Step(param - lr * grad / scale, state, {})
+
+    class Maths:
+        State, update, __name__ = adam.State, staticmethod(branchy), "tests.branchy_sum"
+
+    trace = symbolic.trace(Maths, {"lr": 0.1}, {"step": "tensor"})
+    with pytest.raises(symbolic.TraceError, match="a sum over a tensor in an update that branches on the step"):
+        generate.kernel(Maths, trace)
+
+
+def test_a_changed_helper_of_the_update_changes_the_fused_step(monkeypatch, kernel_calls):
+    """Not only ``update``: a function of the module it calls is read afresh too."""
+    def one_step(fused):
+        param = torch.ones(100_000).requires_grad_()
+        param.grad = torch.full_like(param, 0.5)
+        adamlab.Adam([param], lr=0.01, fused=fused).step()
+        return param
+
+    plain = one_step(None)
+    monkeypatch.setattr(adam, "bias_correction", lambda beta, t: 2 * (1 - beta**t))  # halves m_hat and v_hat
+    changed, simple = one_step(None), one_step(False)
+    assert kernel_calls == ["adam", "adam"]
+    assert torch.equal(changed, simple) and not torch.equal(changed, plain)

@@ -36,14 +36,12 @@ class Adafactor(Optimizer):
         beta1: the decay of an optional first moment of u_hat (default None: no first
             moment, as torch.optim's Adafactor; the paper's option, at one more state
             tensor of the parameter's size).
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, or the
             compiled maths on CUDA), False forces the simple path, True demands the fused
             step (the CPU kernel has no first moment: with beta1 the simple path runs).
         foreach: torch.optim's implementation flag; adamlab rejects True.
-        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
-            proportion (unbiased), so training without a float32 master copy does not lose
-            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
+        {stochastic_rounding}
 
     Example::
 

@@ -23,12 +23,11 @@ class Adagrad(Optimizer):
         weight_decay: L2 penalty (default 0).
         initial_accumulator_value: where ``sum`` starts (default 0).
         eps: added to the denominator (default 1e-10).
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         fused: None (default) takes the fused step where it can (the CPU
             kernel, or the compiled maths on CUDA), False forces the simple
             path, True demands the fused step.
-        foreach, differentiable: torch.optim's implementation flags; adamlab
-            rejects True.
+        {implementation_flags}
 
     Example::
 

@@ -26,17 +26,14 @@ _ARGS = """
         eps: added to sqrt(v_hat) in the denominator (default 1e-8).
         weight_decay: {weight_decay}
         amsgrad: divide by the running maximum of v (default False).
-        maximize: maximize the objective instead of minimizing (default False).
+        {{maximize}}
         capturable: keep the step counter on the parameter's device and never
             read it on the host, for CUDA graphs (default False).
         fused: None (default) takes the fused step where it can (the CPU
             kernel, or the compiled maths on CUDA), False forces the simple
             path, True demands the fused step.
-        foreach, differentiable: torch.optim's implementation flags; adamlab
-            rejects True.
-        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
-            proportion (unbiased), so training without a float32 master copy does not lose
-            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
+        {{implementation_flags}}
+        {{stochastic_rounding}}
 """
 
 

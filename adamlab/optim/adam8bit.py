@@ -48,13 +48,11 @@ class Adam8bit(Adam):
         eps: added to sqrt(v_hat) in the denominator (default 1e-8).
         weight_decay: L2 penalty added to the gradient (default 0); with
             ``decoupled_weight_decay``, AdamW's decay.
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         fused: None (default) takes the CPU kernel where it can, False forces the simple
             path, True demands the kernel.
         decoupled_weight_decay: decay theta directly, as AdamW (default False).
-        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
-            proportion (unbiased), so training without a float32 master copy does not lose
-            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
+        {stochastic_rounding}
 
     Example::
 

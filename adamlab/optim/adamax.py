@@ -23,17 +23,14 @@ class Adamax(Optimizer):
             in [0, 1) (default (0.9, 0.999)).
         eps: added to |g| before the maximum (default 1e-8).
         weight_decay: L2 penalty (default 0).
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         capturable: keep the step counter on the parameter's device, for CUDA
             graphs (default False).
         fused: None (default) takes the fused step where it can, False forces
             the simple path, True demands the fused step (torch.optim.Adamax has
             no such argument).
-        foreach, differentiable: torch.optim's implementation flags; adamlab
-            rejects True.
-        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
-            proportion (unbiased), so training without a float32 master copy does not lose
-            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
+        {implementation_flags}
+        {stochastic_rounding}
 
     Example::
 

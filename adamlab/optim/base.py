@@ -249,6 +249,17 @@ def _seed() -> int:
     return int(torch.randint(0, 2**31 - 1, ()).item())
 
 
+#: Arguments the optimizers' docstrings share, written there as ``{name}`` in the Args list.
+_SHARED_ARGUMENTS = {
+    "maximize": "maximize: maximize the objective instead of minimizing (default False).",
+    "implementation_flags": "foreach, differentiable: torch.optim's implementation flags; adamlab\n"
+                            "            rejects True.",
+    "stochastic_rounding": "stochastic_rounding: store bfloat16 parameters rounded up or down at random in\n"
+                           "            proportion (unbiased), so training without a float32 master copy does not lose\n"
+                           "            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).",
+}
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base of adamlab's optimizers: ``torch.optim.Optimizer`` driven by ``adamlab.maths``."""
 
@@ -270,6 +281,9 @@ class Optimizer(torch.optim.Optimizer):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "__doc__" in cls.__dict__ and cls.__doc__:  # the arguments every drop-in documents alike
+            for name, text in _SHARED_ARGUMENTS.items():
+                cls.__doc__ = cls.__doc__.replace("{" + name + "}", text)
         if "state_fields" in cls.__dict__:
             cls._state_key_of = {field: key for key, field in cls.state_fields.items()}
         if "maths" in cls.__dict__:

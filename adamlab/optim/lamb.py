@@ -23,13 +23,11 @@ class LAMB(Optimizer):
             (default (0.9, 0.999)).
         eps: added to sqrt(v_hat) in the denominator (default 1e-6).
         weight_decay: decoupled decay rate, inside the trust ratio (default 0).
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, in two
             passes: the trust ratio needs a tensor's norms before it moves; or the compiled
             maths on CUDA), False forces the simple path, True demands the fused step.
-        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
-            proportion (unbiased), so training without a float32 master copy does not lose
-            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
+        {stochastic_rounding}
 
     Example::
 

@@ -23,12 +23,10 @@ class Lion(Optimizer):
             decay, each in [0, 1) (default (0.9, 0.99)).
         weight_decay: decoupled decay rate, multiplied by lr as in AdamW (default 0; use
             3-10x AdamW's to keep lr * weight_decay).
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, or the
             compiled maths on CUDA), False forces the simple path, True demands the fused step.
-        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
-            proportion (unbiased), so training without a float32 master copy does not lose
-            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
+        {stochastic_rounding}
 
     Example::
 

@@ -28,17 +28,14 @@ class NAdam(Optimizer):
         momentum_decay: how fast mu_t warms up from beta1 / 2 to beta1, >= 0
             (default 4e-3, the paper's 1/250).
         decoupled_weight_decay: decay theta directly, as AdamW: NAdamW (default False).
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         capturable: keep the step counter and ``mu_product`` on the parameter's
             device and never read them on the host, for CUDA graphs (default False).
         fused: None (default) takes the fused step where it can, False forces
             the simple path, True demands the fused step (torch.optim.NAdam has
             no such argument).
-        foreach, differentiable: torch.optim's implementation flags; adamlab
-            rejects True.
-        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
-            proportion (unbiased), so training without a float32 master copy does not lose
-            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
+        {implementation_flags}
+        {stochastic_rounding}
 
     Example::
 

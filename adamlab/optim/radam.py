@@ -29,17 +29,14 @@ class RAdam(Optimizer):
         weight_decay: L2 penalty added to the gradient, or with
             ``decoupled_weight_decay`` the decay rate of theta (default 0).
         decoupled_weight_decay: decay theta directly, as AdamW: RAdamW (default False).
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         capturable: keep the step counter on the parameter's device, for CUDA
             graphs (default False).
         fused: None (default) takes the fused step where it can, False forces
             the simple path, True demands the fused step (torch.optim.RAdam has
             no such argument).
-        foreach, differentiable: torch.optim's implementation flags; adamlab
-            rejects True.
-        stochastic_rounding: store bfloat16 parameters rounded up or down at random in
-            proportion (unbiased), so training without a float32 master copy does not lose
-            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).
+        {implementation_flags}
+        {stochastic_rounding}
 
     Example::
 

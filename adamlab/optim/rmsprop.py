@@ -28,9 +28,8 @@ class RMSprop(Optimizer):
             second moment (default False).
         capturable: keep the step counter on the parameter's device and never
             read it on the host, for CUDA graphs (default False).
-        maximize: maximize the objective instead of minimizing (default False).
-        foreach, differentiable: torch.optim's implementation flags; adamlab
-            rejects True.
+        {maximize}
+        {implementation_flags}
         fused: None (default) takes the fused step where it can (the CPU
             kernel, or the compiled maths on CUDA), False forces the simple
             path, True demands the fused step (torch.optim.RMSprop has no such

@@ -22,12 +22,11 @@ class SGD(Optimizer):
         dampening: dampening of the momentum, in [0, 1] (default 0).
         weight_decay: L2 penalty (default 0).
         nesterov: use Nesterov momentum; needs momentum > 0 and no dampening (default False).
-        maximize: maximize the objective instead of minimizing (default False).
+        {maximize}
         fused: None (default) takes the fused step where it can (the CPU
             kernel, or the compiled maths on CUDA), False forces the simple
             path, True demands the fused step.
-        foreach, differentiable: torch.optim's implementation flags; adamlab
-            rejects True.
+        {implementation_flags}
 
     Example::
 

@@ -148,16 +148,23 @@ def _function(trace: Trace) -> str:
     if sums:  # a pass over every tensor for each level of sums, before the pass that steps
         body += [f"double *sums = calloc((size_t)(count > 0 ? count : 1) * {len(sums)}, sizeof(double));",
                  f"double *partial = malloc(sizeof(double) * (size_t)(chunk_count > 0 ? chunk_count : 1) * {len(sums)});"]
+        stored = _stored(trace, sums)
         for level in sorted(set(sums.values())):
-            body += _chunks(trace, _sum_pass(trace, sums, level))
+            body += _chunks(trace, _sum_pass(trace, sums, level, stored if level == 1 else ()))
             # Each tensor's sums from its chunks' in chunk order: the same bits on any number of threads.
             body += ["for (int64_t c = 0; c < chunk_count; c++) {"]
             body += [f"    sums[chunks[c].tensor * {len(sums)} + {index}] += partial[c * {len(sums)} + {index}];"
                      for index, (value, at) in enumerate(sums.items()) if at == level]
             body += ["}"]
     lines = ["int done = 0;"]
-    for path in trace.paths:
-        lines += _path_loop(trace, path, sums)
+    stored = _stored(trace, sums)
+    if stored:  # float32, float64: the new state written by the summing pass, read back here
+        lines += (["if (EXACT_STORE) {"] + _indent(_path_loop(trace, trace.paths[0], sums, stored), 1)
+                  + ["} else {  /* a half type rounds what it stores: the state is computed again, from the old */"]
+                  + _indent(_path_loop(trace, trace.paths[0], sums), 1) + ["}"])
+    else:
+        for path in trace.paths:
+            lines += _path_loop(trace, path, sums)
     body += _chunks(trace, lines) + ["free(chunks);"]
     if sums:
         body += ["free(partial);", "free(sums);"]
@@ -209,6 +216,23 @@ def _sums(trace: Trace) -> dict:
     return dict(sorted(sums.items(), key=lambda item: item[1]))
 
 
+def _stored(trace: Trace, sums: dict) -> tuple[str, ...]:
+    """The state fields whose new values the (one) summing pass computes anyway, so that it may
+    store them and the stepping pass read them back, rather than compute them again from the
+    old state and the gradient: those the stepping pass then needs no old value of."""
+    if not sums or set(sums.values()) != {1}:
+        return ()
+    path = trace.paths[0]
+    summed = set(_walk_from([value.args[0] for value in sums]))
+    stored = tuple(field for field in trace.state if path.state[field] in summed
+                   and not (path.state[field].op == "input" and path.state[field].name == field))
+    news = {path.state[field] for field in stored}
+    rest = [path.param] + [value for field, value in path.state.items()
+                           if value is not None and field in trace.state and field not in stored]
+    read = {value.name for value in _walk_from(rest, stop=news) if value.op == "input"}
+    return () if read & set(stored) else stored
+
+
 def _sum_names(sums: dict, below: int) -> dict:
     """C names for the sums of levels below ``below``, read from the sums of the passes before."""
     return {value: f"q{index}" for index, (value, level) in enumerate(sums.items()) if level < below}
@@ -219,8 +243,9 @@ def _sum_reads(sums: dict, below: int) -> list[str]:
             for index, (value, level) in enumerate(sums.items()) if level < below]
 
 
-def _sum_pass(trace: Trace, sums: dict, level: int) -> list[str]:
-    """One chunk's part of the sums of ``level``: each summed in double, into ``partial``."""
+def _sum_pass(trace: Trace, sums: dict, level: int, stored: tuple = ()) -> list[str]:
+    """One chunk's part of the sums of ``level``: each summed in double, into ``partial``; and the
+    new values of the ``stored`` state fields written, where the storage keeps them exactly."""
     printer = _Printer({**_inputs(trace, trace.paths[0]), **_sum_names(sums, level)})
     mine = [(index, value) for index, (value, at) in enumerate(sums.items()) if at == level]
     for _, value in mine:
@@ -229,6 +254,8 @@ def _sum_pass(trace: Trace, sums: dict, level: int) -> list[str]:
     printer.lines = []
     fields = _element_inputs([value.args[0] for _, value in mine], printer)
     terms = [f"a{index} += (double){printer.name(value.args[0])};" for index, value in mine]
+    terms += [f"if (EXACT_STORE) {field}_column[i] = STORE({printer.name(trace.paths[0].state[field])});"
+              for field in stored]
     accumulators = ", ".join(f"a{index}" for index, _ in mine)
     loads = [f"const REAL x_{field} = LOAD({field}_column[i]);" for field in fields]
     return (_sum_reads(sums, level) + before + [f"double {accumulators.replace(', ', ' = 0, ')} = 0;",
@@ -238,11 +265,11 @@ def _sum_pass(trace: Trace, sums: dict, level: int) -> list[str]:
             + [f"partial[c * {len(sums)} + {index}] = a{index};" for index, _ in mine])
 
 
-def _element_inputs(values: list, printer: "_Printer") -> list[str]:
-    """The element inputs (param, grad, state fields) ``values`` read, named ``x_<field>`` in
-    ``printer``, in a fixed order."""
+def _element_inputs(values: list, printer: "_Printer", stop: set = frozenset()) -> list[str]:
+    """The element inputs (param, grad, state fields) ``values`` read (not below ``stop``),
+    named ``x_<field>`` in ``printer``, in a fixed order (the walk's)."""
     fields = []
-    for value in _walk_from(values):
+    for value in _walk_from(values, stop):
         if value.op == "input" and value.kind == "element":
             printer.names[value] = f"x_{value.name}"
             fields.append(value.name)
@@ -263,8 +290,8 @@ def _walk(path: Path):
     yield from _walk_from([path.param, *path.state.values(), *(condition for condition, _ in path.conditions)])
 
 
-def _walk_from(values: list):
-    """Every value ``values`` depend on, themselves included, each once."""
+def _walk_from(values: list, stop: set = frozenset()):
+    """Every value ``values`` depend on, themselves included, each once; not below ``stop``."""
     seen, stack = set(), list(values)
     while stack:
         value = stack.pop()
@@ -272,7 +299,8 @@ def _walk_from(values: list):
             continue
         seen.add(id(value))
         yield value
-        stack.extend(value.args)
+        if value not in stop:
+            stack.extend(value.args)
 
 
 def _condition(printer: _Printer, path: Path) -> str:
@@ -280,8 +308,9 @@ def _condition(printer: _Printer, path: Path) -> str:
     return " && ".join(["!done"] + tests)
 
 
-def _path_loop(trace: Trace, path: Path, sums: dict) -> list[str]:
-    """One path's loop over the chunk: its numbers, then each element's loads, maths and stores."""
+def _path_loop(trace: Trace, path: Path, sums: dict, stored: tuple = ()) -> list[str]:
+    """One path's loop over the chunk: its numbers, then each element's loads, maths and stores.
+    ``stored``: state fields already written with their new values (by the summing pass), read."""
     printer = _Printer({**_inputs(trace, path), **_sum_names(sums, float("inf"))})
     condition = _condition(printer, path)
     head = printer.lines
@@ -289,23 +318,21 @@ def _path_loop(trace: Trace, path: Path, sums: dict) -> list[str]:
     outputs = [(field, value) for field, value in path.state.items()
                if field in trace.state and value is not None]
     # Numbers first, so that the loop computes only what differs per element.
-    loop = _Printer(printer.names)
+    loop = _Printer({**printer.names, **{path.state[field]: f"y_{field}" for field in stored}})
     loop.count = printer.count
     for value in [path.param] + [value for _, value in outputs]:
         _numbers_first(loop, value)
     before = loop.lines
     loop.lines = []
-    for value in _walk(path):
-        if value.op == "input" and value.kind == "element":
-            loop.names[value] = f"x_{value.name}"
-    loads = [f"const REAL x_{field} = LOAD({field}_column[i]);"
-             for field in ("param", "grad") + trace.state
-             if any(v.op == "input" and v.kind == "element" and v.name == field for v in _walk(path))]
+    fields = _element_inputs([path.param] + [value for _, value in outputs], loop,
+                             stop={path.state[field] for field in stored})
+    loads = [f"const REAL x_{field} = LOAD({field}_column[i]);" for field in fields]
+    loads += [f"const REAL y_{field} = LOAD({field}_column[i]);" for field in stored]
     new_param = loop.name(path.param)
     stores = []
     for field, value in outputs:
-        if value.op == "input" and value.name == field:
-            continue  # unchanged
+        if value.op == "input" and value.name == field or field in stored:
+            continue  # unchanged, or written already
         stores.append(f"{field}_column[i] = STORE({loop.name(value)});")
     stores.append(f"param_column[i] = STORE_PARAM({new_param}, tensor, i);")
     inner = [f"if ({condition}) {{", "    done = 1;"] + _indent(before, 1) + [

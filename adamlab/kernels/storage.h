@@ -2,7 +2,8 @@
  * element's type, REAL the type it is computed in (one double in a float expression would make
  * the whole of it double, at half the vector width), SQRT and FABS its functions, LOAD and STORE
  * convert, STORE_PARAM stores a new parameter (bfloat16: stochastic rounding when the call has a
- * seed) and NAME(x) names x's version for this storage type. */
+ * seed), EXACT_STORE says whether STORE keeps a REAL as it is (float32, float64: a value stored
+ * may be read back for the same) and NAME(x) names x's version for this storage type. */
 #if STORAGE_KIND == STORAGE_F32
 #define STORAGE float
 #define REAL float
@@ -34,6 +35,11 @@
 #define STORE_PARAM(x, tensor, i) STORE(x)
 #define NAME(name) NAME_PASTE(name, f16)
 #endif
+#if STORAGE_KIND == STORAGE_F32 || STORAGE_KIND == STORAGE_F64
+#define EXACT_STORE 1
+#else
+#define EXACT_STORE 0
+#endif
 #if STORAGE_KIND == STORAGE_F64
 #define SQRT sqrt
 #define FABS fabs
@@ -52,3 +58,4 @@
 #undef STORE
 #undef STORE_PARAM
 #undef NAME
+#undef EXACT_STORE

@@ -279,6 +279,8 @@ def test_lamb_is_generated_with_its_norms_summed_in_a_pass_before_the_step(kerne
     hyperparameters = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01, maximize=False)
     kernel = cpu.generated(lamb, hyperparameters, {"step": "tensor", "m": "element", "v": "element"})
     assert kernel.body.count("#pragma omp parallel for") == 2 and "reduction(+ : a0, a1)" in kernel.body
+    # float32 and float64 keep the new m and v from the summing pass; the stepping pass reads them back
+    assert "if (EXACT_STORE) m_column[i] = STORE(" in kernel.body and "const REAL y_v = LOAD(v_column[i]);" in kernel.body
 
     def steps(fused, threads):
         previous = torch.get_num_threads()
@@ -350,3 +352,21 @@ def test_a_changed_helper_of_the_update_changes_the_fused_step(monkeypatch, kern
     changed, simple = one_step(None), one_step(False)
     assert kernel_calls == ["adam", "adam"]
     assert torch.equal(changed, simple) and not torch.equal(changed, plain)
+
+
+def test_state_the_stepping_pass_reads_the_old_value_of_is_not_stored_early():
+    """The summing pass may write a new state value only if nothing after it reads the old one."""
+    def reads_old_m(grad, state, param, *, lr=0.1):
+        m = 0.9 * state.m + grad
+        return adam.Step(param - lr * m / norm(m) - lr * state.m, adam.State(state.step + 1, m, None, None), {})
+
+    def reads_new_m(grad, state, param, *, lr=0.1):
+        m = 0.9 * state.m + grad
+        return adam.Step(param - lr * m / norm(m), adam.State(state.step + 1, m, None, None), {})
+
+    present = {"step": "tensor", "m": "element"}
+    for update, stored in ((reads_old_m, ()), (reads_new_m, ("m",))):
+        maths = type("Maths", (), {"State": adam.State, "__name__": f"tests.{update.__name__}",
+                                   "update": staticmethod(update)})
+        trace = symbolic.trace(maths, {"lr": 0.1}, present)
+        assert generate._stored(trace, generate._sums(trace)) == stored

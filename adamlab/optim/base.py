@@ -173,7 +173,7 @@ class _Plan:
             return False
         kernel = optimizer._kernel(group, None)
         if (kernel is None or self.kernel is None
-                or kernel.name is not self.kernel[0] and (kernel.name, kernel.options) != self.kernel):
+                or kernel.name is not self.kernel[0] or kernel.options != self.kernel[1]):
             return False  # another kernel now (weight decay switched on, say)
         if (any(map(operator.is_not, map(optimizer.state.get, self._watched), self._watched_states))
                 or any(state.get(key) is not value for state, key, value in self._watched_entries)):
@@ -350,9 +350,8 @@ class Optimizer(torch.optim.Optimizer):
 
     def _kernel_row(self, param: torch.Tensor, grad: torch.Tensor, state: dict, kernel: Kernel) -> list:
         """One parameter's tensors for the kernel, in its column order: the parameter, its
-        gradient, its state tensors (``kernel.state_keys``), then its step counter if it keeps one."""
-        row = [param, grad, *(state[key] for key in kernel.state_keys)]
-        return row + [state["step"]] if "step" in self.state_fields and "step" not in kernel.state_keys else row
+        gradient, then its state (``kernel.state_keys``: tensors, then numbers per parameter)."""
+        return [param, grad, *(state[key] for key in kernel.state_keys)]
 
     def _hyperparameters(self, group: dict) -> dict:
         """The maths' keyword arguments from a parameter group."""

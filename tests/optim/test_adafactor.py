@@ -194,3 +194,17 @@ def test_the_kernel_is_the_simple_path(dtype):
                  torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}[dtype]
     for a, b in zip(ours, twins):
         torch.testing.assert_close(a.float(), b.float(), **tolerance)
+
+
+def test_switching_maximize_between_steps_is_followed_by_the_fused_step():
+    """A kept fused plan is given up when the kernel's options change, as when its kernel does."""
+    results = []
+    for fused in (None, False):
+        param = torch.ones(4, 4).requires_grad_()
+        optimizer = adamlab.Adafactor([param], lr=0.1, fused=fused)
+        for step in range(4):
+            param.grad = torch.full_like(param, 0.5)
+            optimizer.param_groups[0]["maximize"] = step >= 2
+            optimizer.step()
+        results.append(param.detach())
+    torch.testing.assert_close(*results)

@@ -13,7 +13,8 @@
  *
  * Calling convention, the same for every kernel:
  *   count    tensors in the call
- *   pointers count rows of K data pointers: param, grad, the state tensors, then the step counter
+ *   pointers count rows of K data pointers: param, grad, the state tensors, then each one-number
+ *            state (the step counter; NAdam's mu_product), in the columns cpu.py's table gives
  *   sizes    elements of each tensor
  *   scalars  the hyperparameters, in the order each kernel documents
  *   options  OPTION_* bits

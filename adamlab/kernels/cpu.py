@@ -54,14 +54,16 @@ OPTIONS = {"maximize": 1, "step_f64": 4, "stochastic": 8}
 #: kernel takes it after its hyperparameters.
 SEED_SLOT = 8
 _SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16", torch.float16: "f16"}
-#: The kernels written by hand, for what is more than elementwise maths (the others are
-#: generated), and the hyperparameters each takes, in order: C reads them by these names
-#: (``scalars[LAMB_BETA1]``), Python fills them by name (:func:`scalars`).
+#: The kernels written by hand (Adafactor's; the others are generated), and the hyperparameters
+#: each takes, in order: C reads them by these names (``scalars[ADAFACTOR_LR]``), Python fills
+#: them by name (:func:`scalars`).
 SCALARS = {
     "adafactor": ("lr", "beta2_decay", "eps1", "eps2", "d", "weight_decay"),
 }
 _KERNELS = tuple(SCALARS)
-_SOURCES = ("cpu.c", "cpu_body.h", "skeleton.h", "constants.h", "each_storage.h", "storage.h")
+#: What every kernel includes: the loop skeleton, the constants, and each storage type's macros.
+_HEADERS = ("skeleton.h", "constants.h", "each_storage.h", "storage.h")
+_SOURCES = ("cpu.c", "cpu_body.h") + _HEADERS
 _DIGEST = "kernels.sha256"
 
 
@@ -295,8 +297,8 @@ _STEP = Column("step", STEP, lambda count, row: 1)
 _SCALES = lambda count, row: quantize.blocks(count)  # noqa: E731
 
 
-def columns(kernel: "str | generate.Kernel", options: Sequence[str] = ()) -> list[Column]:
-    """The columns of ``kernel``'s rows, as it reads them (the same under every option)."""
+def columns(kernel: "str | generate.Kernel") -> list[Column]:
+    """The columns of ``kernel``'s rows, as it reads them."""
     if isinstance(kernel, generate.Kernel) and kernel.template == "adam8bit":  # blocks run over the flat order
         return [_like("param", False), _like("grad", False),
                 Column("exp_avg", torch.uint8, lambda count, row: count),
@@ -305,7 +307,7 @@ def columns(kernel: "str | generate.Kernel", options: Sequence[str] = ()) -> lis
                 Column("code tables", torch.uint8, lambda count, row: code_tables().numel()), _STEP]
     if isinstance(kernel, generate.Kernel):
         return ([_like("param"), _GRAD] + [_like(field) for field in kernel.state if field not in kernel.numbers]
-                + [_STEP if field == "step" else Column(field, STEP, _STEP.elements) for field in kernel.numbers])
+                + [Column(field, STEP, _STEP.elements) for field in kernel.numbers])
     if kernel == "adafactor":  # rows and columns of matrices: every tensor contiguous
         return [_like("param", False), _like("grad", False), Column("row_var or variance", PARAM, _adafactor_state(0)),
                 Column("col_var or variance", PARAM, _adafactor_state(1)),
@@ -340,11 +342,11 @@ def _describe(tensor) -> str:
             f"on {tensor.device}")
 
 
-def unfit(kernel: str, dtype: torch.dtype, row: Sequence, options: Sequence[str] = ()) -> str | None:
+def unfit(kernel: "str | generate.Kernel", dtype: torch.dtype, row: Sequence) -> str | None:
     """Why ``kernel`` cannot take ``row`` (one parameter's tensors in its column order) with
     parameters of ``dtype``, or None when it can: every tensor on the CPU, of its column's dtype,
     holding the elements the kernel reads and writes, laid out as the kernel walks them."""
-    wanted = columns(kernel, options)
+    wanted = columns(kernel)
     if len(row) != len(wanted):
         return f"its rows have {len(wanted)} tensors ({', '.join(column.name for column in wanted)}), got {len(row)}"
     param = row[0]
@@ -401,10 +403,10 @@ class Call:
             raise KernelInputError(f"the {_name(kernel)} kernel takes {', '.join(str(d) for d in _dtypes(library()))}, "
                                    f"not {dtype}")
         for index, row in enumerate(rows):
-            why = unfit(kernel, dtype, row, options)
+            why = unfit(kernel, dtype, row)
             if why is not None:
                 raise KernelInputError(f"the {_name(kernel)} kernel cannot take row {index}: {why}")
-        wanted = columns(kernel, options)
+        wanted = columns(kernel)
         steps = {tensor.dtype for row in rows for column, tensor in zip(wanted, row) if column.dtype == STEP}
         if len(steps) > 1:
             raise KernelInputError(f"the {_name(kernel)} kernel takes one dtype of step counter a call, got {steps}")
@@ -412,6 +414,7 @@ class Call:
         self.options = tuple(options) + (("step_f64",) if steps == {torch.float64} else ())
         self.function = _function(kernel, dtype)
         self.seed_slot = len(kernel.hyperparameters) if isinstance(kernel, generate.Kernel) else SEED_SLOT
+        self.scalar_count = len(kernel.hyperparameters if isinstance(kernel, generate.Kernel) else SCALARS[kernel])
         self.rows = len(rows)
         self._fixed = [tensor for row in rows for tensor in row[:1] + row[2:]]
         self._storages = [tensor.untyped_storage() for tensor in self._fixed]  # see the class docstring
@@ -451,6 +454,9 @@ class Call:
         """The kernel over the rows with these hyperparameters (in the kernel's order). With a
         ``seed`` (below 2^32), bfloat16 parameters are stored with stochastic rounding from it."""
         scalars = [float(value) for value in scalars]
+        if len(scalars) != self.scalar_count:  # C reads exactly so many (and the seed after them)
+            raise KernelInputError(f"the {_name(self.kernel)} kernel takes {self.scalar_count} hyperparameters, "
+                                   f"got {len(scalars)}")
         options = self.options
         if seed is not None:
             scalars += [0.0] * (self.seed_slot - len(scalars)) + [float(seed)]
@@ -483,9 +489,11 @@ def stream(rows: list[list[torch.Tensor]]) -> None:
                                  torch.get_num_threads())
 
 
-def scalars(kernel: str, hyperparameters: dict) -> tuple:
-    """A hand kernel's scalars, taken from ``hyperparameters`` by name in its order (:data:`SCALARS`)."""
-    return tuple(hyperparameters[name] for name in SCALARS[kernel])
+def scalars(kernel: "str | generate.Kernel", hyperparameters: dict) -> tuple:
+    """A kernel's scalars, taken from ``hyperparameters`` by name in its order (a generated
+    kernel's :attr:`generate.Kernel.hyperparameters`, a hand kernel's :data:`SCALARS`)."""
+    names = kernel.hyperparameters if isinstance(kernel, generate.Kernel) else SCALARS[kernel]
+    return tuple(hyperparameters[name] for name in names)
 
 
 # --- kernels generated from the maths ------------------------------------------------------------
@@ -497,6 +505,8 @@ _unbuildable: dict[str, KernelsUnavailable] = {}  # a kernel's name -> why it co
 
 
 def _is_number(value) -> bool:
+    if type(value) is float or type(value) is int:  # the common case, first: this runs every step
+        return True
     if isinstance(value, torch.Tensor):
         return not value.dtype == torch.bool
     return isinstance(value, Real) and not isinstance(value, bool)
@@ -504,7 +514,7 @@ def _is_number(value) -> bool:
 
 def _functions(maths) -> tuple:
     """The functions of a maths module as they are now (by identity)."""
-    return tuple(value for value in vars(maths).values() if isinstance(value, types.FunctionType))
+    return tuple(value for value in vars(maths).values() if type(value) is types.FunctionType)
 
 
 def generated(maths, hyperparameters: dict, present: dict[str, str], template: str | None = None) -> generate.Kernel:
@@ -515,11 +525,16 @@ def generated(maths, hyperparameters: dict, present: dict[str, str], template: s
     which find or make another. ``template``: a hand-written kernel's loops (``"adam8bit"``) to
     print the maths into (:func:`generate.templated`), else the maths is the whole kernel. Raises
     :class:`KernelsUnavailable` where the kernel cannot be built."""
-    flags = tuple(sorted((name, value) for name, value in hyperparameters.items() if not _is_number(value)))
+    numbers, flags = {}, []
+    for name, value in hyperparameters.items():
+        if _is_number(value):
+            numbers[name] = float(value)
+        else:
+            flags.append((name, value))
+    flags = tuple(sorted(flags))
     # The module's functions themselves are part of the key: a patched or reloaded update, or a
     # helper it calls (adam.bias_correction), is traced anew.
     key = (maths, _functions(maths), flags, tuple(sorted(present.items())), template)
-    numbers = {name: float(value) for name, value in hyperparameters.items() if _is_number(value)}
     with _lock:
         for guards, kernel in _generated.get(key, ()):
             if symbolic.satisfied(guards, numbers):
@@ -538,16 +553,15 @@ def generated(maths, hyperparameters: dict, present: dict[str, str], template: s
         if kernel.name in _unbuildable:
             raise _unbuildable[kernel.name]
         if kernel.name not in _generated_libraries:
-            family = template or maths.__name__.rsplit(".", 1)[-1]
             settings = [f"{name}={value}" for name, value in flags]
             settings += sorted({f"{guard.condition!r}: {guard.holds}" for guard in trace.guards})  # weight_decay: True
             try:
                 _generated_libraries[kernel.name] = build(
                     {"kernel.c": kernel.source.encode(),
                      f"{kernel.template}.h": kernel.body.encode() if kernel.body else _source(f"{kernel.template}.h"),
-                     **{name: _source(name) for name in ("skeleton.h", "constants.h", "each_storage.h", "storage.h")}},
-                    [kernel.name],
-                    f"the fused {family} kernel for {', '.join(settings) or 'its defaults'}", prefix=f"cpu-{family}")
+                     **{name: _source(name) for name in _HEADERS}},
+                    [kernel.name], f"the fused {kernel.family} kernel for {', '.join(settings) or 'its defaults'}",
+                    prefix=f"cpu-{kernel.family}")
             except KernelsUnavailable as error:  # not built again on every step
                 _unbuildable[kernel.name] = error
                 raise
@@ -567,7 +581,7 @@ def _name(kernel: "str | generate.Kernel") -> str:
 
 @functools.cache
 def code_tables() -> torch.Tensor:
-    """The 8-bit kernel's tables, laid out as ``code_tables_t`` in cpu.c, in one byte tensor."""
+    """The 8-bit kernel's tables, laid out as ``code_tables_t`` in adam8bit.h, in one byte tensor."""
     bound = [np.append(quantize.midpoints(signed), np.inf) for signed in (True, False)]
     floats = np.concatenate([quantize.code(True), quantize.code(False), *bound]).astype(np.float32)
     cells = np.concatenate([quantize.cell_table(True), quantize.cell_table(False)]).astype(np.int32)

@@ -132,10 +132,7 @@ def _function(trace: Trace) -> str:
     columns = len(elements) + len(numbers)
     out = ["void NAME(KERNEL_NAME)(int64_t count, void **pointers, const int64_t *sizes, "
            "const double *scalars, int64_t options, int threads) {"]
-    body = [f"const int columns = {columns};"]
-    body += [f"const double h_{name} = scalars[{index}];" for index, name in enumerate(trace.hyperparameters)]
-    body.append(f"const uint32_t seed __attribute__((unused)) = (options & OPTION_STOCHASTIC) ? "
-                f"(uint32_t)scalars[{len(trace.hyperparameters)}] | 1u : 0;")
+    body = [f"const int columns = {columns};"] + _hyperparameters(trace)
     if numbers:  # one number per tensor each, read before any is written
         body += [f"double *numbers = malloc(sizeof(double) * (count > 0 ? count : 1) * {len(numbers)});",
                  "for (int64_t t = 0; t < count; t++)",
@@ -145,10 +142,10 @@ def _function(trace: Trace) -> str:
                  "    }"]
     body += ["chunk_t *chunks;", "int64_t chunk_count = make_chunks(count, sizes, &chunks);"]
     sums = _sums(trace)
+    stored = _stored(trace, sums)
     if sums:  # a pass over every tensor for each level of sums, before the pass that steps
         body += [f"double *sums = calloc((size_t)(count > 0 ? count : 1) * {len(sums)}, sizeof(double));",
                  f"double *partial = malloc(sizeof(double) * (size_t)(chunk_count > 0 ? chunk_count : 1) * {len(sums)});"]
-        stored = _stored(trace, sums)
         for level in sorted(set(sums.values())):
             body += _chunks(trace, _sum_pass(trace, sums, level, stored if level == 1 else ()))
             # Each tensor's sums from its chunks' in chunk order: the same bits on any number of threads.
@@ -157,7 +154,6 @@ def _function(trace: Trace) -> str:
                      for index, (value, at) in enumerate(sums.items()) if at == level]
             body += ["}"]
     lines = ["int done = 0;"]
-    stored = _stored(trace, sums)
     if stored:  # float32, float64: the new state written by the summing pass, read back here
         lines += (["if (EXACT_STORE) {"] + _indent(_path_loop(trace, trace.paths[0], sums, stored), 1)
                   + ["} else {  /* a half type rounds what it stores: the state is computed again, from the old */"]
@@ -178,6 +174,13 @@ def _function(trace: Trace) -> str:
         body += ["}", "free(numbers);"]
     out += _indent(body, 1) + ["}"]
     return "\n".join(out) + "\n"
+
+
+def _hyperparameters(trace: Trace) -> list[str]:
+    """The kernel's scalars by name, ``h_<name>``, and the seed of stochastic rounding after them."""
+    return ([f"const double h_{name} = scalars[{index}];" for index, name in enumerate(trace.hyperparameters)]
+            + [f"const uint32_t seed __attribute__((unused)) = (options & OPTION_STOCHASTIC) ? "
+               f"(uint32_t)scalars[{len(trace.hyperparameters)}] | 1u : 0;"])
 
 
 def _chunks(trace: Trace, lines: list[str]) -> list[str]:
@@ -407,10 +410,7 @@ def templated(maths, trace: Trace, template: str) -> Kernel:
     element = printer.lines
     later = _Printer(_inputs(trace, path))
     new_numbers = [f"const double y_{field} = {later.name(path.state[field])};" for field in trace.scalar_state]
-    hyperparameters = [f"const double h_{name} = scalars[{index}];" for index, name in enumerate(trace.hyperparameters)]
-    hyperparameters.append(f"const uint32_t seed __attribute__((unused)) = (options & OPTION_STOCHASTIC) ? "
-                           f"(uint32_t)scalars[{len(trace.hyperparameters)}] | 1u : 0;")
-    macros = [_macro("MATHS_HYPERPARAMETERS", hyperparameters), _macro("MATHS_NUMBERS", numbers),
+    macros = [_macro("MATHS_HYPERPARAMETERS", _hyperparameters(trace)), _macro("MATHS_NUMBERS", numbers),
               _macro("MATHS_ELEMENT", element), *(f"#define MATHS_NEW_{field} {name}" for field, name in new.items()),
               _macro("MATHS_NEW_NUMBERS", later.lines + new_numbers)]
     body = "\n".join(macros) + "\n"

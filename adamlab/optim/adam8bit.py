@@ -164,9 +164,9 @@ class Adam8bit(Adam):
             # Decided for the whole parameter, so that every rank (an empty shard's too) refuses alike.
             dtype = _local(param).dtype
             why = (None if not fused else f"it has no {dtype} kernel" if not cpu.fusable_dtype(dtype)
-                   else next(filter(None, (cpu.unfit(kernel, dtype, row, options) for row in region_rows)), None))
+                   else next(filter(None, (cpu.unfit(kernel, dtype, row) for row in region_rows)), None))
             copied = why is not None and cpu.fusable_dtype(dtype) and all(
-                _fits_through_copies(kernel, dtype, row, options) for row in region_rows)
+                _fits_through_copies(kernel, dtype, row) for row in region_rows)
             takes = fused and (why is None or copied)
             if fused and not takes:
                 self._refuse_if_fused_required(param, group, why)
@@ -180,7 +180,7 @@ class Adam8bit(Adam):
         def run():
             self.state.update(states)
             self._maths_step(simple, cut, group, h)
-            scalars = [h[name] for name in kernel.hyperparameters] if kernel else ()
+            scalars = cpu.scalars(kernel, h) if kernel else ()
             for (dtype, _, copied), bucket in rows.items():
                 seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
                 if copied:

@@ -126,8 +126,8 @@ class _Plan:
                 _without_fused_step(group, type(optimizer).__name__, f"no fused {dtype} CPU step",
                                     RuntimeError(f"the CPU kernels were built without {dtype}"))
             why = (f"it has no {str(dtype).removeprefix('torch.')} kernel" if not kernels.fusable_dtype(dtype)
-                   else kernels.cpu.unfit(kernel.name, dtype, row, kernel.options))
-            copied = why is not None and kernels.fusable_dtype(dtype) and _fits_through_copies(kernel.name, dtype, row, kernel.options)
+                   else kernels.cpu.unfit(kernel.name, dtype, row))
+            copied = why is not None and kernels.fusable_dtype(dtype) and _fits_through_copies(kernel.name, dtype, row)
             if copied:
                 why = None
             if why is not None:
@@ -214,12 +214,12 @@ class _Plan:
 _GRAD = operator.attrgetter("grad")
 
 
-def _fits_through_copies(kernel: str, dtype: torch.dtype, row: list, options) -> bool:
+def _fits_through_copies(kernel: "str | kernels.generate.Kernel", dtype: torch.dtype, row: list) -> bool:
     """Whether ``kernel`` takes ``row`` once its tensors are contiguous (it cannot walk their layout)."""
-    return kernels.cpu.unfit(kernel, dtype, [tensor.contiguous() for tensor in row], options) is None
+    return kernels.cpu.unfit(kernel, dtype, [tensor.contiguous() for tensor in row]) is None
 
 
-def _run_through_copies(kernel: str, dtype: torch.dtype, rows: list, scalars, options, seed) -> None:
+def _run_through_copies(kernel: "str | kernels.generate.Kernel", dtype: torch.dtype, rows: list, scalars, options, seed) -> None:
     """Run ``kernel`` on contiguous copies of each row's tensors, then write the copies back
     (a layout the kernel cannot walk: strided slices, a gradient laid out unlike its parameter)."""
     for row in rows:
@@ -331,8 +331,8 @@ class Optimizer(torch.optim.Optimizer):
         kernel cannot take the group's settings. ``born``: for parameters whose
         ``born_at_first_step`` state this step makes.
 
-        By default the kernel generated from the maths: elementwise update rules need nothing
-        more. One whose kernel is written by hand (more than elementwise maths) says so here."""
+        By default the kernel generated from the maths, which needs nothing more. One whose
+        kernel is written by hand (Adafactor) or runs the maths in hand-written loops says so here."""
         hyperparameters = self._hyperparameters(group)
         keys = self._state_keys(group)
         present = {self.state_fields[key]: "tensor" if key in self.scalar_state else "element"
@@ -346,7 +346,7 @@ class Optimizer(torch.optim.Optimizer):
             _without_fused_step(group, type(self).__name__, f"no fused kernel of {self.maths.__name__}", error)
             return None
         return Kernel(kernel, tuple(self._state_key_of[field] for field in kernel.state),
-                      tuple(hyperparameters[name] for name in kernel.hyperparameters), ())
+                      kernels.cpu.scalars(kernel, hyperparameters), ())
 
     def _kernel_row(self, param: torch.Tensor, grad: torch.Tensor, state: dict, kernel: Kernel) -> list:
         """One parameter's tensors for the kernel, in its column order: the parameter, its

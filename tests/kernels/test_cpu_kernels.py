@@ -134,3 +134,20 @@ def test_bfloat16_storage_rounds_to_nearest_even():
     param.grad = torch.tensor([-(2.0**-8), -(3 * 2.0**-9)], dtype=torch.bfloat16)
     optimizer.step()
     assert param.tolist() == [1.0, 1.0078125]
+
+
+@pytest.mark.parametrize("count", [4, 6])
+def test_a_kernel_is_never_called_with_more_or_fewer_hyperparameters_than_it_reads(count):
+    """C reads exactly its hyperparameters (and a seed after them): any other count is refused."""
+    from adamlab.maths import adam
+    kernel = kernels.cpu.generated(adam, dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                              decoupled_weight_decay=False, amsgrad=False, maximize=False),
+                                   {"step": "tensor", "m": "element", "v": "element"})
+    param, grad = torch.ones(10), torch.ones(10)
+    row = [param, grad, torch.zeros(10), torch.zeros(10), torch.zeros(())]
+    call = kernels.cpu.Call(kernel, torch.float32, [row])
+    with pytest.raises(kernels.cpu.KernelInputError, match="takes 5 hyperparameters, got " + str(count)):
+        call.run([0.1] * count, seed=1)
+    assert torch.equal(param, torch.ones(10)) and row[-1].item() == 0
+    call.run([0.1, 0.9, 0.999, 1e-8, 0.0])
+    assert row[-1].item() == 1 and not torch.equal(param, torch.ones(10))

@@ -147,8 +147,9 @@ class Adam8bit(Adam):
         fused = _fused_kernels_usable(group, type(self).__name__)
         h = self._hyperparameters(group)
         del h["amsgrad"]
-        kernel = self._quantized_kernel(group, h) if fused else None
-        fused = kernel is not None
+        on_cpu = any(_local(param).is_cpu for param in params)  # else no CPU kernel is made (nor built)
+        kernel = self._quantized_kernel(group, h) if fused and on_cpu else None
+        fused = fused and (kernel is not None or not on_cpu)  # off the CPU: refused below under fused=True
         options = ()
         states, rows, simple, cut = {}, {}, [], {}
         for param in params:
@@ -164,8 +165,9 @@ class Adam8bit(Adam):
             # Decided for the whole parameter, so that every rank (an empty shard's too) refuses alike.
             dtype = _local(param).dtype
             why = (None if not fused else f"it has no {dtype} kernel" if not cpu.fusable_dtype(dtype)
+                   else f"it is on {_local(param).device}, not the CPU" if kernel is None
                    else next(filter(None, (cpu.unfit(kernel, dtype, row) for row in region_rows)), None))
-            copied = why is not None and cpu.fusable_dtype(dtype) and all(
+            copied = why is not None and kernel is not None and cpu.fusable_dtype(dtype) and all(
                 _fits_through_copies(kernel, dtype, row) for row in region_rows)
             takes = fused and (why is None or copied)
             if fused and not takes:

@@ -100,14 +100,16 @@ class _Plan:
 
     def __init__(self, optimizer: "Optimizer", params: list[torch.Tensor], group: dict):
         self.group, self.states, self.params = group, optimizer.state, list(params)
-        kernel = optimizer._kernel(group, None)
+        on_cpu = [param.device.type not in compiled.DEVICES and _local(param).is_cpu for param in params]
+        self.on_cpu = any(on_cpu)  # else no CPU kernel is made (nor built) for the group
+        kernel = optimizer._kernel(group, None) if self.on_cpu else None
         self.kernel = None if kernel is None else (kernel.name, kernel.options)
         self.others: list[torch.Tensor] = []
         self.pending: dict = {}  # parameter -> state to store when the step runs
         self.born: dict = {}  # parameter -> state tensors born in this step, added to its state
         grouped: dict[tuple, list] = {}
-        for param in params:
-            if param.device.type in compiled.DEVICES or not _local(param).is_cpu:
+        for param, cpu in zip(params, on_cpu):
+            if not cpu:
                 self.others.append(param)  # for the compiled path where it can take them, or refused there
                 continue
             if kernel is None:
@@ -171,6 +173,8 @@ class _Plan:
         if (not self.reusable or self.group is not group or self.states is not optimizer.state
                 or len(params) != len(self.params) or any(map(operator.is_not, params, self.params))):
             return False
+        if not self.on_cpu:
+            return True  # nothing here for a CPU kernel
         kernel = optimizer._kernel(group, None)
         if (kernel is None or self.kernel is None
                 or kernel.name is not self.kernel[0] or kernel.options != self.kernel[1]):

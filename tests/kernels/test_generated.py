@@ -370,3 +370,17 @@ def test_state_the_stepping_pass_reads_the_old_value_of_is_not_stored_early():
                                    "update": staticmethod(update)})
         trace = symbolic.trace(maths, {"lr": 0.1}, present)
         assert generate._stored(trace, generate._sums(trace)) == stored
+
+
+@pytest.mark.parametrize("name", ["Adam", "Adam8bit"])
+def test_a_group_without_a_cpu_parameter_makes_no_cpu_kernel(name, monkeypatch):
+    """Parameters off the CPU (meta here, CUDA alike) never trace or build a CPU kernel."""
+    def refused(*args, **kwargs):
+        raise AssertionError("a CPU kernel was asked for")
+
+    monkeypatch.setattr(cpu, "generated", refused)
+    param = torch.zeros(8192, device="meta", requires_grad=True)
+    param.grad = torch.zeros(8192, device="meta")
+    optimizer = getattr(adamlab, name)([param], lr=0.01)
+    for _ in range(2):  # planned twice: made, then kept (8-bit Adam's simple step needs values: not run)
+        assert callable(optimizer._prepare_group([param], optimizer.param_groups[0]))

@@ -37,7 +37,7 @@ def bytes_per_parameter(optimizer: str) -> int:
     >>> bytes_per_parameter("amsgrad")
     36
     """
-    width = 4096
+    width = memory.ASSUMED_WIDTH
     state = memory.state_bytes(optimizer, [(width, width)]) / width ** 2
     return round(4 * 3 + 2 * state)
 

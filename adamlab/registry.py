@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 
 from . import maths, optim
-from .maths.hyperparameters import InvalidHyperparameter, check_known
+from .maths.hyperparameters import InvalidHyperparameter, check_known, keyword_arguments
 
 #: The knobs race, trace and the explorer turn, and what each is about.
 KNOBS = {"beta1": "first-moment decay", "beta2": "second-moment decay", "eps": "the denominator's epsilon",
@@ -90,9 +90,7 @@ class Entry:
     def maths_arguments(self, knobs: dict | None = None, **arguments) -> dict:
         """Every keyword argument of the maths' ``update``: its defaults, the name's settings,
         ``arguments`` (lr ...) and ``knobs``, checked (errors name the knob, as :meth:`build`)."""
-        signature = inspect.signature(self.maths.update).parameters.items()
-        values = {name: parameter.default for name, parameter in signature
-                  if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+        values = keyword_arguments(self.maths.update)
         values.update(self.maths_settings)
         values.update(arguments)
         for knob, value in self._set(knobs).items():

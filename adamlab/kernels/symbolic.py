@@ -32,12 +32,13 @@ must round as the maths does needs the graph exactly as written.
 
 from __future__ import annotations
 
-import inspect
 import operator
 from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
+
+from ..maths.hyperparameters import keyword_arguments
 
 #: The kinds of a value, each depending on more than the one before.
 KINDS = ("call", "tensor", "element")
@@ -219,7 +220,7 @@ def trace(maths, hyperparameters: dict, present: dict[str, str]) -> Trace:
     state field the update reads to its kind, ``"tensor"`` (one number per tensor: the step)
     or ``"element"``; the other fields are None."""
     numbers = {name: float(value) for name, value in hyperparameters.items() if _is_number(value)}
-    declared = [name for name in _keyword_arguments(maths) if name in numbers]
+    declared = [name for name in keyword_arguments(maths.update) if name in numbers]
     order = tuple(declared + [name for name in numbers if name not in declared])  # then any **keywords
     paths, pending, guards = [], [[]], []
     while pending:  # every way through the per-tensor branches, depth first
@@ -257,11 +258,6 @@ def _as_value(tracer: _Tracer, value):
     if value is None or isinstance(value, Value):
         return value
     return tracer.constant(value)
-
-
-def _keyword_arguments(maths) -> tuple[str, ...]:
-    return tuple(name for name, parameter in inspect.signature(maths.update).parameters.items()
-                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
 def satisfied(guards: tuple[Guard, ...], numbers: dict) -> bool:

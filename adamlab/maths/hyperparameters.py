@@ -4,11 +4,19 @@ The optimizers, the trace and every later command call :func:`check`, so a bad
 value gets the same message wherever it comes from.
 """
 
+import inspect
 import math
 from collections.abc import Mapping
 from numbers import Real
 
 import torch
+
+
+def keyword_arguments(update) -> dict:
+    """The hyperparameters an update rule takes (its keyword-only arguments), with their defaults,
+    in the order of its signature."""
+    return {name: parameter.default for name, parameter in inspect.signature(update).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 class InvalidHyperparameter(ValueError):

@@ -6,7 +6,6 @@ constructor. The step loop here feeds every parameter's gradient, state and
 hyperparameters to that module's ``update`` and writes the result back in place.
 """
 
-import inspect
 import operator
 import sys
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from torch.distributed.tensor import DTensor
 
 from .. import kernels
 from ..kernels import compiled
-from ..maths.hyperparameters import check_known
+from ..maths.hyperparameters import check_known, keyword_arguments
 from .checks import (StepRefused, _check_state_entry, _describe, _local, _overlaps, _step_dtype, _where, _Where,
                      _with_step_tensors)
 
@@ -291,10 +290,7 @@ class Optimizer(torch.optim.Optimizer):
         if "state_fields" in cls.__dict__:
             cls._state_key_of = {field: key for key, field in cls.state_fields.items()}
         if "maths" in cls.__dict__:
-            signature = inspect.signature(cls.maths.update)
-            cls._maths_arguments = tuple(
-                name for name, parameter in signature.parameters.items()
-                if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+            cls._maths_arguments = tuple(keyword_arguments(cls.maths.update))
 
     # --- what a subclass may refine -------------------------------------------------
 

@@ -31,7 +31,6 @@ import threading
 import types
 from collections.abc import Callable, Sequence
 from importlib import resources
-from numbers import Real
 from pathlib import Path
 from typing import NamedTuple
 
@@ -509,7 +508,7 @@ def _is_number(value) -> bool:
         return True
     if isinstance(value, torch.Tensor):
         return not value.dtype == torch.bool
-    return isinstance(value, Real) and not isinstance(value, bool)
+    return symbolic.is_number(value)
 
 
 def _functions(maths) -> tuple:

@@ -181,7 +181,7 @@ class _Tracer:
         return Value("input", (), kind, self, name=name)
 
     def constant(self, number) -> Value:
-        if not _is_number(number):
+        if not is_number(number):
             raise TraceError(f"a kernel takes numbers, not {type(number).__name__} ({number!r})")
         return Value("const", (), "call", self, number=float(number))
 
@@ -210,7 +210,8 @@ class _Tracer:
         return holds
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """A number a kernel takes as one: a real, not a bool (a flag)."""
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
@@ -219,7 +220,7 @@ def trace(maths, hyperparameters: dict, present: dict[str, str]) -> Trace:
     values, decide only the branches taken on them) and this state: ``present`` maps each
     state field the update reads to its kind, ``"tensor"`` (one number per tensor: the step)
     or ``"element"``; the other fields are None."""
-    numbers = {name: float(value) for name, value in hyperparameters.items() if _is_number(value)}
+    numbers = {name: float(value) for name, value in hyperparameters.items() if is_number(value)}
     declared = [name for name in keyword_arguments(maths.update) if name in numbers]
     order = tuple(declared + [name for name in numbers if name not in declared])  # then any **keywords
     paths, pending, guards = [], [[]], []

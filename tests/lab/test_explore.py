@@ -351,9 +351,16 @@ def test_a_server_closing_stops_its_races(small_server):
 
 # --- the command -------------------------------------------------------------------------------
 
+def _sigint_as_a_terminal_gives_it():
+    """A command started in the background of a shell without job control inherits Ctrl-C
+    ignored (POSIX), and Python then keeps it ignored: give the command a terminal's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_command_serves_until_interrupted():
     command = subprocess.Popen([sys.executable, "-m", "adamlab", "explore", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_sigint_as_a_terminal_gives_it)
     try:
         line = command.stdout.readline()
         assert line.startswith("adamlab explore: serving on http://127.0.0.1:") and "(Ctrl-C to stop)" in line

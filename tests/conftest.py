@@ -105,12 +105,12 @@ def pair(name):
 @pytest.fixture
 def kernel_calls(monkeypatch):
     """The family of every fused CPU kernel called while the test runs, in order ("adam" for the
-    kernels generated from adamlab.maths.adam, "adam8bit" for a hand kernel)."""
+    kernels generated from adamlab.maths.adam, "adam8bit" for 8-bit Adam's loops around it)."""
     calls = []
     run = adamlab.kernels.cpu.Call.run
 
     def counted(call, *args, **kwargs):
-        calls.append(getattr(call.kernel, "family", call.kernel))
+        calls.append(call.kernel.family)
         return run(call, *args, **kwargs)
     monkeypatch.setattr(adamlab.kernels.cpu.Call, "run", counted)
     return calls

@@ -1,22 +1,17 @@
-/* adamlab's one hand-written fused CPU step: Adafactor's, whose factored second moment is made
- * of row and column means of each matrix (cpu_body.h), and the memory floor the benchmarks
- * measure against. Every other kernel is printed from adamlab/maths by generate.py: whole (the
- * elementwise rules, and LAMB with its norms), or into a hand-written loop (adam8bit.h). The
- * body is compiled once per storage type (each_storage.h).
+/* The library every process loads first: no update rule (each fused step is a kernel printed
+ * from adamlab/maths: by generate.py, whole or into hand-written loops such as adam8bit.h, or by
+ * factored.py), only the memory floor the benchmarks measure against and what this compiler
+ * can build.
  *
  * The kernels trust what they are handed: adamlab/kernels/cpu.py checks every tensor of a call
  * (device, dtype, element count, layout) against the kernel's columns before calling.
- *
- * Non-finite values follow torch's operations: a maximum or a floor keeps a NaN (torch.maximum,
- * clamp), except where adamlab/maths says otherwise (Adafactor's two scalar maxima, which
- * torch.optim takes with Python's max).
  *
  * Calling convention, the same for every kernel:
  *   count    tensors in the call
  *   pointers count rows of K data pointers: param, grad, the state tensors, then each one-number
  *            state (the step counter; NAdam's mu_product), in the columns cpu.py's table gives
  *   sizes    elements of each tensor
- *   scalars  the hyperparameters, in the order each kernel documents
+ *   scalars  the hyperparameters, by the names the kernel was printed with, then the seed
  *   options  OPTION_* bits
  *   threads  OpenMP threads
  */
@@ -40,5 +35,11 @@ void adamlab_stream_f32(int64_t count, void **pointers, const int64_t *sizes, in
     free(chunks);
 }
 
-#define TEMPLATE "cpu_body.h"
-#include "each_storage.h"
+/* Whether this compiler has _Float16, and so every kernel a float16 version (each_storage.h). */
+int adamlab_has_float16(void) {
+#ifdef __FLT16_MAX__
+    return 1;
+#else
+    return 0;
+#endif
+}

@@ -1,5 +1,5 @@
-"""Building, caching, checking and calling the fused CPU kernels: those generated from the
-maths (:func:`generated`) and the hand-written ones of ``cpu.c``.
+"""Building, caching, checking and calling the fused CPU kernels, each printed from the maths
+(:func:`generated`), and the library of ``cpu.c`` (the memory floor the benchmarks measure).
 
 A library is compiled once per machine with the system C compiler (``$CC`` or ``cc``) and
 OpenMP, in a second or a few, into ``$ADAMLAB_CACHE`` (default ``~/.cache/adamlab``); every
@@ -39,7 +39,7 @@ import torch
 
 from ..files import sha256_of
 from ..maths import quantize
-from . import generate, symbolic
+from . import factored, generate, symbolic
 
 # -ffp-contract=off: a multiply and an add stay two roundings, as in the maths (a fused
 # multiply-add would round once, and the kernels would no longer match the simple path).
@@ -47,22 +47,13 @@ from . import generate, symbolic
 # which rounds differently in about 1 double in 1,200).
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off",
          "-fno-builtin-pow")
-#: The option bits a kernel call may set (C's OPTION_*, from this table).
-OPTIONS = {"maximize": 1, "step_f64": 4, "stochastic": 8}
-#: Where a step's random seed goes among a hand kernel's scalars (C's SEED_SLOT); a generated
-#: kernel takes it after its hyperparameters.
-SEED_SLOT = 8
+#: The option bits a kernel call may set (C's OPTION_*, from this table): a step counter in
+#: float64 rather than float32, a seed for stochastic rounding after the hyperparameters.
+OPTIONS = {"step_f64": 4, "stochastic": 8}
 _SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16", torch.float16: "f16"}
-#: The kernels written by hand (Adafactor's; the others are generated), and the hyperparameters
-#: each takes, in order: C reads them by these names (``scalars[ADAFACTOR_LR]``), Python fills
-#: them by name (:func:`scalars`).
-SCALARS = {
-    "adafactor": ("lr", "beta2_decay", "eps1", "eps2", "d", "weight_decay"),
-}
-_KERNELS = tuple(SCALARS)
 #: What every kernel includes: the loop skeleton, the constants, and each storage type's macros.
 _HEADERS = ("skeleton.h", "constants.h", "each_storage.h", "storage.h")
-_SOURCES = ("cpu.c", "cpu_body.h") + _HEADERS
+_SOURCES = ("cpu.c",) + _HEADERS
 _DIGEST = "kernels.sha256"
 
 
@@ -174,11 +165,14 @@ def _compile(compiler: str, sources: dict[str, bytes], folder: Path, what: str) 
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def _load(path: Path, kernels: Sequence[str]) -> ctypes.CDLL:
-    """Load a verified library and declare its kernels (each once per storage suffix);
-    KernelsUnavailable if it lacks one."""
+def _load(path: Path, kernels: Sequence[str], functions: dict) -> ctypes.CDLL:
+    """Load a verified library and declare its kernels (each once per storage suffix) and its
+    other ``functions`` (name -> argument types, result type); KernelsUnavailable if it lacks one."""
     try:
         library = ctypes.CDLL(str(path))
+        for name, (arguments, result) in functions.items():
+            function = getattr(library, name)
+            function.argtypes, function.restype = arguments, result
         for kernel in kernels:
             for suffix in _SUFFIXES.values():
                 if suffix == "f16" and not hasattr(library, f"{kernel}_f16"):
@@ -193,9 +187,10 @@ def _load(path: Path, kernels: Sequence[str]) -> ctypes.CDLL:
     return library
 
 
-def build(sources: dict[str, bytes], kernels: Sequence[str], what: str, prefix: str = "cpu-kernels") -> ctypes.CDLL:
-    """The library of ``sources`` (the first compiled, the others included) with ``kernels``,
-    from the cache (a folder named ``prefix`` and a digest of all it depends on) or built into
+def build(sources: dict[str, bytes], kernels: Sequence[str], what: str, prefix: str = "cpu-kernels",
+          functions: dict | None = None) -> ctypes.CDLL:
+    """The library of ``sources`` (the first compiled, the others included) with ``kernels``
+    and ``functions`` (see :func:`_load`), from the cache (a folder named ``prefix`` and a digest of all it depends on) or built into
     it; raises :class:`KernelsUnavailable` if it cannot be."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
@@ -204,33 +199,28 @@ def build(sources: dict[str, bytes], kernels: Sequence[str], what: str, prefix: 
     path = _verified(folder)
     if path is not None:
         try:
-            return _load(path, kernels)
+            return _load(path, kernels, functions or {})
         except KernelsUnavailable:
             pass  # verified yet unusable (an older or foreign build): build it afresh
     _compile(compiler, sources, folder, what)
     path = _verified(folder)
     if path is None:
         raise KernelsUnavailable(f"the kernels built into {folder} do not match their digest")
-    return _load(path, kernels)
+    return _load(path, kernels, functions or {})
 
 
 def _source(name: str) -> bytes:
     if name == "constants.h":  # C's constants, from the tables above: written once
         lines = [f"#define OPTION_{option.upper()} {bit}" for option, bit in OPTIONS.items()]
-        lines += [f"#define {kernel.upper()}_{name.upper()} {index}"
-                  for kernel, names in SCALARS.items() for index, name in enumerate(names)]
-        lines += [f"#define SEED_SLOT {SEED_SLOT}", f"#define BLOCK {quantize.BLOCK}"]
+        lines += [f"#define BLOCK {quantize.BLOCK}"]
         return ("/* Written by adamlab/kernels/cpu.py from its tables. */\n" + "\n".join(lines) + "\n").encode()
     return resources.files(__package__).joinpath(name).read_bytes()
 
 
 def _build() -> ctypes.CDLL:
-    library = build({name: _source(name) for name in _SOURCES}, [f"adamlab_{kernel}" for kernel in _KERNELS],
-                    "the fused CPU kernels")
-    library.adamlab_stream_f32.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p),
-                                           ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
-    library.adamlab_stream_f32.restype = None
-    return library
+    stream = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+    return build({name: _source(name) for name in _SOURCES}, [], "the fused CPU kernels' library",
+                 functions={"adamlab_stream_f32": (stream, None), "adamlab_has_float16": ([], ctypes.c_int)})
 
 
 _loaded: ctypes.CDLL | None = None
@@ -256,7 +246,8 @@ def library() -> ctypes.CDLL:
 
 @functools.cache
 def _dtypes(loaded: ctypes.CDLL) -> frozenset:
-    return frozenset(dtype for dtype, suffix in _SUFFIXES.items() if hasattr(loaded, f"adamlab_adafactor_{suffix}"))
+    """The storage types every kernel has: float16 too where the compiler has _Float16."""
+    return frozenset(dtype for dtype in _SUFFIXES if dtype != torch.float16 or loaded.adamlab_has_float16())
 
 
 # --- what each kernel reads and writes ----------------------------------------------------------
@@ -280,9 +271,10 @@ def _like(name: str, elementwise: bool = True) -> Column:
     return Column(name, PARAM, lambda count, row: count, elementwise)
 
 
-def _adafactor_state(index: int) -> Callable[[int, list], int]:
-    """Elements of Adafactor's state column ``index`` (0: R or V, 1: C or V), from the shape
-    column (its matrices' width and height; width 0 for a vector)."""
+def _factored(index: int) -> Callable[[int, list], int]:
+    """Elements of a factored kernel's state column ``index`` (0: a row's or a vector's, 1: a
+    column's or a vector's), from the shape column (its matrices' width and height; width 0 for
+    a vector)."""
     def elements(count: int, row: list) -> int:
         width, height = row[4].tolist()
         if width == 0:
@@ -296,22 +288,22 @@ _STEP = Column("step", STEP, lambda count, row: 1)
 _SCALES = lambda count, row: quantize.blocks(count)  # noqa: E731
 
 
-def columns(kernel: "str | generate.Kernel") -> list[Column]:
+def columns(kernel: generate.Kernel) -> list[Column]:
     """The columns of ``kernel``'s rows, as it reads them."""
-    if isinstance(kernel, generate.Kernel) and kernel.template == "adam8bit":  # blocks run over the flat order
+    if kernel.template == "adam8bit":  # blocks run over the flat order
         return [_like("param", False), _like("grad", False),
                 Column("exp_avg", torch.uint8, lambda count, row: count),
                 Column("exp_avg_sq", torch.uint8, lambda count, row: count),
                 Column("exp_avg_absmax", torch.float32, _SCALES), Column("exp_avg_sq_absmax", torch.float32, _SCALES),
                 Column("code tables", torch.uint8, lambda count, row: code_tables().numel()), _STEP]
-    if isinstance(kernel, generate.Kernel):
-        return ([_like("param"), _GRAD] + [_like(field) for field in kernel.state if field not in kernel.numbers]
+    if kernel.template == "factored":  # rows and columns of matrices: every tensor contiguous
+        row, column = kernel.state[:2]
+        return ([_like("param", False), _like("grad", False), Column(f"{row} (a vector's state)", PARAM, _factored(0)),
+                 Column(f"{column} (a vector's state)", PARAM, _factored(1)),
+                 Column("shape", torch.int64, lambda count, row: 2)]
                 + [Column(field, STEP, _STEP.elements) for field in kernel.numbers])
-    if kernel == "adafactor":  # rows and columns of matrices: every tensor contiguous
-        return [_like("param", False), _like("grad", False), Column("row_var or variance", PARAM, _adafactor_state(0)),
-                Column("col_var or variance", PARAM, _adafactor_state(1)),
-                Column("shape", torch.int64, lambda count, row: 2), _STEP]
-    raise ValueError(f"no fused CPU kernel {kernel!r}; there are {', '.join(_KERNELS)}")
+    return ([_like("param"), _GRAD] + [_like(field) for field in kernel.state if field not in kernel.numbers]
+            + [Column(field, STEP, _STEP.elements) for field in kernel.numbers])
 
 
 def dense(tensor: torch.Tensor) -> bool:
@@ -341,7 +333,7 @@ def _describe(tensor) -> str:
             f"on {tensor.device}")
 
 
-def unfit(kernel: "str | generate.Kernel", dtype: torch.dtype, row: Sequence) -> str | None:
+def unfit(kernel: generate.Kernel, dtype: torch.dtype, row: Sequence) -> str | None:
     """Why ``kernel`` cannot take ``row`` (one parameter's tensors in its column order) with
     parameters of ``dtype``, or None when it can: every tensor on the CPU, of its column's dtype,
     holding the elements the kernel reads and writes, laid out as the kernel walks them."""
@@ -396,24 +388,22 @@ class Call:
     or reshaped makes ``refresh`` say no, and the caller checks afresh.
     """
 
-    def __init__(self, kernel: str, dtype: torch.dtype, rows: list[list[torch.Tensor]],
-                 options: Sequence[str] = ()):
+    def __init__(self, kernel: generate.Kernel, dtype: torch.dtype, rows: list[list[torch.Tensor]]):
         if dtype not in _dtypes(library()):
-            raise KernelInputError(f"the {_name(kernel)} kernel takes {', '.join(str(d) for d in _dtypes(library()))}, "
+            raise KernelInputError(f"the {kernel.name} kernel takes {', '.join(str(d) for d in _dtypes(library()))}, "
                                    f"not {dtype}")
         for index, row in enumerate(rows):
             why = unfit(kernel, dtype, row)
             if why is not None:
-                raise KernelInputError(f"the {_name(kernel)} kernel cannot take row {index}: {why}")
+                raise KernelInputError(f"the {kernel.name} kernel cannot take row {index}: {why}")
         wanted = columns(kernel)
         steps = {tensor.dtype for row in rows for column, tensor in zip(wanted, row) if column.dtype == STEP}
         if len(steps) > 1:
-            raise KernelInputError(f"the {_name(kernel)} kernel takes one dtype of step counter a call, got {steps}")
+            raise KernelInputError(f"the {kernel.name} kernel takes one dtype of step counter a call, got {steps}")
         self.kernel, self.dtype, self.width = kernel, dtype, len(wanted)
-        self.options = tuple(options) + (("step_f64",) if steps == {torch.float64} else ())
-        self.function = _function(kernel, dtype)
-        self.seed_slot = len(kernel.hyperparameters) if isinstance(kernel, generate.Kernel) else SEED_SLOT
-        self.scalar_count = len(kernel.hyperparameters if isinstance(kernel, generate.Kernel) else SCALARS[kernel])
+        self.options = ("step_f64",) if steps == {torch.float64} else ()
+        self.function = getattr(_generated_libraries[kernel.name], f"{kernel.name}_{_SUFFIXES[dtype]}")
+        self.scalar_count = len(kernel.hyperparameters)
         self.rows = len(rows)
         self._fixed = [tensor for row in rows for tensor in row[:1] + row[2:]]
         self._storages = [tensor.untyped_storage() for tensor in self._fixed]  # see the class docstring
@@ -454,11 +444,11 @@ class Call:
         ``seed`` (below 2^32), bfloat16 parameters are stored with stochastic rounding from it."""
         scalars = [float(value) for value in scalars]
         if len(scalars) != self.scalar_count:  # C reads exactly so many (and the seed after them)
-            raise KernelInputError(f"the {_name(self.kernel)} kernel takes {self.scalar_count} hyperparameters, "
+            raise KernelInputError(f"the {self.kernel.name} kernel takes {self.scalar_count} hyperparameters, "
                                    f"got {len(scalars)}")
         options = self.options
         if seed is not None:
-            scalars += [0.0] * (self.seed_slot - len(scalars)) + [float(seed)]
+            scalars.append(float(seed))
             options += ("stochastic",)
         values = (ctypes.c_double * len(scalars))(*scalars)
         pointers = ctypes.cast(self._pointers.buffer_info()[0], ctypes.POINTER(ctypes.c_void_p))
@@ -467,10 +457,10 @@ class Call:
                       torch.get_num_threads())
 
 
-def run(kernel: "str | generate.Kernel", dtype: torch.dtype, rows: list[list[torch.Tensor]], scalars, options=(),
+def run(kernel: generate.Kernel, dtype: torch.dtype, rows: list[list[torch.Tensor]], scalars,
         seed: int | None = None) -> None:
     """Check ``rows`` against ``kernel``'s columns and run it once (see :class:`Call`)."""
-    Call(kernel, dtype, rows, options).run(scalars, seed)
+    Call(kernel, dtype, rows).run(scalars, seed)
 
 
 def stream(rows: list[list[torch.Tensor]]) -> None:
@@ -488,11 +478,10 @@ def stream(rows: list[list[torch.Tensor]]) -> None:
                                  torch.get_num_threads())
 
 
-def scalars(kernel: "str | generate.Kernel", hyperparameters: dict) -> tuple:
-    """A kernel's scalars, taken from ``hyperparameters`` by name in its order (a generated
-    kernel's :attr:`generate.Kernel.hyperparameters`, a hand kernel's :data:`SCALARS`)."""
-    names = kernel.hyperparameters if isinstance(kernel, generate.Kernel) else SCALARS[kernel]
-    return tuple(hyperparameters[name] for name in names)
+def scalars(kernel: generate.Kernel, hyperparameters: dict) -> tuple:
+    """A kernel's scalars, taken from ``hyperparameters`` by name in its order
+    (:attr:`generate.Kernel.hyperparameters`)."""
+    return tuple(hyperparameters[name] for name in kernel.hyperparameters)
 
 
 # --- kernels generated from the maths ------------------------------------------------------------
@@ -516,13 +505,16 @@ def _functions(maths) -> tuple:
     return tuple(value for value in vars(maths).values() if type(value) is types.FunctionType)
 
 
-def generated(maths, hyperparameters: dict, present: dict[str, str], template: str | None = None) -> generate.Kernel:
+def generated(maths, hyperparameters: dict, present: dict[str, str], template: str | None = None,
+              vectors: dict[str, str] | None = None) -> generate.Kernel:
     """The kernel generated from ``maths.update`` for these hyperparameters and this state (see
     :func:`symbolic.trace`), traced, printed and built on first use; raises
     :class:`symbolic.TraceError` where the update cannot be traced. A kernel serves every value
     of the numbers but those that change a branch the maths takes (weight decay switched on),
     which find or make another. ``template``: a hand-written kernel's loops (``"adam8bit"``) to
-    print the maths into (:func:`generate.templated`), else the maths is the whole kernel. Raises
+    print the maths into (:func:`generate.templated`), or ``"factored"``: ``present`` is the
+    state of a matrix (a row and a column state) and ``vectors`` that of a vector
+    (:func:`factored.kernel`); else the maths is the whole kernel. Raises
     :class:`KernelsUnavailable` where the kernel cannot be built."""
     numbers, flags = {}, []
     for name, value in hyperparameters.items():
@@ -533,7 +525,8 @@ def generated(maths, hyperparameters: dict, present: dict[str, str], template: s
     flags = tuple(sorted(flags))
     # The module's functions themselves are part of the key: a patched or reloaded update, or a
     # helper it calls (adam.bias_correction), is traced anew.
-    key = (maths, _functions(maths), flags, tuple(sorted(present.items())), template)
+    key = (maths, _functions(maths), flags, tuple(sorted(present.items())), template,
+           tuple(sorted((vectors or {}).items())))
     with _lock:
         for guards, kernel in _generated.get(key, ()):
             if symbolic.satisfied(guards, numbers):
@@ -541,19 +534,26 @@ def generated(maths, hyperparameters: dict, present: dict[str, str], template: s
         for guards, error in _untraceable.get(key, ()):
             if symbolic.satisfied(guards, numbers):
                 raise error
-        trace = None
+        guards = None
         try:
             trace = symbolic.trace(maths, {**dict(flags), **numbers}, present)
-            kernel = (generate.kernel(maths, trace) if template is None
-                      else generate.templated(maths, trace, template))
+            guards = trace.guards
+            if template == "factored":
+                vector_trace = symbolic.trace(maths, {**dict(flags), **numbers}, vectors)
+                guards += vector_trace.guards
+                kernel = factored.kernel(maths, trace, vector_trace)
+            elif template is not None:
+                kernel = generate.templated(maths, trace, template)
+            else:
+                kernel = generate.kernel(maths, trace)
         except symbolic.TraceError as error:  # remembered for the branches it took
-            _untraceable.setdefault(key, []).append((error.guards if trace is None else trace.guards, error))
+            _untraceable.setdefault(key, []).append((error.guards if guards is None else guards, error))
             raise
         if kernel.name in _unbuildable:
             raise _unbuildable[kernel.name]
         if kernel.name not in _generated_libraries:
             settings = [f"{name}={value}" for name, value in flags]
-            settings += sorted({f"{guard.condition!r}: {guard.holds}" for guard in trace.guards})  # weight_decay: True
+            settings += sorted({f"{guard.condition!r}: {guard.holds}" for guard in guards})  # weight_decay: True
             try:
                 _generated_libraries[kernel.name] = build(
                     {"kernel.c": kernel.source.encode(),
@@ -564,18 +564,8 @@ def generated(maths, hyperparameters: dict, present: dict[str, str], template: s
             except KernelsUnavailable as error:  # not built again on every step
                 _unbuildable[kernel.name] = error
                 raise
-        _generated.setdefault(key, []).append((trace.guards, kernel))
+        _generated.setdefault(key, []).append((guards, kernel))
         return kernel
-
-
-def _function(kernel: "str | generate.Kernel", dtype: torch.dtype):
-    if isinstance(kernel, generate.Kernel):
-        return getattr(_generated_libraries[kernel.name], f"{kernel.name}_{_SUFFIXES[dtype]}")
-    return getattr(library(), f"adamlab_{kernel}_{_SUFFIXES[dtype]}")
-
-
-def _name(kernel: "str | generate.Kernel") -> str:
-    return kernel.name if isinstance(kernel, generate.Kernel) else kernel
 
 
 @functools.cache

@@ -18,6 +18,7 @@ arguments in the order of its signature (:attr:`Kernel.hyperparameters`), and th
 from __future__ import annotations
 
 import hashlib
+import itertools
 from typing import NamedTuple
 
 from . import symbolic
@@ -64,12 +65,17 @@ def _main(name: str, template: str, macros: str = "") -> str:
 
 
 class _Printer:
-    """C for the values of one path, each named once, in the order they were traced."""
+    """C for the values of one path, each named once, in the order they were traced. Printers
+    of nested scopes share ``counter``, so that no inner name shadows an outer one."""
 
-    def __init__(self, names: dict):
+    def __init__(self, names: dict, counter=None):
         self.names = dict(names)  # value -> its C name
         self.lines: list[str] = []
-        self.count = 0
+        self.counter = counter if counter is not None else itertools.count(1)
+
+    def child(self, names: dict = {}) -> "_Printer":
+        """A printer for a scope inside this one: it knows this one's names, and ``names``."""
+        return _Printer({**self.names, **names}, self.counter)
 
     def name(self, value: Value) -> str:
         if value in self.names:
@@ -77,14 +83,14 @@ class _Printer:
         args = [self.name(arg) for arg in value.args]
         if value.op == "const":
             return _literal(value.number)
-        if value.op == "sum":
-            raise symbolic.TraceError("a sum printed before its pass: generate.py schedules sums")
-        element = value.kind == "element"
+        if value.op in symbolic.REDUCTIONS:
+            raise symbolic.TraceError(f"{value!r} printed before its pass: the generator schedules reductions")
+        element = value.kind in symbolic.HELD_IN_TENSORS
         if element:  # numbers meet an element in its precision, rounded once (a choice's condition stays as it is)
             args = [name if value.op == "where" and index == 0 else self.element(arg, name)
                     for index, (arg, name) in enumerate(zip(value.args, args))]
         sqrt, absolute = ("SQRT", "FABS") if element else ("sqrt", "fabs")
-        if value.op == "/" and element and value.args[0].kind != "element":
+        if value.op == "/" and element and value.args[0].kind not in symbolic.HELD_IN_TENSORS:
             # A number over a tensor: torch takes the tensor's reciprocal, then multiplies
             # (Tensor.__rtruediv__), two roundings where a division would make one.
             text = f"((REAL)1 / {args[1]}) * {args[0]}"
@@ -95,10 +101,9 @@ class _Printer:
         else:
             text = {"neg": "-{0}", "sqrt": sqrt + "({0})", "abs": absolute + "({0})", "**": "pow({0}, {1})",
                     "where": "{0} ? {1} : {2}",
-                    "maximum": "MAXIMUM({0}, {1})", "fmax": "FMAX({0}, {1})",
+                    "maximum": "MAXIMUM({0}, {1})", "minimum": "MINIMUM({0}, {1})", "fmax": "FMAX({0}, {1})",
                     "sign": "(" + ("REAL" if element else "double") + ")SIGN({0})"}[value.op].format(*args)
-        self.count += 1
-        name = f"{'e' if element else 's'}{self.count}"
+        name = f"{'e' if element else 's'}{next(self.counter)}"
         kind = "int" if value.op in symbolic._COMPARISONS else "REAL" if element else "double"
         self.lines.append(f"const {kind} {name} = {text};")
         self.names[value] = name
@@ -106,15 +111,14 @@ class _Printer:
 
     def element(self, value: Value, name: str) -> str:
         """``value`` (named ``name``) as an element operand: a number rounded to the element type."""
-        if value.kind == "element":
+        if value.kind in symbolic.HELD_IN_TENSORS:
             return name
         if value.op == "const":
             return f"(REAL){name}"
         key = ("rounded", value)
         if key not in self.names:
-            self.count += 1
-            self.names[key] = f"r{self.count}"
-            self.lines.append(f"const REAL r{self.count} = (REAL){name};")
+            rounded = self.names[key] = f"r{next(self.counter)}"
+            self.lines.append(f"const REAL {rounded} = (REAL){name};")
         return self.names[key]
 
 
@@ -126,12 +130,18 @@ def _literal(number: float) -> str:
     return f"({number.hex()})"  # exact: C99 reads a hexadecimal float to the bit
 
 
-def _function(trace: Trace) -> str:
+def _function(trace: Trace, name: str = "NAME(KERNEL_NAME)") -> str:
+    """The C function ``name`` stepping every tensor of a call by ``trace``, each element on its
+    own (but for sums over a tensor)."""
+    factored = {value.kind for path in trace.paths for value in _walk(path)} & {"row", "column", "matrix"}
+    if factored:
+        raise symbolic.TraceError(f"an update with {' and '.join(sorted(factored))} values takes a factored "
+                                  f"kernel (factored.py)")
     elements = ("param", "grad") + trace.state
     numbers = trace.scalar_state
     columns = len(elements) + len(numbers)
-    out = ["void NAME(KERNEL_NAME)(int64_t count, void **pointers, const int64_t *sizes, "
-           "const double *scalars, int64_t options, int threads) {"]
+    out = [f"{'static ' if name != 'NAME(KERNEL_NAME)' else ''}void {name}(int64_t count, void **pointers, "
+           f"const int64_t *sizes, const double *scalars, int64_t options, int threads) {{"]
     body = [f"const int columns = {columns};"] + _hyperparameters(trace)
     if numbers:  # one number per tensor each, read before any is written
         body += [f"double *numbers = malloc(sizeof(double) * (count > 0 ? count : 1) * {len(numbers)});",
@@ -168,12 +178,16 @@ def _function(trace: Trace) -> str:
         body += ["for (int64_t tensor = 0; tensor < count; tensor++) {"]
         for index, field in enumerate(numbers):
             body.append(f"    const double n_{field} = numbers[tensor * {len(numbers)} + {index}];")
-        body.append("    int done = 0;")
+        body += ["    " + _SIZE, "    int done = 0;"]
         for path in trace.paths:
             body += _indent(_path_numbers(trace, path, len(elements)), 1)
         body += ["}", "free(numbers);"]
     out += _indent(body, 1) + ["}"]
     return "\n".join(out) + "\n"
+
+
+#: A tensor's element count, for np.size in the maths.
+_SIZE = "const double n_size __attribute__((unused)) = (double)sizes[tensor];"
 
 
 def _hyperparameters(trace: Trace) -> list[str]:
@@ -187,7 +201,7 @@ def _chunks(trace: Trace, lines: list[str]) -> list[str]:
     """``lines`` for every chunk of every tensor, in parallel, with the tensor's numbers and
     columns named."""
     numbers, elements = trace.scalar_state, ("param", "grad") + trace.state
-    head = ["const int64_t tensor = chunks[c].tensor;"]
+    head = ["const int64_t tensor = chunks[c].tensor;", _SIZE]
     head += [f"const double n_{field} = numbers[tensor * {len(numbers)} + {index}];"
              for index, field in enumerate(numbers)]
     head += [f"STORAGE *restrict {field}_column __attribute__((unused)) = pointers[tensor * columns + {index}];"
@@ -321,8 +335,7 @@ def _path_loop(trace: Trace, path: Path, sums: dict, stored: tuple = ()) -> list
     outputs = [(field, value) for field, value in path.state.items()
                if field in trace.state and value is not None]
     # Numbers first, so that the loop computes only what differs per element.
-    loop = _Printer({**printer.names, **{path.state[field]: f"y_{field}" for field in stored}})
-    loop.count = printer.count
+    loop = printer.child({path.state[field]: f"y_{field}" for field in stored})
     for value in [path.param] + [value for _, value in outputs]:
         _numbers_first(loop, value)
     before = loop.lines

@@ -1,22 +1,18 @@
 #ifndef ADAMLAB_SKELETON_H
 #define ADAMLAB_SKELETON_H
 /* What every fused CPU kernel shares, hand-written once: the calling convention's option bits,
- * the cutting of a call's tensors into chunks for the threads, the step counters, and the loads
- * and stores of each storage type (bfloat16 rounding, to nearest or stochastic; storage.h names
- * them per type). No update rule is here: those are printed from adamlab/maths (generate.py),
- * whole or into a hand-written loop (adam8bit.h); Adafactor's is still written in cpu_body.h.
+ * the cutting of a call's tensors into chunks for the threads, and the loads and stores of each
+ * storage type (bfloat16 rounding, to nearest or stochastic; storage.h names them per type). No
+ * update rule is here: those are printed from adamlab/maths (generate.py, factored.py), whole or
+ * into a hand-written loop (adam8bit.h).
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* constants.h is written by cpu.py from its tables (OPTIONS, SEED_SLOT, the 8-bit BLOCK):
- * the OPTION_* bits, and SEED_SLOT, where a hand kernel finds the step's random seed among
- * its scalars with OPTION_STOCHASTIC (its own scalars come first, fewer than SEED_SLOT). */
+/* constants.h is written by cpu.py from its tables: the OPTION_* bits, the 8-bit BLOCK. */
 #include "constants.h"
-#define STOCHASTIC_SEED \
-    const uint32_t seed __attribute__((unused)) = (options & OPTION_STOCHASTIC) ? (uint32_t)scalars[SEED_SLOT] | 1u : 0
 
 /* Work is cut into chunks of at most CHUNK elements, so that a few large tensors and many
  * small ones spread alike over the threads, in one parallel region without barriers. */
@@ -47,18 +43,6 @@ static int parallel_worth_it(int64_t count, const int64_t *sizes) {
     return total >= 2 * CHUNK;
 }
 
-/* Adds one to every tensor's step counter (a 0-d float32 or float64 tensor, as torch.optim
- * keeps it) and returns the new counts. */
-static double *advance_steps(int64_t count, void **pointers, int columns, int64_t options) {
-    double *steps = malloc(sizeof(double) * (count > 0 ? count : 1));
-    for (int64_t t = 0; t < count; t++) {
-        void *counter = pointers[t * columns + columns - 1];
-        if (options & OPTION_STEP_F64) steps[t] = ++*(double *)counter;
-        else steps[t] = ++*(float *)counter;
-    }
-    return steps;
-}
-
 static inline float bf16_load(uint16_t x) {
     uint32_t bits = (uint32_t)x << 16;
     float value;
@@ -87,8 +71,9 @@ static inline uint16_t bf16_store_stochastic(float value, uint32_t noise) {
     return (uint16_t)((bits + (noise & 0xffffu)) >> 16);
 }
 
-/* max(a, b) and max(x, floor) as torch.maximum and clamp take them: NaN in, NaN out. */
+/* max(a, b) and max(x, floor) as torch.maximum and clamp take them: NaN in, NaN out; min too. */
 #define MAXIMUM(a, b) ((a) != (a) ? (a) : (a) > (b) ? (a) : (b))
+#define MINIMUM(a, b) ((a) != (a) ? (a) : (a) < (b) ? (a) : (b))
 /* torch.fmax's: the other where one is NaN. */
 #define FMAX(a, b) (((b) != (b) || (a) > (b)) ? (a) : (b))
 /* torch.sign's: -1, 0 or 1, never -0 (x + 0 is +0 for either zero), and NaN stays NaN (NaN + 0).

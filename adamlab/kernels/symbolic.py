@@ -7,21 +7,27 @@ NumPy's ``__array_ufunc__`` protocol, which ``np.sqrt`` and friends honour) reco
 instead of computing, in the order the maths is written: the printers of ``generate.py`` emit
 it in that order, so a kernel rounds as the simple path does.
 
-A value is one of three kinds, by what it depends on:
+A value is one of these kinds, by what it depends on:
 
 - ``call``: hyperparameters only, the same for every tensor of a kernel call;
-- ``tensor``: also the step count or another per-parameter number of the state (NAdam's
-  ``mu_product``), the same for every element of a tensor;
-- ``element``: the gradient, the parameter or a state tensor, one per element.
+- ``tensor``: also the step count, the tensor's element count (``np.size``) or another
+  per-parameter number of the state (NAdam's ``mu_product``), the same for every element of a
+  tensor;
+- ``element``: the gradient, the parameter or a state tensor, one per element;
+- for a factored state (Adafactor's), of the matrices the tensor is a batch of (its last two
+  dimensions): ``row`` (one per row, shape ``(..., rows, 1)``), ``column`` (``(..., 1,
+  columns)``) and ``matrix`` (``(..., 1, 1)``). A row meeting a column, by an operator or by
+  ``@`` (their outer product), is an element.
 
 A sum over a tensor's elements (``np.sum``, as ``ops.norm`` takes it) is a ``tensor`` value
 computed from elements: the kernel makes a pass over the tensor for it before the pass that
-uses it (LAMB's trust ratio). ``np.where`` is a choice, not a branch, and may choose between
-elements.
+uses it (LAMB's trust ratio). ``np.mean`` along the last axis (``-1``) or the one before
+(``-2``) is a row or a column computed from elements, or a matrix computed from rows or columns.
+``np.where`` is a choice, not a branch, and may choose between elements.
 
-``call`` and ``tensor`` values are computed in double, as Python computes them; an ``element``
-value in the precision of the tensors, and a number meeting a tensor is rounded to it first, as
-torch does. The maths may branch (``if``) on a flag (a bool, passed as it is), on a ``call``
+``call`` and ``tensor`` values are computed in double, as Python computes them; the others
+(:data:`HELD_IN_TENSORS`) in the precision of the tensors, and a number meeting them is rounded
+to it first, as torch does. The maths may branch (``if``) on a flag (a bool, passed as it is), on a ``call``
 value (the trace takes the way the given hyperparameters take and records the condition as a
 guard: a kernel serves only hyperparameters that satisfy its guards) and on a ``tensor`` value
 (both ways are traced; the kernel picks one per tensor). It may not branch on an element.
@@ -40,8 +46,15 @@ import numpy as np
 
 from ..maths.hyperparameters import keyword_arguments
 
-#: The kinds of a value, each depending on more than the one before.
-KINDS = ("call", "tensor", "element")
+#: The kinds of a value, each depending on more than those before it (a row and a column on as
+#: much: together, an element).
+KINDS = ("call", "tensor", "matrix", "row", "column", "element")
+#: The kinds held in tensors on the simple path: computed in the tensors' precision.
+HELD_IN_TENSORS = ("matrix", "row", "column", "element")
+#: What ``np.mean`` along an axis makes of each kind it takes.
+_MEANS = {("element", -1): "row", ("element", -2): "column", ("row", -2): "matrix", ("column", -1): "matrix"}
+#: The operations that read many values of another kind: each needs a pass of its own.
+REDUCTIONS = ("sum", "mean-1", "mean-2")
 
 
 class TraceError(TypeError):
@@ -75,6 +88,8 @@ class Value:
     def __rtruediv__(self, other): return self.tracer.apply("/", (other, self))
     def __pow__(self, other): return self._apply("**", other)
     def __rpow__(self, other): return self.tracer.apply("**", (other, self))
+    def __matmul__(self, other): return self.tracer.outer(self, other)
+    def __rmatmul__(self, other): return self.tracer.outer(other, self)
     def __neg__(self): return self._apply("neg")
     def __abs__(self): return self._apply("abs")
     def __eq__(self, other):  # a comparison the trace would take by identity, silently: refused
@@ -98,8 +113,15 @@ class Value:
             return self.tracer.apply("where", args)
         if function is np.sum and len(args) == 1 and not kwargs:
             return self.tracer.apply("sum", args)
+        if function is np.mean and len(args) == 1 and kwargs.keys() == {"axis", "keepdims"} and kwargs["keepdims"]:
+            return self.tracer.mean(args[0], kwargs["axis"])
+        if function is np.size and len(args) == 1 and not kwargs:
+            if args[0].kind != "element":
+                raise TraceError(f"np.size of a {args[0].kind} value: a kernel knows its tensors' element counts")
+            return self.tracer.size
         raise TraceError(f"a kernel cannot be generated for numpy.{function.__name__} "
-                         f"(it takes np.sum of a whole tensor and np.where)")
+                         f"(it takes np.sum of a whole tensor, np.mean along axis -1 or -2 with keepdims, "
+                         f"np.size and np.where)")
 
     def __bool__(self) -> bool:
         return self.tracer.decide(self)
@@ -132,13 +154,14 @@ def _operand(value: Value) -> str:
     return f"({value!r})" if value.op in _INFIX else repr(value)
 
 
-_UFUNCS = {"sqrt": "sqrt", "maximum": "maximum", "fmax": "fmax", "sign": "sign", "absolute": "abs",
+_UFUNCS = {"sqrt": "sqrt", "maximum": "maximum", "minimum": "minimum", "fmax": "fmax", "sign": "sign", "absolute": "abs",
            "negative": "neg", "square": "*"}
 _COMPARISONS = (">", ">=", "<", "<=")
 # Python's own arithmetic, for guards: the numbers the simple path's Python computes.
 _PYTHON = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
            "**": operator.pow, "neg": operator.neg, "abs": abs, "sqrt": lambda x: float(np.sqrt(x)),
-           "maximum": lambda a, b: float(np.maximum(a, b)), "fmax": lambda a, b: float(np.fmax(a, b)),
+           "maximum": lambda a, b: float(np.maximum(a, b)), "minimum": lambda a, b: float(np.minimum(a, b)),
+           "fmax": lambda a, b: float(np.fmax(a, b)),
            "sign": lambda x: float(np.sign(x)), ">": operator.gt, ">=": operator.ge, "<": operator.lt,
            "<=": operator.le, "where": lambda condition, a, b: a if condition else b}
 
@@ -176,6 +199,7 @@ class _Tracer:
         self.decisions = decisions  # the way to take at each per-tensor branch, in order
         self.taken: list[tuple[Value, bool]] = []
         self.guards: list[Guard] = []
+        self.size = self.input("size", "tensor")  # the tensor's element count: one value, however often asked
 
     def input(self, name: str, kind: str) -> Value:
         return Value("input", (), kind, self, name=name)
@@ -187,7 +211,8 @@ class _Tracer:
 
     def apply(self, op: str, operands: tuple) -> Value:
         args = tuple(arg if isinstance(arg, Value) else self.constant(arg) for arg in operands)
-        kind = max((arg.kind for arg in args), key=KINDS.index)
+        kinds = {arg.kind for arg in args}
+        kind = "element" if {"row", "column"} <= kinds else max(kinds, key=KINDS.index)
         if op == "**" and kind == "element":
             raise TraceError("a power of a tensor: write it as a product (g * g)")
         if op == "sum":
@@ -196,8 +221,22 @@ class _Tracer:
             kind = "tensor"  # one number per tensor, from all its elements
         return Value(op, args, kind, self)
 
+    def mean(self, value, axis) -> Value:
+        kind = _MEANS.get((getattr(value, "kind", None), axis))
+        if kind is None:
+            raise TraceError(f"a kernel takes the mean of an element along axis -1 or -2, or of a row or a column "
+                             f"along the other; not of {value!r} along {axis!r}")
+        return Value(f"mean{axis}", (value,), kind, self)
+
+    def outer(self, a, b) -> Value:
+        """``a @ b``: a kernel takes it of a row and a column (shapes (..., r, 1) and (..., 1, c)),
+        whose product is their outer product, each element one multiplication."""
+        if getattr(a, "kind", None) != "row" or getattr(b, "kind", None) != "column":
+            raise TraceError("a kernel takes @ of a row and a column only (their outer product)")
+        return self.apply("*", (a, b))
+
     def decide(self, value: Value) -> bool:
-        if value.kind == "element":
+        if value.kind in HELD_IN_TENSORS:
             raise TraceError(f"the update branches on a tensor's elements ({value!r}): a kernel branches only on "
                              f"numbers (np.where chooses per element)")
         if value.kind == "call":
@@ -218,8 +257,8 @@ def is_number(value) -> bool:
 def trace(maths, hyperparameters: dict, present: dict[str, str]) -> Trace:
     """Trace ``maths.update`` for these hyperparameters (flags as they are; numbers, by their
     values, decide only the branches taken on them) and this state: ``present`` maps each
-    state field the update reads to its kind, ``"tensor"`` (one number per tensor: the step)
-    or ``"element"``; the other fields are None."""
+    state field the update reads to its kind, ``"tensor"`` (one number per tensor: the step),
+    ``"element"``, or ``"row"`` or ``"column"`` (a factored state); the other fields are None."""
     numbers = {name: float(value) for name, value in hyperparameters.items() if is_number(value)}
     declared = [name for name in keyword_arguments(maths.update) if name in numbers]
     order = tuple(declared + [name for name in numbers if name not in declared])  # then any **keywords

@@ -31,12 +31,11 @@ its own element. The two maxima of per-tensor numbers, max(eps2, RMS(theta)) and
 stretch to the rest of a vector through the clipping.
 """
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .ops import at_least, at_least_ignoring_nan, machine_epsilon, mean, norm, sqrt
+from .ops import at_least, at_least_ignoring_nan, at_most, machine_epsilon, mean, norm, size, sqrt
 from .step import Step
 
 
@@ -57,7 +56,7 @@ def init(param, *, beta1=None) -> State:
 
 
 def _rms(x):
-    return norm(x) / math.sqrt(max(math.prod(np.shape(x)), 1))
+    return norm(x) / sqrt(at_least(size(x), 1))
 
 
 def _towards(old, new, weight):
@@ -71,12 +70,12 @@ def update(grad, state: State, param, *, lr=1e-2, beta2_decay=-0.8, eps1=None, e
     if eps1 is None:
         eps1 = machine_epsilon(param)
     weight = t**beta2_decay
-    rho = min(lr, t**-0.5)
+    rho = at_most(t**-0.5, lr)
     alpha = at_least_ignoring_nan(_rms(param), eps2) * rho
     decayed = param * (1 - lr * weight_decay) if weight_decay else param
     squared = g * g
     row_var, col_var, variance = state.row_var, state.col_var, state.variance
-    if len(np.shape(param)) >= 2:
+    if state.variance is None:  # a matrix, whose state is factored
         row_var = _towards(row_var, mean(squared, -1), weight)
         col_var = _towards(col_var, mean(squared, -2), weight)
         v_hat = (row_var @ col_var) / at_least(mean(row_var, -2), eps1)

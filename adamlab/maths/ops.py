@@ -5,6 +5,8 @@ one statement of the maths runs on Python floats and NumPy arrays (the float64
 reference) and on torch tensors (the optimizers), in the caller's own precision.
 """
 
+from numbers import Real
+
 import numpy as np
 import torch
 
@@ -55,6 +57,17 @@ def at_least(x, low):
     return x.clamp(min=low) if isinstance(x, torch.Tensor) else np.maximum(x, low)
 
 
+def at_most(x, high):
+    """min(x, high) for a number ``high``; NaN stays NaN (torch's clamp)."""
+    if isinstance(x, torch.Tensor):
+        return x.clamp(max=high)
+    if isinstance(high, torch.Tensor):  # a tensor learning rate: min(x, lr) as a tensor
+        return high.clamp(max=x)
+    if isinstance(x, Real) and isinstance(high, Real):  # Python's min, which torch.compile takes as it is
+        return min(x, high)
+    return np.minimum(x, high)  # the kernels' tracer takes it through NumPy's protocol
+
+
 def at_least_ignoring_nan(x, low):
     """max(x, low) for a number ``low``, but ``low`` where x is NaN: Python's max(low, x), which
     torch.optim.Adafactor takes of its two per-tensor scalars."""
@@ -66,6 +79,11 @@ def at_least_ignoring_nan(x, low):
 def mean(x, axis: int):
     """The mean along ``axis``, keeping it as a dimension of size 1."""
     return x.mean(dim=axis, keepdim=True) if isinstance(x, torch.Tensor) else np.mean(x, axis=axis, keepdims=True)
+
+
+def size(x):
+    """The number of elements of ``x``."""
+    return x.numel() if isinstance(x, torch.Tensor) else np.size(x)
 
 
 def machine_epsilon(x) -> float:

@@ -145,7 +145,7 @@ LOWEST_EXPONENT = -24
 
 
 def cell_of(y: float) -> int:
-    """The kernel's cell of a float32 value (mirrored in ``cpu_body.h``)."""
+    """The kernel's cell of a float32 value (mirrored in ``adam8bit.h``)."""
     bits = int(np.array(y, dtype=np.float32).view(np.uint32))
     binades = -LOWEST_EXPONENT
     per_sign = binades * 2**CELL_BITS + 2

@@ -4,7 +4,7 @@ import torch
 
 from .. import kernels
 from ..maths import adafactor
-from .base import Kernel, Optimizer, StepRefused, _check_state_entry, _step_dtype
+from .base import Kernel, Optimizer, StepRefused, _check_state_entry, _step_dtype, _without_fused_step
 
 
 class Adafactor(Optimizer):
@@ -110,10 +110,19 @@ class Adafactor(Optimizer):
         if group.get("beta1") is not None:
             return None  # the CPU kernel has no first moment
         h = self._hyperparameters(group)
-        # eps1 defaults to the parameter dtype's machine epsilon, as torch.optim's
-        eps1 = h["eps1"] if h["eps1"] is not None or dtype is None else torch.finfo(dtype).eps
-        return Kernel("adafactor", (), kernels.cpu.scalars("adafactor", {**h, "eps1": eps1}),
-                      ("maximize",) if h["maximize"] else ())
+        # eps1 defaults to the parameter dtype's machine epsilon, as torch.optim's (any number
+        # while planning: the kernel is the same for every value)
+        h["eps1"] = h["eps1"] if h["eps1"] is not None else torch.finfo(dtype or torch.float32).eps
+        try:
+            kernel = kernels.cpu.generated(self.maths, h, {"step": "tensor", "row_var": "row", "col_var": "column"},
+                                           "factored", vectors={"step": "tensor", "variance": "element"})
+        except kernels.KernelsUnavailable as error:
+            _without_fused_step(group, type(self).__name__, "fused kernels unavailable", error)
+            return None
+        except kernels.symbolic.TraceError as error:
+            _without_fused_step(group, type(self).__name__, f"no fused kernel of {self.maths.__name__}", error)
+            return None
+        return Kernel(kernel, (), kernels.cpu.scalars(kernel, h))
 
     def _kernel_row(self, param, grad, state, kernel):
         # A matrix's R and C and the width and height of its matrices; a vector's V twice and no shape.

@@ -150,7 +150,6 @@ class Adam8bit(Adam):
         on_cpu = any(_local(param).is_cpu for param in params)  # else no CPU kernel is made (nor built)
         kernel = self._quantized_kernel(group, h) if fused and on_cpu else None
         fused = fused and (kernel is not None or not on_cpu)  # off the CPU: refused below under fused=True
-        options = ()
         states, rows, simple, cut = {}, {}, [], {}
         for param in params:
             self._check_inputs(param, group)
@@ -186,9 +185,9 @@ class Adam8bit(Adam):
             for (dtype, _, copied), bucket in rows.items():
                 seed = _seed() if dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
                 if copied:
-                    _run_through_copies(kernel, dtype, bucket, scalars, options, seed)
+                    _run_through_copies(kernel, dtype, bucket, scalars, seed)
                 else:
-                    cpu.Call(kernel, dtype, bucket, options).run(scalars, seed)
+                    cpu.Call(kernel, dtype, bucket).run(scalars, seed)
             counted = {id(row[-1]) for bucket in rows.values() for row in bucket}
             for param in params:  # the kernel counted the steps of the parameters it took
                 if id(self.state[param]["step"]) not in counted:

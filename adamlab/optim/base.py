@@ -38,10 +38,9 @@ def _zero_dim(value):
 class Kernel(NamedTuple):
     """How a parameter group runs on the fused kernel: which one, over which state, with what."""
 
-    name: "str | kernels.generate.Kernel"  # generated from the maths, or a hand kernel of cpu.c
+    generated: "kernels.generate.Kernel"  # printed from the maths
     state_keys: tuple[str, ...]  # the state after param and grad, in the kernel's order
     scalars: tuple  # hyperparameters, in the kernel's order
-    options: tuple[str, ...]  # the kernel's option flags that are set
 
 
 _reported_missing: set[str] = set()  # the fused steps already reported missing, once each
@@ -102,7 +101,7 @@ class _Plan:
         on_cpu = [param.device.type not in compiled.DEVICES and _local(param).is_cpu for param in params]
         self.on_cpu = any(on_cpu)  # else no CPU kernel is made (nor built) for the group
         kernel = optimizer._kernel(group, None) if self.on_cpu else None
-        self.kernel = None if kernel is None else (kernel.name, kernel.options)
+        self.kernel = None if kernel is None else kernel.generated
         self.others: list[torch.Tensor] = []
         self.pending: dict = {}  # parameter -> state to store when the step runs
         self.born: dict = {}  # parameter -> state tensors born in this step, added to its state
@@ -127,8 +126,9 @@ class _Plan:
                 _without_fused_step(group, type(optimizer).__name__, f"no fused {dtype} CPU step",
                                     RuntimeError(f"the CPU kernels were built without {dtype}"))
             why = (f"it has no {str(dtype).removeprefix('torch.')} kernel" if not kernels.fusable_dtype(dtype)
-                   else kernels.cpu.unfit(kernel.name, dtype, row))
-            copied = why is not None and kernels.fusable_dtype(dtype) and _fits_through_copies(kernel.name, dtype, row)
+                   else kernels.cpu.unfit(kernel.generated, dtype, row))
+            copied = (why is not None and kernels.fusable_dtype(dtype)
+                      and _fits_through_copies(kernel.generated, dtype, row))
             if copied:
                 why = None
             if why is not None:
@@ -154,7 +154,7 @@ class _Plan:
                     self.born.pop(param, None)
                 first_steps_simple = True
                 continue
-            call = None if copied else kernels.cpu.Call(chosen.name, dtype, list(rows), chosen.options)
+            call = None if copied else kernels.cpu.Call(chosen.generated, dtype, list(rows))
             self.buckets.append(_Bucket(dtype, first_step, list(params_), list(rows), all(plains), call))
         # A plan that makes state, copies rows or takes a first step simply serves its own step only.
         self.reusable = (not self.pending and not self.born and not first_steps_simple
@@ -175,9 +175,8 @@ class _Plan:
         if not self.on_cpu:
             return True  # nothing here for a CPU kernel
         kernel = optimizer._kernel(group, None)
-        if (kernel is None or self.kernel is None
-                or kernel.name is not self.kernel[0] or kernel.options != self.kernel[1]):
-            return False  # another kernel now (weight decay switched on, say)
+        if kernel is None or kernel.generated is not self.kernel:
+            return False  # another kernel now (weight decay or maximize switched on, say)
         if (any(map(operator.is_not, map(optimizer.state.get, self._watched), self._watched_states))
                 or any(state.get(key) is not value for state, key, value in self._watched_entries)):
             return False
@@ -211,23 +210,23 @@ class _Plan:
             if bucket.call is not None:
                 bucket.call.run(kernel.scalars, seed)
                 continue
-            _run_through_copies(kernel.name, bucket.dtype, bucket.rows, kernel.scalars, kernel.options, seed)
+            _run_through_copies(kernel.generated, bucket.dtype, bucket.rows, kernel.scalars, seed)
 
 
 _GRAD = operator.attrgetter("grad")
 
 
-def _fits_through_copies(kernel: "str | kernels.generate.Kernel", dtype: torch.dtype, row: list) -> bool:
+def _fits_through_copies(kernel: "kernels.generate.Kernel", dtype: torch.dtype, row: list) -> bool:
     """Whether ``kernel`` takes ``row`` once its tensors are contiguous (it cannot walk their layout)."""
     return kernels.cpu.unfit(kernel, dtype, [tensor.contiguous() for tensor in row]) is None
 
 
-def _run_through_copies(kernel: "str | kernels.generate.Kernel", dtype: torch.dtype, rows: list, scalars, options, seed) -> None:
+def _run_through_copies(kernel: "kernels.generate.Kernel", dtype: torch.dtype, rows: list, scalars, seed) -> None:
     """Run ``kernel`` on contiguous copies of each row's tensors, then write the copies back
     (a layout the kernel cannot walk: strided slices, a gradient laid out unlike its parameter)."""
     for row in rows:
         copies = {id(tensor): tensor.contiguous() for tensor in row}  # one each: Adafactor's V is there twice
-        kernels.run(kernel, dtype, [[copies[id(tensor)] for tensor in row]], scalars, options, seed)
+        kernels.run(kernel, dtype, [[copies[id(tensor)] for tensor in row]], scalars, seed)
         for tensor in row[:1] + row[2:]:  # all but the gradient
             if id(tensor) in copies and copies[id(tensor)] is not tensor:
                 tensor.copy_(copies.pop(id(tensor)))
@@ -327,12 +326,13 @@ class Optimizer(torch.optim.Optimizer):
 
     def _kernel(self, group: dict, dtype: torch.dtype | None, born: bool = False) -> Kernel | None:
         """The fused CPU kernel's arguments for a parameter group (for parameters of ``dtype``;
-        None while planning, when only the name, state keys and options count), or None if the
+        None while planning, when only the kernel and its state keys count), or None if the
         kernel cannot take the group's settings. ``born``: for parameters whose
         ``born_at_first_step`` state this step makes.
 
         By default the kernel generated from the maths, which needs nothing more. One whose
-        kernel is written by hand (Adafactor) or runs the maths in hand-written loops says so here."""
+        kernel is printed another way (Adafactor's factored state) or whose hyperparameters need
+        more (its eps1 per dtype) says so here."""
         hyperparameters = self._hyperparameters(group)
         keys = self._state_keys(group)
         present = {self.state_fields[key]: "tensor" if key in self.scalar_state else "element"
@@ -346,7 +346,7 @@ class Optimizer(torch.optim.Optimizer):
             _without_fused_step(group, type(self).__name__, f"no fused kernel of {self.maths.__name__}", error)
             return None
         return Kernel(kernel, tuple(self._state_key_of[field] for field in kernel.state),
-                      kernels.cpu.scalars(kernel, hyperparameters), ())
+                      kernels.cpu.scalars(kernel, hyperparameters))
 
     def _kernel_row(self, param: torch.Tensor, grad: torch.Tensor, state: dict, kernel: Kernel) -> list:
         """One parameter's tensors for the kernel, in its column order: the parameter, its

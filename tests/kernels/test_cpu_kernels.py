@@ -31,7 +31,7 @@ def test_the_first_step_compiles_once_and_says_so(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "adamlab: compiling the fused CPU kernels" in first.stderr
     assert "adamlab: compiling the fused adam kernel for" in first.stderr
-    assert len(list(tmp_path.glob("cpu-kernels-*/kernels-*.so"))) == 1  # the hand kernels
+    assert len(list(tmp_path.glob("cpu-kernels-*/kernels-*.so"))) == 1  # the library: the floor, the dtypes
     assert len(list(tmp_path.glob("cpu-adam-*/kernels-*.so"))) == 1  # AdamW's, generated
     second = python(STEP.format(fused=None), ADAMLAB_CACHE=str(tmp_path))
     assert second.returncode == 0 and second.stderr == ""  # cached: nothing to say

@@ -10,7 +10,7 @@ from ..kernels import cpu, symbolic
 from ..maths import adam8bit, quantize
 from ..maths.quantize import BLOCK, blocks
 from .adam import Adam
-from .base import (StepRefused, _check_state_entry, _fused_kernels_usable, _local, _rounds_stochastically, _seed,
+from .base import (Kernel, StepRefused, _check_state_entry, _fused_kernels_usable, _local, _rounds_stochastically, _seed,
                    _step_dtype, _with_step_tensors, _without_fused_step, _fits_through_copies, _run_through_copies,
                    stochastic_round)
 
@@ -137,13 +137,17 @@ class Adam8bit(Adam):
         return run
 
     def _prepare_quantized(self, params, group):
-        """Check the quantized parameters' step and split each into regions (a whole tensor is
-        one; see ``_regions``): the CPU kernel takes those it can, the maths the rest. Return the
+        """Check the quantized parameters' step. Those of plain tensors go to the base class's
+        plan (:meth:`_fused_plan`) with the 8-bit kernel and rows (:meth:`_quantized_kernel_of`,
+        :meth:`_quantized_row`), as every optimizer's do. The others, sharded ones and those the
+        kernel cannot take, are split into regions (a whole tensor is one; see ``_regions``):
+        the kernel takes whole blocks of a shard, the maths the rest, since a block cut by a
+        shard's edge must learn its scale from the other ranks before it is coded. Return the
         step, which stores the state made here before anything runs.
-
-        The maths go first: the kernel advances the step counter, and a region cut by a shard's
-        edge must learn its block's scales from the other ranks before it is coded.
         """
+        plan, rest = self._fused_plan([param for param in params if not isinstance(param, DTensor)], group,
+                                      self._quantized_kernel_of, self._quantized_row)
+        params = rest + [param for param in params if isinstance(param, DTensor)]
         fused = _fused_kernels_usable(group, type(self).__name__)
         h = self._hyperparameters(group)
         del h["amsgrad"]
@@ -179,6 +183,8 @@ class Adam8bit(Adam):
                 cut.setdefault(param.device_mesh, []).append(_cut_slots(regions, lambda region: region))
 
         def run():
+            if plan is not None:
+                plan.run(self)
             self.state.update(states)
             self._maths_step(simple, cut, group, h)
             scalars = cpu.scalars(kernel, h) if kernel else ()
@@ -193,6 +199,18 @@ class Adam8bit(Adam):
                 if id(self.state[param]["step"]) not in counted:
                     self.state[param]["step"] += 1
         return run
+
+    def _quantized_kernel_of(self, group: dict, dtype: torch.dtype | None, born: bool = False) -> Kernel | None:
+        """The plan's kernel for the quantized parameters (``_kernel``'s part for them)."""
+        h = self._hyperparameters(group)
+        del h["amsgrad"]
+        kernel = self._quantized_kernel(group, h)
+        return None if kernel is None else Kernel(kernel, _KERNEL_STATE, cpu.scalars(kernel, h))
+
+    @staticmethod
+    def _quantized_row(param, grad, state, kernel) -> list:
+        """A quantized parameter's row for the 8-bit kernel: its codes, scales and the code tables."""
+        return [param, grad, *(state[key] for key in _KERNEL_STATE), cpu.code_tables(), state["step"]]
 
     def _quantized_kernel(self, group: dict, h: dict):
         """The 8-bit kernel: its loops over blocks (``kernels/adam8bit.h``) around Adam's maths,

@@ -94,13 +94,18 @@ class _Plan:
     Making a plan checks everything and changes nothing: state a parameter lacks is made but
     kept aside (``pending``) until :meth:`run`, so a step that is refused leaves the optimizer
     as it was.
+
+    ``kernel_of`` and ``row_of``: the optimizer's ``_kernel`` and ``_kernel_row``, or others of
+    its own for some of its parameters (8-bit Adam's quantized ones).
     """
 
-    def __init__(self, optimizer: "Optimizer", params: list[torch.Tensor], group: dict):
+    def __init__(self, optimizer: "Optimizer", params: list[torch.Tensor], group: dict, kernel_of=None,
+                 row_of=None):
         self.group, self.states, self.params = group, optimizer.state, list(params)
+        self.kernel_of, self.row_of = kernel_of or optimizer._kernel, row_of or optimizer._kernel_row
         on_cpu = [param.device.type not in compiled.DEVICES and _local(param).is_cpu for param in params]
         self.on_cpu = any(on_cpu)  # else no CPU kernel is made (nor built) for the group
-        kernel = optimizer._kernel(group, None) if self.on_cpu else None
+        kernel = self.kernel_of(group, None) if self.on_cpu else None
         self.kernel = None if kernel is None else kernel.generated
         self.others: list[torch.Tensor] = []
         self.pending: dict = {}  # parameter -> state to store when the step runs
@@ -119,8 +124,7 @@ class _Plan:
             pending = state if state else optimizer._init_state(param, group)
             born = {key: torch.empty_like(param) for key in optimizer.born_at_first_step
                     if key in kernel.state_keys and key not in pending}
-            row = [_kernel_view(tensor) for tensor in
-                   optimizer._kernel_row(param, param.grad, {**pending, **born}, kernel)]
+            row = [_kernel_view(tensor) for tensor in self.row_of(param, param.grad, {**pending, **born}, kernel)]
             dtype = row[0].dtype
             if dtype.is_floating_point and not kernels.fusable_dtype(dtype):  # float16 without _Float16: say so once
                 _without_fused_step(group, type(optimizer).__name__, f"no fused {dtype} CPU step",
@@ -147,7 +151,7 @@ class _Plan:
         for (dtype, _, first_step, copied), entries in grouped.items():
             params_, rows, plains = zip(*entries)
             # State born in this step is written, never read: the kernel of the maths without it.
-            chosen = optimizer._kernel(group, None, born=True) if first_step else kernel
+            chosen = self.kernel_of(group, None, born=True) if first_step else kernel
             if chosen is None:  # none for that (said once, or refused under fused=True): this step is simple
                 for param in params_:
                     self.others.append(param)
@@ -174,7 +178,7 @@ class _Plan:
             return False
         if not self.on_cpu:
             return True  # nothing here for a CPU kernel
-        kernel = optimizer._kernel(group, None)
+        kernel = self.kernel_of(group, None)
         if kernel is None or kernel.generated is not self.kernel:
             return False  # another kernel now (weight decay or maximize switched on, say)
         if (any(map(operator.is_not, map(optimizer.state.get, self._watched), self._watched_states))
@@ -190,7 +194,7 @@ class _Plan:
                 return False
             # Complex or sharded: the checks read the tensors themselves (this process's shards),
             # not the real views made when the plan was: their storage is what counts now.
-            rows = [[_local(tensor) for tensor in optimizer._kernel_row(param, param.grad, optimizer.state.get(param, {}), kernel)]
+            rows = [[_local(tensor) for tensor in self.row_of(param, param.grad, optimizer.state.get(param, {}), kernel)]
                     for param in bucket.params]
             fixed = [tensor for row in rows for tensor in row[:1] + row[2:]]
             if not bucket.call.refresh([_real(row[1]) for row in rows], fixed):
@@ -205,7 +209,7 @@ class _Plan:
             optimizer.state[param].update(born)
         group = self.group
         for bucket in self.buckets:
-            kernel = optimizer._kernel(group, bucket.dtype, born=bucket.first_step)
+            kernel = self.kernel_of(group, bucket.dtype, born=bucket.first_step)
             seed = _seed() if bucket.dtype == torch.bfloat16 and group.get("stochastic_rounding") else None
             if bucket.call is not None:
                 bucket.call.run(kernel.scalars, seed)
@@ -403,15 +407,7 @@ class Optimizer(torch.optim.Optimizer):
         sharded = [] if self.elementwise else [param for param in params if isinstance(param, DTensor)]
         if sharded:
             params = [param for param in params if not isinstance(param, DTensor)]
-        plan = None
-        if params and _fused_kernels_usable(group, type(self).__name__):
-            plan = self._plans.get(id(group))
-            if plan is None or not plan.refresh(self, params, group):
-                self._plans.pop(id(group), None)  # let go of what the old plan held before checking anew
-                plan = _Plan(self, params, group)
-                if plan.reusable:
-                    self._plans[id(group)] = plan
-            params = plan.others
+        plan, params = self._fused_plan(params, group)
         for param in params + sharded:
             self._check_inputs(param, group)
             if param.device.type not in compiled.DEVICES and not _local(param).is_cpu:
@@ -424,6 +420,22 @@ class Optimizer(torch.optim.Optimizer):
             for param in rest + sharded:
                 self._update(param, group)
         return run
+
+    def _fused_plan(self, params: list[torch.Tensor], group: dict, kernel_of=None, row_of=None):
+        """The group's plan for the fused CPU kernel (kept from the last step where it still
+        serves, else made anew: see :class:`_Plan`) and the parameters it leaves to the other
+        paths; (None, params) where the group takes no fused step. ``kernel_of`` and ``row_of``:
+        as :class:`_Plan`'s, each with a plan of its own."""
+        if not params or not _fused_kernels_usable(group, type(self).__name__):
+            return None, params
+        key = (id(group), getattr(kernel_of, "__name__", None))
+        plan = self._plans.get(key)
+        if plan is None or not plan.refresh(self, params, group):
+            self._plans.pop(key, None)  # let go of what the old plan held before checking anew
+            plan = _Plan(self, params, group, kernel_of, row_of)
+            if plan.reusable:
+                self._plans[key] = plan
+        return plan, plan.others
 
     def _check_inputs(self, param: torch.Tensor, group: dict) -> None:
         """Raise StepRefused if a parameter's gradient or state does not fit it; change nothing."""

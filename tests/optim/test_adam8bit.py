@@ -172,6 +172,23 @@ def test_the_fused_kernel_runs_by_default(kernel_calls):
     assert calls == ["adam", "adam8bit"] * 2  # the small biases on Adam's kernel, the weights on the 8-bit one
 
 
+def test_the_8bit_kernel_is_driven_by_the_base_class_plan_kept_between_steps(kernel_calls):
+    """The quantized parameters take the base class's plan, as every optimizer's do: checked
+    once, then kept while nothing it relied on changes; a state tensor replaced is checked anew."""
+    model = make_model()
+    optimizer = adamlab.AdamW8bit(model.parameters())
+    train(model, optimizer, 2)
+    plans = {key[1]: plan for key, plan in optimizer._plans.items()}
+    assert set(plans) == {None, "_quantized_kernel_of"}  # Adam's kernel for the biases, the 8-bit one
+    train(model, optimizer, 1)
+    assert {key[1]: plan for key, plan in optimizer._plans.items()} == plans
+    weight = model[0].weight
+    optimizer.state[weight]["exp_avg"] = optimizer.state[weight]["exp_avg"].clone()
+    train(model, optimizer, 1)
+    assert optimizer._plans[(id(optimizer.param_groups[0]), "_quantized_kernel_of")] is not plans["_quantized_kernel_of"]
+    assert kernel_calls == ["adam", "adam8bit"] * 4
+
+
 def test_small_tensors_keep_adams_state_and_step():
     model, twin = make_model(), make_model()
     ours, theirs = adamlab.AdamW8bit(model.parameters(), lr=1e-2), torch.optim.AdamW(twin.parameters(), lr=1e-2)

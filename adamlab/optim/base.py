@@ -605,3 +605,20 @@ class Optimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+        # torch.optim's loading casts every state entry but the step to its parameter's dtype,
+        # the other numbers per parameter too (NAdam's mu_product): each is kept as and where
+        # the step is, as torch.optim makes it, and the fused step reads it with the step. A
+        # plain number (an older checkpoint) becomes such a tensor.
+        for group in self.param_groups:
+            for param in group["params"]:
+                param_state = self.state.get(param, {})
+                step = param_state.get("step")
+                if isinstance(step, torch.Tensor):
+                    dtype, device = step.dtype, step.device
+                else:
+                    dtype, device = _step_dtype(), param.device if group.get("capturable") else "cpu"
+                for key in self.scalar_state:
+                    value = param_state.get(key)
+                    if key != "step" and value is not None:
+                        value = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+                        param_state[key] = value.to(dtype=dtype, device=device)

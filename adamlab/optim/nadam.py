@@ -3,7 +3,7 @@
 import torch
 
 from ..maths import nadam
-from .base import Optimizer, _step_dtype
+from .base import Optimizer
 
 
 class NAdam(Optimizer):
@@ -67,22 +67,3 @@ class NAdam(Optimizer):
         state = super()._init_state(param, group)
         state["mu_product"].fill_(1)  # the empty product: no momentum coefficient yet
         return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        # torch.optim's loading casts every state entry but the step to its parameter's dtype, the
-        # product too (float64 or bfloat16 parameters would hold it unlike the step beside it,
-        # which the fused step reads with it): it is one number, kept as and where the step is,
-        # as torch.optim.NAdam makes it. A plain number (an older checkpoint) becomes such a tensor.
-        for group in self.param_groups:
-            for param in group["params"]:
-                param_state = self.state.get(param, {})
-                value, step = param_state.get("mu_product"), param_state.get("step")
-                if value is None:
-                    continue
-                if isinstance(step, torch.Tensor):
-                    dtype, device = step.dtype, step.device
-                else:
-                    dtype, device = _step_dtype(), param.device if group["capturable"] else "cpu"
-                value = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-                param_state["mu_product"] = value.to(dtype=dtype, device=device)

@@ -71,9 +71,10 @@ static inline uint16_t bf16_store_stochastic(float value, uint32_t noise) {
     return (uint16_t)((bits + (noise & 0xffffu)) >> 16);
 }
 
-/* max(a, b) and max(x, floor) as torch.maximum and clamp take them: NaN in, NaN out; min too. */
-#define MAXIMUM(a, b) ((a) != (a) ? (a) : (a) > (b) ? (a) : (b))
-#define MINIMUM(a, b) ((a) != (a) ? (a) : (a) < (b) ? (a) : (b))
+/* max(a, b) and max(x, floor) as torch.maximum and clamp take them: NaN in, NaN out; min too.
+ * One select on one condition: nested selects kept a summing loop from vectorizing (GCC 12). */
+#define MAXIMUM(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#define MINIMUM(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
 /* torch.fmax's: the other where one is NaN. */
 #define FMAX(a, b) (((b) != (b) || (a) > (b)) ? (a) : (b))
 /* torch.sign's: -1, 0 or 1, never -0 (x + 0 is +0 for either zero), and NaN stays NaN (NaN + 0).

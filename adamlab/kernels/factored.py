@@ -7,16 +7,16 @@ update reads means along rows and columns and sums over the whole tensor. The ke
 in passes over its rows, each value of the maths printed at the first point of them that has
 what it needs (:func:`_ready`)::
 
-    pass p:  rows, in parallel    at a row's start, its row values; per element, the maths of
-                                  the elements, adding up the sums and row sums of the pass; at
-                                  the row's end, the row means and what follows from them
-             strips of columns    (where the pass has column means) the column sums, by strips
+    pass p:  strips of columns    (where the pass has column means) the column sums, by strips
                                   of 64 columns in parallel, then the column means and what
                                   follows from them
+             rows, in parallel    at a row's start, its row values; per element, the maths of
+                                  the elements, adding up the sums and row sums of the pass; at
+                                  the row's end, the row means and what follows from them
              then, once           the tensor's sums, added in row order (the same bits on any
                                   number of threads); each matrix's means of rows or columns
 
-The last pass writes the new parameters. A row, column or matrix value that a later point reads
+The last pass writes the new parameters, in its row loop, after its strips have read them. A row, column or matrix value that a later point reads
 is kept in a scratch array, a slot each; the new row and column state is stored from there at
 the end, so that every pass reads the old. Values held in tensors on the simple path are
 computed in the tensors' precision, means and sums in double and rounded once, as
@@ -216,6 +216,9 @@ def _matrix_function(trace: Trace) -> list[str]:
                   + [value for value in kept["matrix"] if ready[value] == start + _BETWEEN], ("call", "tensor"))
         body += top.lines
         top.lines = []
+        if column_sums:  # before the row loop, which writes the parameters in the last pass
+            body += _strips(top, reads(start), column_sums, kept, slots,
+                            [value for value in kept["column"] if ready[value] == start + _STRIP_END])
         # The row loop.
         row_scope = top.child(loads=reads(start))
         row_scope.hoist(targets, ("row", "matrix"))
@@ -240,9 +243,6 @@ def _matrix_function(trace: Trace) -> list[str]:
             top.names[value] = f"q{next(top.counter)}"
             body += [f"double {top.names[value]} = 0;",
                      f"for (int64_t r = 0; r < rows; r++) {top.names[value]} += partial[r * {len(sums)} + {k}];"]
-        if column_sums:
-            body += _strips(top, reads(start), column_sums, kept, slots,
-                            [value for value in kept["column"] if ready[value] == start + _STRIP_END])
         body += _matrices(top, reads(start + _BETWEEN), kept, slots,
                           [value for value in kept["matrix"] if ready[value] == start + _BETWEEN])
     for field, value in outputs.items():  # the new row and column state, from where it was kept
@@ -282,9 +282,9 @@ def _strips(top: _Scope, loads: dict, column_sums: list, kept: dict, slots: dict
              + ["}", "for (int64_t c = start; c < end; c++) {"]
              + _indent(["const int64_t j = m * width + c;"] + end.lines + saves, 1) + ["}"])
     # Each (matrix, strip) a task: wide matrices split by strips, many small ones spread too.
-    return ([f"const int64_t strips = (width + {STRIP - 1}) / {STRIP};",
-             "#pragma omp parallel for schedule(static) num_threads(threads) if (n >= 2 * CHUNK)",
-             "for (int64_t s = 0; s < matrices * strips; s++) {"] + _indent(strip, 1) + ["}"])
+    return (["{", f"    const int64_t strips = (width + {STRIP - 1}) / {STRIP};",
+             "    #pragma omp parallel for schedule(static) num_threads(threads) if (n >= 2 * CHUNK)",
+             "    for (int64_t s = 0; s < matrices * strips; s++) {"] + _indent(strip, 2) + ["    }", "}"])
 
 
 def _matrices(top: _Scope, loads: dict, kept: dict, slots: dict, saved: list) -> list[str]:

@@ -213,7 +213,7 @@ class _Tracer:
         args = tuple(arg if isinstance(arg, Value) else self.constant(arg) for arg in operands)
         kinds = {arg.kind for arg in args}
         kind = "element" if {"row", "column"} <= kinds else max(kinds, key=KINDS.index)
-        if op == "**" and kind == "element":
+        if op == "**" and kind in HELD_IN_TENSORS:  # torch raises it in the tensor's precision, C's pow in double
             raise TraceError("a power of a tensor: write it as a product (g * g)")
         if op == "sum":
             if kind != "element":

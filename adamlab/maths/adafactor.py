@@ -56,7 +56,7 @@ def init(param, *, beta1=None) -> State:
 
 
 def _rms(x):
-    return norm(x) / sqrt(at_least(size(x), 1))
+    return norm(x) / size(x) ** 0.5  # as torch.optim: an empty tensor's is NaN, which the maxima drop
 
 
 def _towards(old, new, weight):

@@ -64,7 +64,7 @@ def at_most(x, high):
     if isinstance(high, torch.Tensor):  # a tensor learning rate: min(x, lr) as a tensor
         return high.clamp(max=x)
     if isinstance(x, Real) and isinstance(high, Real):  # Python's min, which torch.compile takes as it is
-        return min(x, high)
+        return min(high, x)  # high first: a NaN bound stays NaN, as min(lr, ...) in torch.optim
     return np.minimum(x, high)  # the kernels' tracer takes it through NumPy's protocol
 
 

@@ -68,7 +68,10 @@ def test_the_kernel_is_printed_in_passes_over_rows_with_the_column_means_by_stri
     assert matrix.count("for (int64_t r = 0; r < rows; r++) {") == 3
     assert matrix.count("for (int64_t s = 0; s < matrices * strips; s++) {") == 1
     assert "row_values[r * 1 + 0] = " in matrix and "column_values[j * 1 + 0] = " in matrix
-    assert matrix.count("pow(") == 2  # t^beta2_decay and t^-0.5, once per tensor, not per element
+    # t^beta2_decay, t^-0.5 and the element count's root for each of the two RMS: once per tensor,
+    # before the loops, never per element
+    assert matrix.count("pow(") == 4
+    assert all("pow(" not in line for line in matrix.splitlines() if line.startswith(" " * 8))
 
 
 def test_a_changed_update_changes_the_fused_step(monkeypatch, kernel_calls):
@@ -122,29 +125,77 @@ def _module(name, update):
     return module
 
 
-def test_another_factored_update_is_printed_and_agrees_with_its_maths_in_float64():
-    rule = _module("tests.row_scaled", _row_scaled)
-    kernel = cpu.generated(rule, {"lr": 0.25}, {"step": "tensor", "row": "row", "column": "column"}, "factored",
+def _kernel_and_maths(rule, shapes=((2, 9, 70), (5,)), lr=0.25):
+    """The factored kernel of ``rule`` run in float64 on fresh tensors of ``shapes``, and the
+    rule itself on the same numbers: [(kernel's row, maths' step)] per tensor."""
+    kernel = cpu.generated(rule, {"lr": lr}, {"step": "tensor", "row": "row", "column": "column"}, "factored",
                            vectors={"step": "tensor", "flat": "element"})
     generator = np.random.default_rng(0)
-    rows = []
-    expected = []
-    for shape in [(2, 9, 70), (5,)]:
+    rows, expected = [], []
+    for shape in shapes:
         param, grad = generator.standard_normal(shape), generator.standard_normal(shape)
         matrix = len(shape) > 1
-        state = _State(3.0, np.zeros(shape[:-1] + (1,)) if matrix else None,
-                       np.zeros(shape[:-2] + (1, shape[-1])) if matrix else None, None if matrix else np.zeros(shape))
-        expected.append(_row_scaled(grad, state, param, lr=0.25))
+        state = _State(3.0, generator.random(shape[:-1] + (1,)) if matrix else None,
+                       generator.random(shape[:-2] + (1, shape[-1])) if matrix else None,
+                       None if matrix else generator.random(shape))
+        expected.append(rule.update(grad, state, param, lr=lr))
         first = torch.tensor(state.row if matrix else state.flat)
         second = torch.tensor(state.column) if matrix else first
         rows.append([torch.tensor(param), torch.tensor(grad), first, second,
                      torch.tensor([shape[-1], shape[-2]] if matrix else [0, 0]), torch.tensor(3.0, dtype=torch.float64)])
-    cpu.run(kernel, torch.float64, rows, cpu.scalars(kernel, {"lr": 0.25}))
-    for row, new in zip(rows, expected):
+    cpu.run(kernel, torch.float64, rows, cpu.scalars(kernel, {"lr": lr}))
+    return list(zip(rows, expected))
+
+
+def test_another_factored_update_is_printed_and_agrees_with_its_maths_in_float64():
+    for row, new in _kernel_and_maths(_module("tests.row_scaled", _row_scaled)):
         np.testing.assert_allclose(row[0].numpy(), new.param, rtol=1e-13, atol=1e-13)
         assert row[-1].item() == 4.0
-    np.testing.assert_allclose(rows[0][2].numpy(), expected[0].state.row, rtol=1e-13)
-    np.testing.assert_allclose(rows[0][3].numpy(), expected[0].state.column, rtol=1e-13)
+        if new.state.row is not None:
+            np.testing.assert_allclose(row[2].numpy(), new.state.row, rtol=1e-13)
+            np.testing.assert_allclose(row[3].numpy(), new.state.column, rtol=1e-13)
+
+
+def test_column_means_read_the_parameters_before_the_pass_that_writes_them():
+    """A column mean of the parameters in the pass that steps them: its strips run first (they
+    once ran after the rows, and read the new parameters)."""
+    def of_the_weights(grad, state, param, *, lr=0.1):
+        if state.flat is not None:
+            return _row_scaled(grad, state, param, lr=lr)
+        return types.SimpleNamespace(param=param - lr * grad, state=_State(
+            state.step + 1, mean(grad * grad, -1), mean(param * param, -2), None))
+
+    (row, new), _ = _kernel_and_maths(_module("tests.of_the_weights", of_the_weights))
+    np.testing.assert_allclose(row[3].numpy(), new.state.column, rtol=1e-13)
+    np.testing.assert_allclose(row[0].numpy(), new.param, rtol=1e-13)
+
+
+def test_two_passes_with_column_means_build_and_agree():
+    def twice(grad, state, param, *, lr=0.1):
+        if state.flat is not None:
+            return _row_scaled(grad, state, param, lr=lr)
+        row = mean(grad * grad, -1)
+        u = grad / sqrt(row @ mean(grad * grad, -2) + 1.0)  # a column mean in the first pass
+        return types.SimpleNamespace(param=param - lr * u, state=_State(state.step + 1, row, mean(u * u, -2), None))
+
+    (row, new), _ = _kernel_and_maths(_module("tests.twice", twice))
+    np.testing.assert_allclose(row[0].numpy(), new.param, rtol=1e-13)
+    np.testing.assert_allclose(row[3].numpy(), new.state.column, rtol=1e-13)
+
+
+def test_a_nan_learning_rate_makes_nan_on_every_path_as_torchs():
+    """min(lr, 1/sqrt(t)) keeps a NaN learning rate, as torch.optim's min(lr, ...) does."""
+    results = []
+    for make in (lambda p: adamlab.Adafactor(p, fused=False), lambda p: adamlab.Adafactor(p),
+                 lambda p: torch.optim.Adafactor(p)):
+        params = [torch.ones(4, 3).requires_grad_(), torch.ones(5).requires_grad_()]
+        optimizer = make(params)
+        optimizer.param_groups[0]["lr"] = float("nan")
+        for param in params:
+            param.grad = torch.full(param.shape, 0.5)
+        optimizer.step()
+        results.append([param.isnan().all().item() for param in params])
+    assert results == [[True, True]] * 3
 
 
 def test_what_a_factored_kernel_cannot_take_is_said():
@@ -163,5 +214,8 @@ def test_what_a_factored_kernel_cannot_take_is_said():
     with pytest.raises(symbolic.TraceError, match="takes a factored kernel"):
         cpu.generated(adafactor, dict(lr=0.01, beta2_decay=-0.8, eps1=1e-30, eps2=1e-3, d=1.0, weight_decay=0.0,
                                       beta1=None, maximize=False), MATRIX)
+    with pytest.raises(symbolic.TraceError, match="a power of a tensor"):  # torch's power rounds in float32
+        symbolic.trace(_module("tests.power", lambda grad, state, param: state.row**2), {},
+                       {"step": "tensor", "row": "row"})
     with pytest.raises(symbolic.TraceError, match="@ of a row and a column only"):
         symbolic.trace(_module("tests.matmul", lambda grad, state, param: param @ grad), {}, {"step": "tensor"})

@@ -194,8 +194,9 @@ class Trace(NamedTuple):
 
 
 class _Tracer:
-    def __init__(self, numbers: dict, decisions: list[bool]):
+    def __init__(self, numbers: dict, decisions: list[bool], at_run_time: frozenset = frozenset()):
         self.numbers = numbers  # the hyperparameters' values, to decide branches on them
+        self.at_run_time = at_run_time  # those whose branches are taken both ways, as the step's
         self.decisions = decisions  # the way to take at each per-tensor branch, in order
         self.taken: list[tuple[Value, bool]] = []
         self.guards: list[Guard] = []
@@ -239,7 +240,7 @@ class _Tracer:
         if value.kind in HELD_IN_TENSORS:
             raise TraceError(f"the update branches on a tensor's elements ({value!r}): a kernel branches only on "
                              f"numbers (np.where chooses per element)")
-        if value.kind == "call":
+        if value.kind == "call" and not self.at_run_time & _names(value):
             holds = bool(value.evaluate(self.numbers))
             self.guards.append(Guard(value, holds))
             return holds
@@ -254,9 +255,11 @@ def is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def trace(maths, hyperparameters: dict, present: dict[str, str]) -> Trace:
+def trace(maths, hyperparameters: dict, present: dict[str, str], at_run_time=frozenset()) -> Trace:
     """Trace ``maths.update`` for these hyperparameters (flags as they are; numbers, by their
-    values, decide only the branches taken on them) and this state: ``present`` maps each
+    values, decide only the branches taken on them, but for those named in ``at_run_time``,
+    whose branches are traced both ways, as branches on the step are, for the code to pick one
+    as it runs) and this state: ``present`` maps each
     state field the update reads to its kind, ``"tensor"`` (one number per tensor: the step),
     ``"element"``, or ``"row"`` or ``"column"`` (a factored state); the other fields are None."""
     numbers = {name: float(value) for name, value in hyperparameters.items() if is_number(value)}
@@ -265,7 +268,7 @@ def trace(maths, hyperparameters: dict, present: dict[str, str]) -> Trace:
     paths, pending, guards = [], [[]], []
     while pending:  # every way through the per-tensor branches, depth first
         decisions = pending.pop()
-        tracer = _Tracer(numbers, decisions)
+        tracer = _Tracer(numbers, decisions, frozenset(at_run_time))
         arguments = {name: tracer.input(name, "call") if name in numbers else value
                      for name, value in hyperparameters.items()}
         state = maths.State(**{field: tracer.input(field, present[field]) if field in present else None
@@ -298,6 +301,13 @@ def _as_value(tracer: _Tracer, value):
     if value is None or isinstance(value, Value):
         return value
     return tracer.constant(value)
+
+
+def _names(value: Value) -> set:
+    """The hyperparameters a ``call`` value is computed from."""
+    if value.op == "input":
+        return {value.name}
+    return set().union(*map(_names, value.args)) if value.args else set()
 
 
 def satisfied(guards: tuple[Guard, ...], numbers: dict) -> bool:

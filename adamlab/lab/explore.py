@@ -10,7 +10,9 @@ Listening on loopback (the default), it answers only requests addressed to a loo
 403 otherwise), so that no other site can reach it through a name of its own.
 
 ``GET /``
-    The page. ``GET /static/<file>``: its script, style sheet and the vendored Chart.js.
+    The page. ``GET /static/<file>``: its script, style sheet and the vendored Chart.js, and
+    ``rules.js``, every optimizer's step in JavaScript printed from its maths
+    (``adamlab.lab.browser``), for the views the page computes itself.
 ``GET /api/problems``
     ``{"problems": [...], "optimizers": [...], "knobs": [...], "trace_columns": {...}, "max_steps":
     5000, "max_work": 100000}``: the optimizers (name, summary) and knobs of adamlab's registry, the
@@ -74,7 +76,7 @@ import numpy as np
 import torch
 
 from .. import registry
-from . import race, trace
+from . import browser, race, trace
 
 MAX_STEPS = 5000
 #: The most work one request may ask for (see race.Plan.work): every problem's default race and
@@ -286,7 +288,10 @@ def race_answer(plan: race.Plan, cancel: threading.Event | None = None) -> dict:
 
 def static_file(name: str) -> tuple[str, bytes]:
     """The content type and bytes of the page's file ``name``: only the names of files in the
-    static folder (no "..", no sub-folders) with a suffix the page uses."""
+    static folder (no "..", no sub-folders) with a suffix the page uses, and the printed
+    ``rules.js``."""
+    if name == "rules.js":
+        return _TYPES[".js"], browser.script().encode()
     suffix = name[name.rfind("."):] if "." in name else ""
     # looked up among the folder's names, so that no name a request makes up reaches the file system
     if suffix not in _TYPES or name not in {entry.name for entry in STATIC.iterdir() if entry.is_file()}:

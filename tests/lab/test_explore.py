@@ -19,7 +19,7 @@ import pytest
 
 from adamlab import registry
 from adamlab.cli import main
-from adamlab.lab import explore, race, trace
+from adamlab.lab import browser, explore, race, trace
 
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -165,11 +165,13 @@ def test_unknown_paths_are_404(server, path):
 def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
-    for name in ("explore.js", "explore.css", "chart.umd.min.js"):
+    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js"):
         assert f"/static/{name}".encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
     assert get(server, "/static/chart.umd.min.js")[2].startswith(b"/*!\n * Chart.js v4.")
+    # every optimizer's step, printed from its maths, as the browser tests run it
+    assert get(server, "/static/rules.js")[1:] == ("text/javascript; charset=utf-8", browser.script().encode())
 
 
 def test_it_listens_on_loopback_unless_told_otherwise(server):
@@ -439,6 +441,7 @@ def test_the_page_draws_what_the_api_computes(server):
 
             # The first view: the first problem (one parameter) at its defaults, with the trace table.
             page.wait_for_function("window.explorer.draws >= 1")
+            assert page.evaluate("Object.keys(ADAMLAB_RULES)") == list(registry.OPTIMIZERS)  # loaded, printed
             first = page.evaluate("window.explorer.response")
             assert first["problem"] == "quadratic"
             assert drawn_paths(page) == paths_of(first) == paths_of(as_json(race.run("quadratic").to_json()))

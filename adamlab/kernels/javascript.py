@@ -1,0 +1,199 @@
+"""adamlab's update rules in JavaScript, printed from the maths' trace, for the explorer's page.
+
+Each optimizer of the registry becomes a function the page calls once a step::
+
+    step(h, state, param, grad) -> {param, state}
+
+``h`` holds the hyperparameters by the maths' names (``h.lr``, ``h.beta1``), ``state`` the
+maths' state fields (a number for the step, a ``Float64Array`` for a tensor), ``param`` and
+``grad`` are ``Float64Array``s; nothing passed in is changed. Flags (amsgrad, nesterov) are fixed
+per registry name, as a name fixes them; every branch on the step (RAdam's rectification) or on
+a number the page may change (weight decay switched on) is taken as the page runs, so one
+function serves every slider value.
+
+JavaScript numbers are doubles, so the page computes what the float64 reference (the maths on
+NumPy arrays) computes, in the order the maths is written: the same bits for + - * /, sqrt and
+comparisons (each correctly rounded in both); powers within an ulp (V8's pow and C's may differ
+in the last bit); sums over a tensor added in index order (NumPy's pairwise sum differs in the
+last bits beyond eight elements).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import numpy as np
+
+from .symbolic import REDUCTIONS, Path, Trace, TraceError, Value, is_number, trace
+
+_COMPARISONS = {">", ">=", "<", "<="}
+_INFIX = {"+", "-", "*", "/"} | _COMPARISONS
+_CALLS = {"sqrt": "Math.sqrt({0})", "abs": "Math.abs({0})", "neg": "(-{0})", "**": "Math.pow({0}, {1})",
+          "where": "({0} ? {1} : {2})", "maximum": "(({0} > {1} || {0} !== {0}) ? {0} : {1})",
+          "minimum": "(({0} < {1} || {0} !== {0}) ? {0} : {1})",
+          "fmax": "(({1} !== {1} || {0} > {1}) ? {0} : {1})", "sign": "({0} > 0 ? 1 : {0} < 0 ? -1 : {0} + 0)"}
+
+
+class Rule(NamedTuple):
+    """One optimizer for the page: its step, and the state a parameter starts from."""
+
+    source: str  # a JavaScript function expression: (h, state, param, grad) => ({param, state})
+    first: str | None  # the step while state born at the first step (SGD's momentum) is missing
+    hyperparameters: dict  # the maths' numbers by name, with the name's defaults
+    initial: dict  # state field -> its starting number (per tensor) or the fill of its array
+    numbers: tuple[str, ...]  # the fields of ``initial`` that are one number per tensor
+    born: tuple[str, ...]  # state fields the first step makes
+    changing: tuple[str, ...]  # the hyperparameters the page may change as it runs
+
+
+def rule(maths, hyperparameters: dict, initial, born: tuple[str, ...] = (), at_run_time=()) -> Rule:
+    """The page's rule for ``maths.update`` with these hyperparameters, starting from ``initial``
+    (``maths.State`` of a one-element parameter: numbers stay numbers, arrays give their fill).
+    Every number is read from ``h`` as the page runs, but only those named in ``at_run_time``
+    may change there: the branches the others take are fixed by their values here (RMSprop's
+    momentum of 0 keeps no buffer). ``born``: state fields the first step makes."""
+    numbers = {name: float(value) for name, value in hyperparameters.items() if is_number(value)}
+    fills, kinds = {}, {}
+    for field in maths.State._fields:
+        value = getattr(initial, field)
+        if value is not None and field not in born:
+            fills[field] = float(np.asarray(value).reshape(-1)[0])
+            kinds[field] = "tensor" if np.ndim(value) == 0 else "element"
+    step = _function(trace(maths, hyperparameters, {**kinds, **dict.fromkeys(born, "element")}, at_run_time))
+    first = _function(trace(maths, hyperparameters, kinds, at_run_time)) if born else None
+    return Rule(step, first, numbers, fills, tuple(field for field, kind in kinds.items() if kind == "tensor"),
+                tuple(born), tuple(name for name in numbers if name in at_run_time))
+
+
+def module(rules: dict[str, Rule]) -> str:
+    """A script defining ``ADAMLAB_RULES``: each rule by name, with ``init(n)`` and ``step``."""
+    entries = []
+    for name, each in rules.items():
+        entries.append(f"  {json.dumps(name)}: {{\n"
+                       f"    hyperparameters: {json.dumps(each.hyperparameters)},\n"
+                       f"    initial: {json.dumps(each.initial)},\n"
+                       f"    numbers: {json.dumps(each.numbers)},\n"
+                       f"    born: {json.dumps(each.born)},\n"
+                       f"    changing: {json.dumps(each.changing)},\n"
+                       f"    step: {_indent_js(each.source, 4)},\n"
+                       f"    first: {_indent_js(each.first, 4) if each.first else 'null'},\n  }}")
+    return ("/* Printed from adamlab.maths by adamlab/kernels/javascript.py: do not edit. */\n"
+            "const ADAMLAB_RULES = {\n" + ",\n".join(entries) + "\n};\n" + _RUNTIME)
+
+
+_RUNTIME = """
+/* A fresh state for a parameter of n elements, and one step of a rule: its first step where
+ * state is born then (SGD's momentum buffer), else its step. */
+function adamlabInit(rule, n) {
+  const state = {};
+  for (const [field, fill] of Object.entries(rule.initial)) {
+    state[field] = rule.numbers.includes(field) ? fill : new Float64Array(n).fill(fill);
+  }
+  return state;
+}
+function adamlabStep(rule, h, state, param, grad) {
+  const first = rule.first !== null && rule.born.some((field) => !(field in state));
+  return (first ? rule.first : rule.step)(h, state, param, grad);
+}
+"""
+
+
+def _indent_js(text: str, depth: int) -> str:
+    return text.replace("\n", "\n" + " " * depth)
+
+
+def _function(traced: Trace) -> str:
+    """``traced`` as a JavaScript function: each way through its branches a block, the first
+    whose conditions hold returning the new parameter and state."""
+    lines = ["(h, state, param, grad) => {", "  const n = param.length;"]
+    for path in traced.paths:
+        lines += ["  {"] + ["    " + line for line in _path(traced, path)] + ["  }"]
+    lines += ['  throw new Error("no way through the update holds");', "}"]
+    return "\n".join(lines)
+
+
+def _path(traced: Trace, path: Path) -> list[str]:
+    printer = _Printer()
+    # A number's truth is Python's (and C's): not 0, so NaN holds (JavaScript's NaN is falsy).
+    tests = [("" if holds else "!") + (printer.name(condition) if condition.op in _COMPARISONS
+                                        else f"({printer.name(condition)} !== 0)")
+             for condition, holds in path.conditions]
+    head, printer.lines = printer.lines, []
+    outputs = {"param": path.param}
+    outputs.update({field: value for field, value in path.state.items()
+                    if value is not None and field in traced.state})
+    loop = _Printer(outer=printer)
+    stores = [f"out_{field}[i] = {loop.name(value)};" for field, value in outputs.items()]
+    numbers = {field: printer.name(path.state[field]) for field in traced.scalar_state
+               if path.state[field] is not None}
+    body = printer.lines + [f"const out_{field} = new Float64Array(n);" for field in outputs]
+    body += ["for (let i = 0; i < n; i++) {"] + ["  " + line for line in loop.lines + stores] + ["}"]
+    state = [f"{field}: out_{field}" for field in outputs if field != "param"]
+    state += [f"{field}: {name}" for field, name in numbers.items()]
+    body.append(f"return {{param: out_param, state: {{{', '.join(state)}}}}};")
+    return head + [f"if ({' && '.join(tests) or 'true'}) {{"] + ["  " + line for line in body] + ["}"]
+
+
+class _Printer:
+    """JavaScript for the values of one path, each named once. A printer of a loop over the
+    elements (``outer`` given) prints elements; numbers it asks of its outer printer, which
+    prints them before the loop."""
+
+    def __init__(self, outer: _Printer | None = None):
+        self.outer = outer
+        self.names: dict = {}
+        self.lines: list[str] = []
+        self.counter = outer.counter if outer else _Counter()
+
+    def name(self, value: Value) -> str:
+        if value in self.names:
+            return self.names[value]
+        element = value.kind == "element"
+        if self.outer is not None and not element:
+            return self.outer.name(value)
+        if self.outer is None and element:
+            raise TraceError(f"an element ({value!r}) outside a loop over the elements")
+        if value.op == "const":
+            return _number(value.number)
+        if value.op == "input":
+            return self._input(value)
+        if value.op == "sum":
+            loop = _Printer(outer=self)
+            term = loop.name(value.args[0])
+            total = self.names[value] = f"q{self.counter()}"
+            self.lines += [f"let {total} = 0;", "for (let i = 0; i < n; i++) {"]
+            self.lines += ["  " + line for line in loop.lines] + [f"  {total} += {term};", "}"]
+            return total
+        if value.op in REDUCTIONS:
+            raise TraceError(f"{value.op} along an axis: the page steps flat parameters")
+        args = [self.name(arg) for arg in value.args]
+        text = f"({args[0]} {value.op} {args[1]})" if value.op in _INFIX else _CALLS[value.op].format(*args)
+        name = self.names[value] = f"{'e' if element else 's'}{self.counter()}"
+        self.lines.append(f"const {name} = {text};")
+        return name
+
+    @staticmethod
+    def _input(value: Value) -> str:
+        if value.kind == "call":
+            return f"h.{value.name}"
+        if value.kind == "tensor":
+            return "n" if value.name == "size" else f"state.{value.name}"
+        return f"{value.name}[i]" if value.name in ("param", "grad") else f"state.{value.name}[i]"
+
+
+class _Counter:
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self) -> int:
+        self.count += 1
+        return self.count
+
+
+def _number(number: float) -> str:
+    if number != number:
+        return "NaN"
+    if number in (float("inf"), float("-inf")):
+        return "Infinity" if number > 0 else "(-Infinity)"
+    return repr(float(number))  # the shortest text that reads back as the same double

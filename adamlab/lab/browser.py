@@ -1,0 +1,49 @@
+"""The registry's optimizers for the explorer's page: JavaScript printed from their maths
+(``adamlab.kernels.javascript``), so the page steps them itself, instantly, with the numbers of
+the float64 reference."""
+
+import functools
+
+import numpy as np
+
+from .. import registry
+from ..kernels import javascript
+from ..maths.hyperparameters import keyword_arguments
+
+
+def maths_of(entry: registry.Entry):
+    """The maths ``entry``'s class runs on a parameter of the page (two numbers): 8-bit Adam's
+    keeps tensors that small at full precision, on Adam's maths."""
+    return entry.make.maths
+
+
+def hyperparameters(entry: registry.Entry, knobs: dict | None = None, **arguments) -> dict:
+    """``entry``'s maths arguments (its name's settings, ``arguments``, then ``knobs``) for the
+    float64 page: eps1 that defaults to the parameters' machine epsilon is float64's."""
+    maths = maths_of(entry)
+    accepted = keyword_arguments(maths.update)
+    values = {name: value for name, value in entry.maths_arguments(knobs, **arguments).items() if name in accepted}
+    if "eps1" in values and values["eps1"] is None:
+        values["eps1"] = float(np.finfo(np.float64).eps)
+    return values
+
+
+def initial_state(entry: registry.Entry, param: np.ndarray, values: dict):
+    """The maths' state of a fresh ``param`` (float64), for these hyperparameters."""
+    maths = maths_of(entry)
+    return maths.init(param, **{name: value for name, value in values.items() if name in keyword_arguments(maths.init)})
+
+
+def rule(entry: registry.Entry) -> javascript.Rule:
+    """``entry``'s rule for the page: its learning rate and knobs change as the page runs."""
+    values = hyperparameters(entry)
+    born = tuple(entry.make.state_fields[key] for key in entry.make.born_at_first_step)
+    changing = {"lr", *(knob.maths for knob in entry.knobs.values())}
+    return javascript.rule(maths_of(entry), values, initial_state(entry, np.ones(1), values), born,
+                           {name for name in changing if isinstance(values.get(name), (int, float))})
+
+
+@functools.cache
+def script() -> str:
+    """The page's script of every optimizer's rule (``ADAMLAB_RULES``), printed once a process."""
+    return javascript.module({name: rule(entry) for name, entry in registry.OPTIMIZERS.items()})

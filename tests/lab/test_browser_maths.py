@@ -1,0 +1,105 @@
+"""The explorer's optimizers in the browser: JavaScript printed from adamlab.maths
+(adamlab.kernels.javascript), run in Debian's chromium and held to the float64 reference, the
+same maths on NumPy arrays."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from adamlab import registry
+from adamlab.kernels import javascript, symbolic
+from adamlab.lab import browser
+
+from .test_explore import BROWSER_ARGS
+
+#: Every optimizer twice: at its name's defaults, and with each knob it has turned.
+KNOBS = {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.05}
+CASES = [(name, knobs) for name in registry.OPTIMIZERS for knobs in ({}, KNOBS)]
+STEPS = 40
+
+RUN = """([name, h, param, grads, lrs]) => {
+  const rule = ADAMLAB_RULES[name];
+  let state = adamlabInit(rule, param.length), theta = Float64Array.from(param);
+  const path = [];
+  for (let t = 0; t < grads.length; t++) {
+    const next = adamlabStep(rule, {...h, lr: lrs[t]}, state, theta, Float64Array.from(grads[t]));
+    theta = next.param;
+    state = next.state;
+    path.push(Array.from(theta));
+  }
+  return path;
+}"""
+
+
+@pytest.fixture(scope="module")
+def page():
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.fail("the explorer's browser tests need Debian's chromium: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        try:
+            opened = launched.new_page()
+            errors = []
+            opened.on("pageerror", lambda error: errors.append(str(error)))
+            opened.set_content("<!doctype html><title>rules</title>")
+            opened.add_script_tag(content=browser.script())
+            assert errors == []
+            yield opened
+        finally:
+            launched.close()
+
+
+def reference(entry, knobs, param, grads, lrs):
+    """The float64 reference: the optimizer's maths on NumPy arrays, step by step."""
+    maths = browser.maths_of(entry)
+    values = browser.hyperparameters(entry, knobs)
+    state = browser.initial_state(entry, param, values)
+    path = []
+    for grad, lr in zip(grads, lrs):
+        step = maths.update(grad, state, param, **{**values, "lr": lr})
+        param, state = step.param, step.state
+        path.append(np.asarray(param, dtype=np.float64))
+    return np.array(path)
+
+
+@pytest.mark.parametrize("name, knobs", CASES, ids=[f"{name}{'-knobs' if knobs else ''}" for name, knobs in CASES])
+def test_each_optimizer_steps_in_the_browser_as_the_float64_reference(page, name, knobs):
+    entry = registry.get(name)
+    changing = browser.rule(entry).changing  # Adafactor's beta1 adds state: a rule of its own, not a slider
+    knobs = {knob: value for knob, value in entry.applicable(knobs).items() if entry.knobs[knob].maths in changing}
+    generator = np.random.default_rng(7)
+    param = generator.standard_normal(5)
+    grads = generator.standard_normal((STEPS, 5)) * np.linspace(0.1, 3, STEPS)[:, None]
+    grads[3, 1] = 0.0  # a zero gradient: sign(0), an untouched second moment
+    lrs = 0.05 * 0.97 ** np.arange(STEPS)  # a schedule: the learning rate changes every step
+    expected = reference(entry, knobs, param, grads, lrs)
+    values = browser.hyperparameters(entry, knobs)
+    h = {key: value for key, value in values.items() if symbolic.is_number(value)}
+    got = np.array(page.evaluate(RUN, [name, h, param.tolist(), grads.tolist(), lrs.tolist()]))
+    assert got.shape == expected.shape and np.isfinite(expected).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+
+
+def test_a_number_that_is_nan_is_true_in_a_branch_as_in_python(page):
+    """Python's `if weight_decay:` holds for NaN; JavaScript's NaN is falsy: the page tests `!== 0`."""
+    got = page.evaluate("""() => {
+      const rule = ADAMLAB_RULES["sgd"];
+      return Array.from(adamlabStep(rule, {...rule.hyperparameters, lr: 0.1, weight_decay: NaN},
+                                    adamlabInit(rule, 1), new Float64Array([1]), new Float64Array([1])).param);
+    }""")
+    assert len(got) == 1 and np.isnan(got[0])
+
+
+def test_the_printed_script_names_every_optimizer_and_is_not_written_by_hand():
+    script = browser.script()
+    assert script.startswith("/* Printed from adamlab.maths")
+    for name in registry.OPTIMIZERS:
+        assert f'"{name}": {{' in script
+    # Adam's moments are the maths': a changed maths changes the script
+    rule = browser.rule(registry.get("adam"))
+    assert "Math.sqrt" in rule.source and rule.first is None
+    assert isinstance(javascript.module({"adam": rule}), str)

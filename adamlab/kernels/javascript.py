@@ -2,11 +2,12 @@
 
 Each optimizer of the registry becomes a function the page calls once a step::
 
-    step(h, state, param, grad) -> {param, state}
+    step(h, state, param, grad) -> {param, state, quantities}
 
 ``h`` holds the hyperparameters by the maths' names (``h.lr``, ``h.beta1``), ``state`` the
 maths' state fields (a number for the step, a ``Float64Array`` for a tensor), ``param`` and
-``grad`` are ``Float64Array``s; nothing passed in is changed. Flags (amsgrad, nesterov) are fixed
+``grad`` are ``Float64Array``s; nothing passed in is changed. ``quantities`` are the step's
+named quantities of the maths (Adam's m_hat, v_hat, update ...), a number or an array each. Flags (amsgrad, nesterov) are fixed
 per registry name, as a name fixes them; every branch on the step (RAdam's rectification) or on
 a number the page may change (weight decay switched on) is taken as the page runs, so one
 function serves every slider value.
@@ -123,15 +124,20 @@ def _path(traced: Trace, path: Path) -> list[str]:
     outputs = {"param": path.param}
     outputs.update({field: value for field, value in path.state.items()
                     if value is not None and field in traced.state})
+    per_element = {f"quantity_{name}": value for name, value in path.quantities.items()
+                   if value is not None and value.kind == "element"}
     loop = _Printer(outer=printer)
-    stores = [f"out_{field}[i] = {loop.name(value)};" for field, value in outputs.items()]
+    stores = [f"out_{field}[i] = {loop.name(value)};" for field, value in {**outputs, **per_element}.items()]
     numbers = {field: printer.name(path.state[field]) for field in traced.scalar_state
                if path.state[field] is not None}
-    body = printer.lines + [f"const out_{field} = new Float64Array(n);" for field in outputs]
+    quantities = {name: f"out_quantity_{name}" if value.kind == "element" else printer.name(value)
+                  for name, value in path.quantities.items() if value is not None}
+    body = printer.lines + [f"const out_{field} = new Float64Array(n);" for field in [*outputs, *per_element]]
     body += ["for (let i = 0; i < n; i++) {"] + ["  " + line for line in loop.lines + stores] + ["}"]
     state = [f"{field}: out_{field}" for field in outputs if field != "param"]
     state += [f"{field}: {name}" for field, name in numbers.items()]
-    body.append(f"return {{param: out_param, state: {{{', '.join(state)}}}}};")
+    named = ", ".join(f"{name}: {text}" for name, text in quantities.items())
+    body.append(f"return {{param: out_param, state: {{{', '.join(state)}}}, quantities: {{{named}}}}};")
     return head + [f"if ({' && '.join(tests) or 'true'}) {{"] + ["  " + line for line in body] + ["}"]
 
 

@@ -181,6 +181,7 @@ class Path(NamedTuple):
     conditions: tuple[tuple[Value, bool], ...]
     param: Value
     state: dict  # state field -> its new value (or None)
+    quantities: dict = {}  # the step's named quantities (m_hat, update ...), for the explorer's tables
 
 
 class Trace(NamedTuple):
@@ -287,7 +288,9 @@ def trace(maths, hyperparameters: dict, present: dict[str, str], at_run_time=fro
             pending.append([holds for _, holds in tracer.taken[:index]] + [True])
         guards += tracer.guards  # each path's own (a repeated one costs a comparison)
         new_state = {field: _as_value(tracer, getattr(step.state, field)) for field in maths.State._fields}
-        paths.append(Path(tuple(tracer.taken), _as_value(tracer, step.param), new_state))
+        quantities = {name: _as_value(tracer, value) for name, value in step.quantities.items()
+                      if value is None or isinstance(value, Value) or is_number(value)}
+        paths.append(Path(tuple(tracer.taken), _as_value(tracer, step.param), new_state, quantities))
     fields = maths.State._fields
     scalar_state = tuple(field for field in fields if present.get(field) == "tensor"
                          or any(path.state[field] is not None and path.state[field].kind == "tensor"

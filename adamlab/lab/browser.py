@@ -3,12 +3,14 @@
 the float64 reference."""
 
 import functools
+import json
 
 import numpy as np
 
 from .. import registry
 from ..kernels import javascript
 from ..maths.hyperparameters import keyword_arguments
+from . import trace
 
 
 def maths_of(entry: registry.Entry):
@@ -45,5 +47,12 @@ def rule(entry: registry.Entry) -> javascript.Rule:
 
 @functools.cache
 def script() -> str:
-    """The page's script of every optimizer's rule (``ADAMLAB_RULES``), printed once a process."""
-    return javascript.module({name: rule(entry) for name, entry in registry.OPTIMIZERS.items()})
+    """The page's script, printed once a process: every optimizer's rule (``ADAMLAB_RULES``),
+    the knobs each lets the page turn, by the maths' name each sets (``ADAMLAB_KNOBS``: RMSprop's
+    beta2 is its alpha), and the headers of the step's quantities (``ADAMLAB_COLUMNS``, as
+    ``adamlab trace`` prints them)."""
+    rules = {name: rule(entry) for name, entry in registry.OPTIMIZERS.items()}
+    knobs = {name: {knob: setting.maths for knob, setting in registry.get(name).knobs.items()
+                    if setting.maths in rules[name].changing} for name in rules}
+    return (javascript.module(rules) + f"const ADAMLAB_KNOBS = {json.dumps(knobs)};\n"
+            f"const ADAMLAB_COLUMNS = {json.dumps(trace.COLUMNS)};\n")

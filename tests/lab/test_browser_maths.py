@@ -22,14 +22,16 @@ STEPS = 40
 RUN = """([name, h, param, grads, lrs]) => {
   const rule = ADAMLAB_RULES[name];
   let state = adamlabInit(rule, param.length), theta = Float64Array.from(param);
-  const path = [];
+  const path = [], quantities = [];
   for (let t = 0; t < grads.length; t++) {
     const next = adamlabStep(rule, {...h, lr: lrs[t]}, state, theta, Float64Array.from(grads[t]));
     theta = next.param;
     state = next.state;
     path.push(Array.from(theta));
+    quantities.push(Object.fromEntries(Object.entries(next.quantities).map(
+      ([name, value]) => [name, typeof value === "number" ? [value] : Array.from(value)])));
   }
-  return path;
+  return [path, quantities];
 }"""
 
 
@@ -54,16 +56,19 @@ def page():
 
 
 def reference(entry, knobs, param, grads, lrs):
-    """The float64 reference: the optimizer's maths on NumPy arrays, step by step."""
+    """The float64 reference: the optimizer's maths on NumPy arrays, step by step; its path and
+    its quantities at every step."""
     maths = browser.maths_of(entry)
     values = browser.hyperparameters(entry, knobs)
     state = browser.initial_state(entry, param, values)
-    path = []
+    path, quantities = [], []
     for grad, lr in zip(grads, lrs):
         step = maths.update(grad, state, param, **{**values, "lr": lr})
         param, state = step.param, step.state
         path.append(np.asarray(param, dtype=np.float64))
-    return np.array(path)
+        quantities.append({name: np.atleast_1d(np.asarray(value, dtype=np.float64))
+                           for name, value in step.quantities.items() if value is not None})
+    return np.array(path), quantities
 
 
 @pytest.mark.parametrize("name, knobs", CASES, ids=[f"{name}{'-knobs' if knobs else ''}" for name, knobs in CASES])
@@ -76,12 +81,17 @@ def test_each_optimizer_steps_in_the_browser_as_the_float64_reference(page, name
     grads = generator.standard_normal((STEPS, 5)) * np.linspace(0.1, 3, STEPS)[:, None]
     grads[3, 1] = 0.0  # a zero gradient: sign(0), an untouched second moment
     lrs = 0.05 * 0.97 ** np.arange(STEPS)  # a schedule: the learning rate changes every step
-    expected = reference(entry, knobs, param, grads, lrs)
+    expected, expected_quantities = reference(entry, knobs, param, grads, lrs)
     values = browser.hyperparameters(entry, knobs)
     h = {key: value for key, value in values.items() if symbolic.is_number(value)}
-    got = np.array(page.evaluate(RUN, [name, h, param.tolist(), grads.tolist(), lrs.tolist()]))
+    got, quantities = page.evaluate(RUN, [name, h, param.tolist(), grads.tolist(), lrs.tolist()])
+    got = np.array(got)
     assert got.shape == expected.shape and np.isfinite(expected).all()
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+    for step, (ours, theirs) in enumerate(zip(quantities, expected_quantities)):  # m_hat, update ...
+        assert set(ours) == set(theirs), step
+        for key in theirs:
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-12, atol=1e-300, err_msg=f"{key} at {step}")
 
 
 def test_a_number_that_is_nan_is_true_in_a_branch_as_in_python(page):

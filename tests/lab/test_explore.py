@@ -504,3 +504,108 @@ def test_the_page_draws_what_the_api_computes(server):
             assert errors == []
         finally:
             browser.close()
+
+
+# --- the step-by-step view, computed in the page ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser_page():
+    """A page of Debian's chromium, driven by Playwright; a new one per test would cost seconds."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.fail("the explorer's browser test needs Debian's chromium: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        try:
+            page = launched.new_page()
+            page.set_default_timeout(20_000)
+            page.errors = []
+            page.on("pageerror", lambda error: page.errors.append(str(error)))
+            yield page
+        finally:
+            launched.close()
+
+
+def stepper_rows(page) -> list[dict]:
+    return page.evaluate("window.stepper.rows")
+
+
+def assert_rows_match(rows: list[dict], expected: list[dict]):
+    assert len(rows) == len(expected)
+    for ours, theirs in zip(rows, expected):
+        for key, value in theirs.items():
+            if value is not None:
+                assert ours[key] == pytest.approx(value, rel=1e-12, abs=1e-300), key
+
+
+def test_the_step_by_step_view_opens_on_the_worked_example_computed_in_the_page(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.stepper.draws >= 1")
+    rows = stepper_rows(page)
+    assert_rows_match(rows, trace.trace("adam"))  # the float64 reference, as `adamlab trace` prints it
+    assert [round(row["param"], 6) for row in rows[:2]] == [0.999, 0.998043]  # the lesson's numbers
+    headers = page.locator("#step-table thead th").all_inner_texts()
+    assert headers == ["t", "grad", "g", "m", "v", "1-beta1^t", "1-beta2^t", "m_hat", "v_hat", "update", "theta"]
+    assert page.locator("#step-table tbody tr").count() == 4 and page.errors == []
+
+
+def test_the_step_by_step_view_follows_its_inputs_and_keeps_them_in_the_url(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.stepper.draws >= 1")
+    page.fill("#step-beta1", "0")
+    page.fill("#step-beta2", "0.9")
+    page.fill("#step-lr", "0.05")  # the lesson's suggestion
+    assert_rows_match(stepper_rows(page), trace.trace("adam", lr=0.05, beta1=0.0, beta2=0.9))
+    link = page.url
+    assert "lr=0.05" in link and "beta1=0" in link
+    # a link brings the same table back; RMSprop's beta2 is its alpha
+    page.goto(server.url + "#optimizer=rmsprop&grads=1,+-2,+3&theta=2&lr=0.01&beta1=0.9&beta2=0.5")
+    page.reload()
+    page.wait_for_function("window.stepper.draws >= 1")
+    assert page.input_value("#step-optimizer") == "rmsprop"
+    assert_rows_match(stepper_rows(page), trace.trace("rmsprop", [1, -2, 3], theta=2.0, lr=0.01, beta2=0.5))
+    page.goto(link)
+    page.reload()
+    page.wait_for_function("window.stepper.draws >= 1")
+    assert_rows_match(stepper_rows(page), trace.trace("adam", lr=0.05, beta1=0.0, beta2=0.9))
+
+
+@pytest.mark.parametrize("field, text, message", [
+    ("grads", "0.5, x", '"x" is not a finite number'),
+    ("grads", "", "type at least one gradient"),
+    ("grads", "1e999", "is not a finite number"),
+    ("lr", "-1", "lr must be a number in (0, 10]"),
+    ("beta2", "1", "beta2 must be a number in [0, 1)"),
+    ("theta", "abc", "theta0 must be a finite number"),
+])
+def test_bad_input_in_the_step_by_step_view_is_said_beside_it_and_the_table_kept(server, browser_page, field, text,
+                                                                                 message):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.stepper.draws >= 1")
+    before, draws = stepper_rows(page), page.evaluate("window.stepper.draws")
+    page.fill(f"#step-{field}", text)
+    assert message in page.inner_text(f"#step-{field}-error")
+    assert page.get_attribute(f"#step-{field}", "aria-invalid") == "true"
+    assert page.evaluate("window.stepper.draws") == draws and stepper_rows(page) == before
+    assert "last settings that were valid" in page.inner_text("#step-status")
+
+
+def test_a_phone_wide_page_has_no_horizontal_overflow(server, browser_page):
+    page = browser_page
+    page.set_viewport_size({"width": 390, "height": 800})
+    try:
+        for problem in race.PROBLEMS:
+            if problem == "flip":
+                continue  # seconds of training; its page is the same layout
+            page.goto(server.url)
+            page.wait_for_function("window.stepper.draws >= 1 && window.explorer.draws >= 1")
+            draws = page.evaluate("window.explorer.draws")
+            page.select_option("#problem", problem)
+            page.wait_for_function(f"window.explorer.draws > {draws}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, problem
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 720})

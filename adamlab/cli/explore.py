@@ -1,4 +1,5 @@
-"""``adamlab explore``: a local web page to race the optimizers with sliders."""
+"""``adamlab explore``: a local web page to race the optimizers with sliders, or (--export) that
+page as static files."""
 
 import argparse
 import sys
@@ -29,10 +30,18 @@ def add_parser(commands) -> None:
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=_port, default=8765, help="port to listen on (default 8765; 0: any free port)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
+    parser.add_argument("--export", metavar="DIR",
+                        help="write the page into DIR as static files (index.html and static/) instead of "
+                             "serving it: the views computed in the page work from file:// or any web host; "
+                             "the races need this command's server. DIR must be new or an earlier export")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if args.export is not None:
+        folder = lab.export(args.export)  # a path in the way: ValueError, exit status 2
+        print(f"adamlab explore: the page is in {folder}; open {folder / 'index.html'}")
+        return 0
     if not lab.is_loopback(args.host):
         # Anyone who can reach the port can make this machine run races: say so once.
         print(f"adamlab explore: warning: {args.host} is not a loopback address; other machines may "

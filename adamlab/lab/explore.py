@@ -61,6 +61,7 @@ import json
 import math
 import re
 import select
+import shutil
 import socket
 import sys
 import threading
@@ -69,13 +70,14 @@ from collections import Counter, OrderedDict
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import contourpy
 import numpy as np
 import torch
 
-from .. import registry
+from .. import files, registry
 from . import browser, race, trace
 
 MAX_STEPS = 5000
@@ -282,6 +284,56 @@ def race_answer(plan: race.Plan, cancel: threading.Event | None = None) -> dict:
     if course.dimensions == 1:
         answer["internals"] = internals(result)
     return answer
+
+
+# --- the page as files ---------------------------------------------------------------------------
+
+#: The mark an export holds, so that only a folder adamlab exported is ever replaced by another.
+EXPORT_MARK = ".adamlab-explore"
+
+
+def is_export(path: Path) -> bool:
+    """Whether ``path`` is a folder :func:`export` wrote: its mark, index.html and static/ holding
+    the page's files, and nothing of anyone else's."""
+    try:
+        entries = {entry.name: entry for entry in path.iterdir()}
+        static = entries.get("static")
+        names = {entry.name for entry in static.iterdir()} if static and static.is_dir() else None
+    except OSError:
+        return False
+    return (EXPORT_MARK in entries and set(entries) <= {EXPORT_MARK, "index.html", "static"}
+            and names is not None and names <= set(_export_files()))
+
+
+EXPORT = files.Kind("a page adamlab explore --export wrote", True, is_export)
+
+
+def _export_files() -> dict[str, bytes]:
+    """The files of static/ in an export: the page's scripts and style, the printed rules.js,
+    and README.md, which holds Chart.js's licence."""
+    names = [entry.name for entry in STATIC.iterdir()
+             if entry.is_file() and entry.suffix in (".js", ".css", ".md")]
+    return {name: (STATIC / name).read_bytes() for name in names} | {"rules.js": browser.script().encode()}
+
+
+def export(folder: str | Path) -> Path:
+    """Write the page into ``folder`` as static files (index.html and static/), to open from
+    ``file://`` or put on any web host: the views that compute in the page work there; the races,
+    which adamlab computes, say that they need ``adamlab explore``. ``folder`` must be new, or a
+    folder an earlier export wrote (ValueError otherwise, before anything is written); the page
+    is written beside it and renamed into place whole."""
+    folder = Path(folder).resolve()
+    files.check_output(folder, EXPORT, "--export")
+    partial = files.partial_folder(folder)
+    if partial.exists():
+        shutil.rmtree(partial)  # debris of an export cut short (checked above: adamlab's)
+    (partial / "static").mkdir(parents=True)
+    (partial / EXPORT_MARK).write_text("written by adamlab explore --export\n")
+    for name, content in _export_files().items():
+        (partial / "static" / name).write_bytes(content)
+    (partial / "index.html").write_bytes((STATIC / "explore.html").read_bytes())
+    files.replace_folder(partial, folder)
+    return folder
 
 
 # --- the server --------------------------------------------------------------------------------

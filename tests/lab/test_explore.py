@@ -165,8 +165,8 @@ def test_unknown_paths_are_404(server, path):
 def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
-    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js"):
-        assert f"/static/{name}".encode() in page
+    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js"):
+        assert f'"static/{name}"'.encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
     assert get(server, "/static/chart.umd.min.js")[2].startswith(b"/*!\n * Chart.js v4.")
@@ -609,3 +609,43 @@ def test_a_phone_wide_page_has_no_horizontal_overflow(server, browser_page):
             assert page.evaluate("document.documentElement.scrollWidth") <= 390, problem
     finally:
         page.set_viewport_size({"width": 1280, "height": 720})
+
+
+# --- the page as files: adamlab explore --export ------------------------------------------------
+
+def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_page, capsys):
+    folder = tmp_path / "page"
+    assert main(["explore", "--export", str(folder)]) == 0
+    assert f"the page is in {folder}" in capsys.readouterr().out
+    assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
+        "README.md", "chart.umd.min.js", "explore.css", "explore.js", "rules.js", "stepper.js"]
+    assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
+    page = browser_page
+    page.errors.clear()
+    page.goto((folder / "index.html").as_uri())
+    page.wait_for_function("window.stepper.draws >= 1 && window.explorer.offline")
+    assert_rows_match(stepper_rows(page), trace.trace("adam"))
+    assert page.is_visible("#server-note") and not page.is_visible("main")  # the races need the server
+    page.fill("#step-lr", "0.05")
+    assert_rows_match(stepper_rows(page), trace.trace("adam", lr=0.05))
+    assert "lr=0.05" in page.url and page.errors == []
+
+
+def test_an_export_replaces_only_an_export(tmp_path, capsys):
+    folder = tmp_path / "page"
+    assert main(["explore", "--export", str(folder)]) == 0
+    (folder / "static" / "explore.css").write_text("stale")
+    assert main(["explore", "--export", str(folder)]) == 0  # an earlier export: written afresh
+    assert (folder / "static" / "explore.css").read_bytes() == (explore.STATIC / "explore.css").read_bytes()
+    (folder / "notes.txt").write_text("mine")  # something of someone else's: never replaced
+    capsys.readouterr()
+    assert main(["explore", "--export", str(folder)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is not a page adamlab explore --export wrote" in error
+    assert (folder / "notes.txt").read_text() == "mine"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "index.html").write_text("<p>a course page</p>")
+    assert main(["explore", "--export", str(other)]) == 2
+    assert (other / "index.html").read_text() == "<p>a course page</p>"
+    assert main(["explore", "--export", str(tmp_path / "missing" / "page")]) == 2

@@ -160,7 +160,7 @@ async function update() {
   setStatus("computing…");
   let response, body;
   try {
-    response = await fetch(`/api/race?${query}`, {signal: request.signal});
+    response = await fetch(`api/race?${query}`, {signal: request.signal});
     body = await response.json();
   } catch (error) {
     if (error.name !== "AbortError") setStatus(`no answer from the server: ${error.message}`, true);
@@ -340,7 +340,15 @@ function draw(race) {
 // --- start ---------------------------------------------------------------------------------
 
 async function start() {
-  const response = await fetch("/api/problems");
+  let response;
+  try {
+    response = await fetch("api/problems");
+  } catch (error) {  // a copy of the page (adamlab explore --export): no server to race on
+    document.querySelector("main").hidden = true;
+    $("server-note").hidden = false;
+    explorer.offline = true;
+    return;
+  }
   explorer.problems = await response.json();
   KNOBS.push(...explorer.problems.knobs);
   for (const problem of explorer.problems.problems) {

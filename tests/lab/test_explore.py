@@ -165,7 +165,7 @@ def test_unknown_paths_are_404(server, path):
 def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
-    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js"):
+    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js"):
         assert f'"static/{name}"'.encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
@@ -618,12 +618,12 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert main(["explore", "--export", str(folder)]) == 0
     assert f"the page is in {folder}" in capsys.readouterr().out
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
-        "README.md", "chart.umd.min.js", "explore.css", "explore.js", "rules.js", "stepper.js"]
+        "README.md", "bias.js", "chart.umd.min.js", "explore.css", "explore.js", "rules.js", "stepper.js"]
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page
     page.errors.clear()
     page.goto((folder / "index.html").as_uri())
-    page.wait_for_function("window.stepper.draws >= 1 && window.explorer.offline")
+    page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1 && window.explorer.offline")
     assert_rows_match(stepper_rows(page), trace.trace("adam"))
     assert page.is_visible("#server-note") and not page.is_visible("main")  # the races need the server
     page.fill("#step-lr", "0.05")
@@ -649,3 +649,20 @@ def test_an_export_replaces_only_an_export(tmp_path, capsys):
     assert main(["explore", "--export", str(other)]) == 2
     assert (other / "index.html").read_text() == "<p>a course page</p>"
     assert main(["explore", "--export", str(tmp_path / "missing" / "page")]) == 2
+
+
+def test_the_bias_correction_view_is_adams_step_and_follows_its_betas(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.bias.draws >= 1")
+    shown = [row for row in page.evaluate("window.bias.rows") if row["step"] in trace.BIAS_TABLE_STEPS]
+    assert_rows_match(shown, trace.bias_table())
+    assert page.locator("#bias-table tbody tr").first.inner_text().split() == ["1", "10", "1000"]  # the lesson's
+    page.fill("#bias-beta2", "0.99")
+    shown = [row for row in page.evaluate("window.bias.rows") if row["step"] in trace.BIAS_TABLE_STEPS]
+    assert_rows_match(shown, trace.bias_table(0.9, 0.99))
+    assert "bias_beta2=0.99" in page.url
+    draws = page.evaluate("window.bias.draws")
+    page.fill("#bias-beta1", "1.5")
+    assert "beta1 must be a number in [0, 1)" in page.inner_text("#bias-beta1-error")
+    assert page.evaluate("window.bias.draws") == draws and page.errors == []

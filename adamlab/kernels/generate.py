@@ -98,8 +98,11 @@ class _Printer:
             text = f"{args[0]} {value.op} {args[1]}"
         elif value.op in symbolic._COMPARISONS:
             text = f"{args[0]} {value.op} {args[1]}"
+        elif value.op == "exp" and element:  # torch's float exp is not C's: no kernel rounds as it does
+            raise symbolic.TraceError("exp of a tensor: a kernel cannot round it as torch does")
         else:
             text = {"neg": "-{0}", "sqrt": sqrt + "({0})", "abs": absolute + "({0})", "**": "pow({0}, {1})",
+                    "exp": "exp({0})",
                     "where": "{0} ? {1} : {2}",
                     "maximum": "MAXIMUM({0}, {1})", "minimum": "MINIMUM({0}, {1})", "fmax": "FMAX({0}, {1})",
                     "sign": "(" + ("REAL" if element else "double") + ")SIGN({0})"}[value.op].format(*args)

@@ -26,11 +26,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .symbolic import REDUCTIONS, Path, Trace, TraceError, Value, is_number, trace
+from .symbolic import REDUCTIONS, Path, Trace, TraceError, Value, _Tracer, is_number, trace
 
 _COMPARISONS = {">", ">=", "<", "<="}
 _INFIX = {"+", "-", "*", "/"} | _COMPARISONS
-_CALLS = {"sqrt": "Math.sqrt({0})", "abs": "Math.abs({0})", "neg": "(-{0})", "**": "Math.pow({0}, {1})",
+_CALLS = {"sqrt": "Math.sqrt({0})", "exp": "Math.exp({0})", "abs": "Math.abs({0})", "neg": "(-{0})", "**": "Math.pow({0}, {1})",
           "where": "({0} ? {1} : {2})", "maximum": "(({0} > {1} || {0} !== {0}) ? {0} : {1})",
           "minimum": "(({0} < {1} || {0} !== {0}) ? {0} : {1})",
           "fmax": "(({1} !== {1} || {0} > {1}) ? {0} : {1})", "sign": "({0} > 0 ? 1 : {0} < 0 ? -1 : {0} + 0)"}
@@ -65,6 +65,20 @@ def rule(maths, hyperparameters: dict, initial, born: tuple[str, ...] = (), at_r
     first = _function(trace(maths, hyperparameters, kinds, at_run_time)) if born else None
     return Rule(step, first, numbers, fills, tuple(field for field, kind in kinds.items() if kind == "tensor"),
                 tuple(born), tuple(name for name in numbers if name in at_run_time))
+
+
+def function(fn, positional: tuple[str, ...] = (), keywords: tuple[str, ...] = ()) -> str:
+    """``fn`` of numbers (its ``positional`` arguments, then its keyword-only ``keywords``) as a
+    JavaScript arrow function of them all, in that order: for the maths the page draws beside
+    the optimizers (the moment generating function)."""
+    tracer = _Tracer({}, [])
+    inputs = {name: tracer.input(name, "call") for name in positional + keywords}
+    result = fn(*(inputs[name] for name in positional), **{name: inputs[name] for name in keywords})
+    printer = _Printer()
+    printer.names.update({value: name for name, value in inputs.items()})
+    returned = printer.name(result if isinstance(result, Value) else tracer.constant(result))
+    body = ["  " + line for line in printer.lines] + [f"  return {returned};"]
+    return "\n".join([f"({', '.join(positional + keywords)}) => {{", *body, "}"])
 
 
 def module(rules: dict[str, Rule]) -> str:

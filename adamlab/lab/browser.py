@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import registry
 from ..kernels import javascript
+from ..maths import moments
 from ..maths.hyperparameters import keyword_arguments
 from . import trace
 
@@ -49,10 +50,16 @@ def rule(entry: registry.Entry) -> javascript.Rule:
 def script() -> str:
     """The page's script, printed once a process: every optimizer's rule (``ADAMLAB_RULES``),
     the knobs each lets the page turn, by the maths' name each sets (``ADAMLAB_KNOBS``: RMSprop's
-    beta2 is its alpha), and the headers of the step's quantities (``ADAMLAB_COLUMNS``, as
-    ``adamlab trace`` prints them)."""
+    beta2 is its alpha), the headers of the step's quantities (``ADAMLAB_COLUMNS``, as
+    ``adamlab trace`` prints them) and the moment generating function of a normal distribution
+    and its two moments (``ADAMLAB_MOMENTS``, from ``adamlab.maths.moments``)."""
     rules = {name: rule(entry) for name, entry in registry.OPTIMIZERS.items()}
     knobs = {name: {knob: setting.maths for knob, setting in registry.get(name).knobs.items()
                     if setting.maths in rules[name].changing} for name in rules}
+    mgf = {name: javascript.function(getattr(moments, name), positional, ("mean", "spread"))
+           for name, positional in (("normal_mgf", ("t",)), ("first_moment", ()), ("second_moment", ()))}
     return (javascript.module(rules) + f"const ADAMLAB_KNOBS = {json.dumps(knobs)};\n"
-            f"const ADAMLAB_COLUMNS = {json.dumps(trace.COLUMNS)};\n")
+            f"const ADAMLAB_COLUMNS = {json.dumps(trace.COLUMNS)};\n"
+            "/* The moment generating function of N(mean, spread^2), from adamlab.maths.moments. */\n"
+            "const ADAMLAB_MOMENTS = {\n"
+            + "".join(f"  {name}: {javascript._indent_js(text, 2)},\n" for name, text in mgf.items()) + "};\n")

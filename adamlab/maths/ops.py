@@ -29,6 +29,11 @@ def sqrt(x):
 _NUMPY_SQRT = (torch.float32, torch.float64)
 
 
+def exp(x):
+    """Element-wise e^x."""
+    return x.exp() if isinstance(x, torch.Tensor) else np.exp(x)
+
+
 def maximum(a, b):
     """Element-wise maximum of two arrays of one kind."""
     return torch.maximum(a, b) if isinstance(a, torch.Tensor) else np.maximum(a, b)

@@ -165,7 +165,7 @@ def test_unknown_paths_are_404(server, path):
 def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
-    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js"):
+    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js", "moments.js"):
         assert f'"static/{name}"'.encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
@@ -618,12 +618,14 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert main(["explore", "--export", str(folder)]) == 0
     assert f"the page is in {folder}" in capsys.readouterr().out
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
-        "README.md", "bias.js", "chart.umd.min.js", "explore.css", "explore.js", "rules.js", "stepper.js"]
+        "README.md", "bias.js", "chart.umd.min.js", "explore.css", "explore.js", "moments.js", "rules.js",
+        "stepper.js"]
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page
     page.errors.clear()
     page.goto((folder / "index.html").as_uri())
-    page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1 && window.explorer.offline")
+    page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1 && window.moments.draws >= 1 "
+                           "&& window.explorer.offline")
     assert_rows_match(stepper_rows(page), trace.trace("adam"))
     assert page.is_visible("#server-note") and not page.is_visible("main")  # the races need the server
     page.fill("#step-lr", "0.05")
@@ -666,3 +668,24 @@ def test_the_bias_correction_view_is_adams_step_and_follows_its_betas(server, br
     page.fill("#bias-beta1", "1.5")
     assert "beta1 must be a number in [0, 1)" in page.inner_text("#bias-beta1-error")
     assert page.evaluate("window.bias.draws") == draws and page.errors == []
+
+
+def test_the_moment_generating_function_view_is_the_maths_and_adams_estimates(server, browser_page):
+    from adamlab.maths import moments
+
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.moments.draws >= 1")
+    page.fill("#mgf-mean", "-0.3")
+    page.fill("#mgf-spread", "2")
+    for point in page.evaluate("window.moments.curve"):
+        assert point["M"] == pytest.approx(moments.normal_mgf(point["t"], mean=-0.3, spread=2.0), rel=1e-12)
+    grads = page.evaluate("window.moments.grads")
+    assert len(grads) == 200 and abs(sum(grads) / 200 + 0.3) < 0.5  # drawn from N(-0.3, 4)
+    assert_rows_match(page.evaluate("window.moments.rows"), [
+        {key: row[key] for key in ("step", "m", "v", "m_hat", "v_hat")} for row in trace.trace("adam", grads)])
+    assert "M''(0) = 4.09" in page.inner_text("#mgf-numbers") and "mgf_spread=2" in page.url
+    draws = page.evaluate("window.moments.draws")
+    page.fill("#mgf-spread", "-1")
+    assert "spread must be a number in [0, 100]" in page.inner_text("#mgf-spread-error")
+    assert page.evaluate("window.moments.draws") == draws and page.errors == []

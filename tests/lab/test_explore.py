@@ -165,7 +165,8 @@ def test_unknown_paths_are_404(server, path):
 def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
-    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js", "moments.js"):
+    for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js", "moments.js",
+                 "dying.js"):
         assert f'"static/{name}"'.encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
@@ -618,14 +619,14 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert main(["explore", "--export", str(folder)]) == 0
     assert f"the page is in {folder}" in capsys.readouterr().out
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
-        "README.md", "bias.js", "chart.umd.min.js", "explore.css", "explore.js", "moments.js", "rules.js",
-        "stepper.js"]
+        "README.md", "bias.js", "chart.umd.min.js", "dying.js", "explore.css", "explore.js", "moments.js",
+        "rules.js", "stepper.js"]
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page
     page.errors.clear()
     page.goto((folder / "index.html").as_uri())
     page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1 && window.moments.draws >= 1 "
-                           "&& window.explorer.offline")
+                           "&& window.dying.draws >= 1 && window.explorer.offline")
     assert_rows_match(stepper_rows(page), trace.trace("adam"))
     assert page.is_visible("#server-note") and not page.is_visible("main")  # the races need the server
     page.fill("#step-lr", "0.05")
@@ -689,3 +690,24 @@ def test_the_moment_generating_function_view_is_the_maths_and_adams_estimates(se
     page.fill("#mgf-spread", "-1")
     assert "spread must be a number in [0, 100]" in page.inner_text("#mgf-spread-error")
     assert page.evaluate("window.moments.draws") == draws and page.errors == []
+
+
+def test_adagrads_dying_learning_rate_view_is_the_optimizers_maths(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.dying.draws >= 1")
+    page.fill("#dying-grad", "0.5")
+    page.fill("#dying-lr", "0.1")
+    runs = page.evaluate("window.dying.runs")
+    for name in ("adagrad", "rmsprop", "adam"):
+        expected = trace.trace(name, [0.5] * 10_000, theta=0.0, lr=0.1)
+        for t in (1, 10, 100, 1000, 10_000):
+            assert runs[name][t - 1]["effective"] == pytest.approx(expected[t - 1]["update"] / 0.5, rel=1e-12), (name, t)
+    assert runs["adagrad"][99]["sum"] == pytest.approx(100 * 0.25, rel=1e-12)
+    assert runs["adagrad"][9_999]["effective"] == pytest.approx(0.1 / (0.5 * 100), rel=1e-6)  # lr / sqrt(t g^2)
+    assert runs["adam"][9_999]["effective"] == pytest.approx(0.1 / 0.5, rel=1e-6)  # Adam's step stays lr
+    assert "dying_lr=0.1" in page.url
+    draws = page.evaluate("window.dying.draws")
+    page.fill("#dying-grad", "0")
+    assert "other than 0" in page.inner_text("#dying-grad-error")
+    assert page.evaluate("window.dying.draws") == draws and page.errors == []

@@ -166,7 +166,7 @@ def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
     for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js", "moments.js",
-                 "dying.js"):
+                 "dying.js", "nav.js"):
         assert f'"static/{name}"'.encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
@@ -560,7 +560,7 @@ def test_the_step_by_step_view_follows_its_inputs_and_keeps_them_in_the_url(serv
     page.fill("#step-beta2", "0.9")
     page.fill("#step-lr", "0.05")  # the lesson's suggestion
     assert_rows_match(stepper_rows(page), trace.trace("adam", lr=0.05, beta1=0.0, beta2=0.9))
-    link = page.url
+    link = page.evaluate("location.href")
     assert "lr=0.05" in link and "beta1=0" in link
     # a link brings the same table back; RMSprop's beta2 is its alpha
     page.goto(server.url + "#optimizer=rmsprop&grads=1,+-2,+3&theta=2&lr=0.01&beta1=0.9&beta2=0.5")
@@ -620,7 +620,7 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert f"the page is in {folder}" in capsys.readouterr().out
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
         "README.md", "bias.js", "chart.umd.min.js", "dying.js", "explore.css", "explore.js", "moments.js",
-        "rules.js", "stepper.js"]
+        "nav.js", "rules.js", "stepper.js"]
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page
     page.errors.clear()
@@ -631,7 +631,7 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert page.is_visible("#server-note") and not page.is_visible("main")  # the races need the server
     page.fill("#step-lr", "0.05")
     assert_rows_match(stepper_rows(page), trace.trace("adam", lr=0.05))
-    assert "lr=0.05" in page.url and page.errors == []
+    assert "lr=0.05" in page.evaluate("location.href") and page.errors == []
 
 
 def test_an_export_replaces_only_an_export(tmp_path, capsys):
@@ -664,7 +664,7 @@ def test_the_bias_correction_view_is_adams_step_and_follows_its_betas(server, br
     page.fill("#bias-beta2", "0.99")
     shown = [row for row in page.evaluate("window.bias.rows") if row["step"] in trace.BIAS_TABLE_STEPS]
     assert_rows_match(shown, trace.bias_table(0.9, 0.99))
-    assert "bias_beta2=0.99" in page.url
+    assert "bias_beta2=0.99" in page.evaluate("location.href")
     draws = page.evaluate("window.bias.draws")
     page.fill("#bias-beta1", "1.5")
     assert "beta1 must be a number in [0, 1)" in page.inner_text("#bias-beta1-error")
@@ -685,7 +685,7 @@ def test_the_moment_generating_function_view_is_the_maths_and_adams_estimates(se
     assert len(grads) == 200 and abs(sum(grads) / 200 + 0.3) < 0.5  # drawn from N(-0.3, 4)
     assert_rows_match(page.evaluate("window.moments.rows"), [
         {key: row[key] for key in ("step", "m", "v", "m_hat", "v_hat")} for row in trace.trace("adam", grads)])
-    assert "M''(0) = 4.09" in page.inner_text("#mgf-numbers") and "mgf_spread=2" in page.url
+    assert "M''(0) = 4.09" in page.inner_text("#mgf-numbers") and "mgf_spread=2" in page.evaluate("location.href")
     draws = page.evaluate("window.moments.draws")
     page.fill("#mgf-spread", "-1")
     assert "spread must be a number in [0, 100]" in page.inner_text("#mgf-spread-error")
@@ -706,8 +706,26 @@ def test_adagrads_dying_learning_rate_view_is_the_optimizers_maths(server, brows
     assert runs["adagrad"][99]["sum"] == pytest.approx(100 * 0.25, rel=1e-12)
     assert runs["adagrad"][9_999]["effective"] == pytest.approx(0.1 / (0.5 * 100), rel=1e-6)  # lr / sqrt(t g^2)
     assert runs["adam"][9_999]["effective"] == pytest.approx(0.1 / 0.5, rel=1e-6)  # Adam's step stays lr
-    assert "dying_lr=0.1" in page.url
+    assert "dying_lr=0.1" in page.evaluate("location.href")
     draws = page.evaluate("window.dying.draws")
     page.fill("#dying-grad", "0")
     assert "other than 0" in page.inner_text("#dying-grad-error")
     assert page.evaluate("window.dying.draws") == draws and page.errors == []
+
+
+def test_the_navigation_names_every_view_and_keeps_the_settings_in_the_url(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1")
+    buttons = page.locator("nav button")
+    assert buttons.all_inner_texts() == ["One step at a time", "Bias correction", "Moment generating function",
+                                         "AdaGrad's dying rate", "Races"]
+    page.fill("#step-lr", "0.02")
+    before = page.evaluate("location.href")
+    for view in buttons.evaluate_all("(buttons) => buttons.map((button) => button.dataset.view)"):
+        page.click(f"nav button[data-view={view}]")
+        assert page.evaluate(f"document.getElementById('{view}').getBoundingClientRect().top") < 50, view
+    after = page.evaluate("location.href")
+    assert after == before and "lr=0.02" in after and "bias_beta2=0.999" in after  # every view's settings
+    page.keyboard.press("Shift+Tab")  # the buttons are buttons: reachable and pressed from the keyboard
+    assert page.errors == []

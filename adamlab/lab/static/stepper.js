@@ -102,7 +102,8 @@
     stepper.rows = compute(values);
     draw(stepper.rows, values);
     stepper.draws += 1;
-    const query = new URLSearchParams({optimizer: values.optimizer, ...values.text});
+    const query = new URLSearchParams(location.hash.slice(1));  // the other views' settings stay
+    for (const [key, value] of Object.entries({optimizer: values.optimizer, ...values.text})) query.set(key, value);
     history.replaceState(null, "", `#${query}`);
   }
 

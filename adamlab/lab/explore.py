@@ -59,6 +59,7 @@ import functools
 import ipaddress
 import json
 import math
+import os
 import re
 import select
 import shutil
@@ -293,16 +294,22 @@ EXPORT_MARK = ".adamlab-explore"
 
 
 def is_export(path: Path) -> bool:
-    """Whether ``path`` is a folder :func:`export` wrote: its mark, index.html and static/ holding
-    the page's files, and nothing of anyone else's."""
+    """Whether ``path`` is a folder :func:`export` wrote, whole or cut short: its mark, and at
+    most index.html and static/ holding the page's files, each a plain file (a folder or a link
+    of that name is someone else's), and nothing else."""
+    def plain_files(entries: dict) -> bool:
+        return all(entry.is_file(follow_symlinks=False) for entry in entries.values())
+
     try:
-        entries = {entry.name: entry for entry in path.iterdir()}
-        static = entries.get("static")
-        names = {entry.name for entry in static.iterdir()} if static and static.is_dir() else None
+        entries = {entry.name: entry for entry in os.scandir(path)}
+        static = entries.pop("static", None)
+        if static is not None and not static.is_dir(follow_symlinks=False):
+            return False
+        inside = {entry.name: entry for entry in os.scandir(static.path)} if static is not None else {}
     except OSError:
         return False
-    return (EXPORT_MARK in entries and set(entries) <= {EXPORT_MARK, "index.html", "static"}
-            and names is not None and names <= set(_export_files()))
+    return (EXPORT_MARK in entries and set(entries) <= {EXPORT_MARK, "index.html"} and plain_files(entries)
+            and set(inside) <= set(_export_files()) and plain_files(inside))
 
 
 EXPORT = files.Kind("a page adamlab explore --export wrote", True, is_export)
@@ -327,8 +334,10 @@ def export(folder: str | Path) -> Path:
     partial = files.partial_folder(folder)
     if partial.exists():
         shutil.rmtree(partial)  # debris of an export cut short (checked above: adamlab's)
-    (partial / "static").mkdir(parents=True)
+    partial.mkdir()
+    # marked first, so that an export cut short leaves a folder known as adamlab's
     (partial / EXPORT_MARK).write_text("written by adamlab explore --export\n")
+    (partial / "static").mkdir()
     for name, content in _export_files().items():
         (partial / "static" / name).write_bytes(content)
     (partial / "index.html").write_bytes((STATIC / "explore.html").read_bytes())

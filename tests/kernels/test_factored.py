@@ -13,6 +13,7 @@ import adamlab
 from adamlab.kernels import cpu, factored, symbolic
 from adamlab.maths import adafactor
 from adamlab.maths.ops import mean, sqrt
+from adamlab.maths.step import Step
 
 #: Matrices wide and narrow (strips of 64 columns and a part of one), a batch of them, one
 #: element, a vector and an empty one.
@@ -114,8 +115,8 @@ def _row_scaled(grad, state, param, *, lr=0.1):
         column = mean(grad, -2)
         scale = column / (mean(column, -1) + 1.0)
         new = param - lr * (grad / sqrt(row + 1e-8)) * scale / t
-        return types.SimpleNamespace(param=new, state=_State(t, row, column, None))
-    return types.SimpleNamespace(param=param - lr * grad, state=_State(t, None, None, state.flat))
+        return Step(new, _State(t, row, column, None), {})
+    return Step(param - lr * grad, _State(t, None, None, state.flat), {})
 
 
 def _module(name, update):
@@ -162,8 +163,7 @@ def test_column_means_read_the_parameters_before_the_pass_that_writes_them():
     def of_the_weights(grad, state, param, *, lr=0.1):
         if state.flat is not None:
             return _row_scaled(grad, state, param, lr=lr)
-        return types.SimpleNamespace(param=param - lr * grad, state=_State(
-            state.step + 1, mean(grad * grad, -1), mean(param * param, -2), None))
+        return Step(param - lr * grad, _State(state.step + 1, mean(grad * grad, -1), mean(param * param, -2), None), {})
 
     (row, new), _ = _kernel_and_maths(_module("tests.of_the_weights", of_the_weights))
     np.testing.assert_allclose(row[3].numpy(), new.state.column, rtol=1e-13)
@@ -176,7 +176,7 @@ def test_two_passes_with_column_means_build_and_agree():
             return _row_scaled(grad, state, param, lr=lr)
         row = mean(grad * grad, -1)
         u = grad / sqrt(row @ mean(grad * grad, -2) + 1.0)  # a column mean in the first pass
-        return types.SimpleNamespace(param=param - lr * u, state=_State(state.step + 1, row, mean(u * u, -2), None))
+        return Step(param - lr * u, _State(state.step + 1, row, mean(u * u, -2), None), {})
 
     (row, new), _ = _kernel_and_maths(_module("tests.twice", twice))
     np.testing.assert_allclose(row[0].numpy(), new.param, rtol=1e-13)
@@ -203,8 +203,7 @@ def test_what_a_factored_kernel_cannot_take_is_said():
         if state.flat is not None:
             return _row_scaled(grad, state, param, lr=lr)
         column = state.column * 2  # a new column state that no column mean leads to
-        return types.SimpleNamespace(param=param - lr * grad * column, state=_State(state.step + 1, state.row, column,
-                                                                                    None))
+        return Step(param - lr * grad * column, _State(state.step + 1, state.row, column, None), {})
 
     rule = _module("tests.kept", kept_column_without_a_mean)
     matrices = symbolic.trace(rule, {"lr": 0.1}, {"step": "tensor", "row": "row", "column": "column"})

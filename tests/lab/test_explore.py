@@ -729,3 +729,65 @@ def test_the_navigation_names_every_view_and_keeps_the_settings_in_the_url(serve
     assert after == before and "lr=0.02" in after and "bias_beta2=0.999" in after  # every view's settings
     page.keyboard.press("Shift+Tab")  # the buttons are buttons: reachable and pressed from the keyboard
     assert page.errors == []
+
+
+def test_odd_settings_in_a_link_fall_back_to_the_defaults(server, browser_page):
+    page = browser_page
+    page.errors.clear()
+    for name in ("__proto__", "toString", "no-such-optimizer"):
+        page.goto(f"{server.url}#optimizer={name}&grads=0.5")
+        page.reload()
+        page.wait_for_function("window.stepper.draws >= 1")
+        assert page.input_value("#step-optimizer") == "adam"
+    assert page.errors == []
+
+
+def test_quantities_without_a_trace_column_are_shown_too_and_betas_follow_the_optimizer(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.stepper.draws >= 1")
+    page.select_option("#step-optimizer", "lion")
+    headers = page.locator("#step-table thead th").all_inner_texts()
+    assert set(stepper_rows(page)[0]) <= set(headers) | set(trace.COLUMNS)  # every quantity has a column
+    assert page.input_value("#step-beta2") == "0.99"  # Lion's own default, not Adam's
+    page.select_option("#step-optimizer", "sgd")  # no betas: their inputs are off and never refuse
+    assert page.is_disabled("#step-beta1") and page.is_disabled("#step-beta2")
+    draws = page.evaluate("window.stepper.draws")
+    page.fill("#step-grads", "1, 2")
+    assert page.evaluate("window.stepper.draws") == draws + 1
+
+
+def test_an_export_never_takes_a_folder_of_that_name_for_its_own(tmp_path):
+    folder = tmp_path / "page"
+    explore.export(folder)
+    (folder / "index.html").unlink()
+    (folder / "index.html").mkdir()  # someone's folder where the page's file was
+    (folder / "index.html" / "thesis.tex").write_text("mine")
+    with pytest.raises(ValueError, match="is not a page adamlab explore --export wrote"):
+        explore.export(folder)
+    assert (folder / "index.html" / "thesis.tex").read_text() == "mine"
+    cut_short = tmp_path / "cut"
+    cut_short.mkdir()
+    (cut_short / explore.EXPORT_MARK).write_text("written by adamlab explore --export\n")
+    explore.export(cut_short)  # an export cut short after its mark: adamlab's, written afresh
+    assert (cut_short / "index.html").is_file()
+
+
+def test_an_export_on_a_static_web_host_says_the_races_need_the_server(tmp_path, browser_page):
+    import functools
+    import http.server
+    import threading
+
+    folder = explore.export(tmp_path / "page")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    try:
+        page = browser_page
+        page.errors.clear()
+        page.goto(f"http://127.0.0.1:{host.server_address[1]}/index.html")
+        page.wait_for_function("window.stepper.draws >= 1 && window.explorer.offline")
+        assert page.is_visible("#server-note") and page.errors == []
+    finally:
+        host.shutdown()
+        host.server_close()

@@ -340,10 +340,14 @@ function draw(race) {
 // --- start ---------------------------------------------------------------------------------
 
 async function start() {
-  let response;
+  let response = null;
   try {
     response = await fetch("api/problems");
-  } catch (error) {  // a copy of the page (adamlab explore --export): no server to race on
+  } catch (error) {
+    response = null;
+  }
+  // A copy of the page (adamlab explore --export), from file:// or a web host: no server to race on.
+  if (response === null || !response.ok || !response.headers.get("Content-Type")?.startsWith("application/json")) {
     document.querySelector("main").hidden = true;
     $("server-note").hidden = false;
     explorer.offline = true;

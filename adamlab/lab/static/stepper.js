@@ -29,8 +29,10 @@
     for (const field of ["theta", "lr", "beta1", "beta2"]) values[field] = number(text[field]);
     if (!Number.isFinite(values.theta)) errors.theta = "theta0 must be a finite number";
     if (!(values.lr > 0 && values.lr <= 10)) errors.lr = "lr must be a number in (0, 10]";
-    for (const beta of ["beta1", "beta2"]) {
-      if (!(values[beta] >= 0 && values[beta] < 1)) errors[beta] = `${beta} must be a number in [0, 1)`;
+    for (const beta of ["beta1", "beta2"]) {  // only the betas this optimizer has
+      const applies = beta in (ADAMLAB_KNOBS[values.optimizer] || {});
+      $(`step-${beta}`).disabled = !applies;
+      if (applies && !(values[beta] >= 0 && values[beta] < 1)) errors[beta] = `${beta} must be a number in [0, 1)`;
     }
     return {values, errors};
   }
@@ -63,7 +65,9 @@
   }
 
   function draw(rows, values) {
-    const columns = Object.keys(ADAMLAB_COLUMNS).filter((key) => rows.some((row) => key in row));
+    // adamlab trace's columns in its order, then any quantity of the maths it has no header for
+    const known = Object.keys(ADAMLAB_COLUMNS).filter((key) => rows.some((row) => key in row));
+    const columns = [...known, ...Object.keys(rows[0] || {}).filter((key) => !(key in ADAMLAB_COLUMNS))];
     const table = $("step-table");
     table.querySelector("caption").textContent =
       `${values.optimizer} on one number from theta0 = ${cell(values.theta)}: each step's quantities`;
@@ -72,7 +76,7 @@
     for (const key of columns) {
       const th = document.createElement("th");
       th.scope = "col";
-      th.textContent = ADAMLAB_COLUMNS[key];
+      th.textContent = ADAMLAB_COLUMNS[key] ?? key;
       head.firstChild.append(th);
     }
     const body = table.querySelector("tbody");
@@ -95,7 +99,8 @@
       input.setAttribute("aria-invalid", field in errors ? "true" : "false");
     }
     if (Object.keys(errors).length) {
-      $("step-status").textContent = "The table keeps the last settings that were valid.";
+      $("step-status").textContent = stepper.draws ? "The table keeps the last settings that were valid."
+                                                   : "No table until the settings are valid.";
       return;
     }
     $("step-status").textContent = "";
@@ -114,9 +119,15 @@
     for (const [field, value] of Object.entries(DEFAULTS)) {
       const given = wanted.get(field);
       const input = $(`step-${field}`);
-      input.value = given !== null && (field !== "optimizer" || given in ADAMLAB_RULES) ? given : value;
+      input.value = given !== null && (field !== "optimizer" || Object.hasOwn(ADAMLAB_RULES, given)) ? given : value;
     }
-    select.addEventListener("change", update);
+    select.addEventListener("change", () => {  // the betas start at the chosen optimizer's defaults
+      const rule = ADAMLAB_RULES[select.value];
+      for (const [knob, name] of Object.entries(ADAMLAB_KNOBS[select.value])) {
+        if (knob === "beta1" || knob === "beta2") $(`step-${knob}`).value = String(rule.hyperparameters[name]);
+      }
+      update();
+    });
     for (const field of FIELDS) $(`step-${field}`).addEventListener("input", update);
     update();
   }

@@ -4,14 +4,16 @@ the float64 reference."""
 
 import functools
 import json
+import math
 
 import numpy as np
+import torch
 
 from .. import registry
 from ..kernels import javascript
 from ..maths import moments
 from ..maths.hyperparameters import keyword_arguments
-from . import trace
+from . import race, trace
 
 
 def maths_of(entry: registry.Entry):
@@ -46,6 +48,25 @@ def rule(entry: registry.Entry) -> javascript.Rule:
                            {name for name in changing if isinstance(values.get(name), (int, float))})
 
 
+def amsgrad_problem() -> dict:
+    """Reddi et al.'s problem (``race.PROBLEMS["amsgrad"]``) for the page to race itself: its
+    gradient at every step (the loss is linear, so the gradient does not depend on x: taken once,
+    by autograd, from the race's own loss), the schedule's multiplier of lr at every step, the
+    interval x is projected onto, and the race's defaults."""
+    course = race.PROBLEMS["amsgrad"]
+    w = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for t in range(course.steps):
+        w.grad = None
+        course.loss(w, t).backward()
+        grads.append(w.grad.item())
+    ends = torch.tensor([-math.inf, math.inf], dtype=torch.float64)
+    course.project(ends)  # the interval, from the race's own projection
+    return {"grads": grads, "schedule": [course.schedule(t) for t in range(course.steps)],
+            "low": ends[0].item(), "high": ends[1].item(), "start": course.start[0], "lrs": course.lrs,
+            "knobs": course.knob_defaults, "title": course.title(course.start)}
+
+
 @functools.cache
 def script() -> str:
     """The page's script, printed once a process: every optimizer's rule (``ADAMLAB_RULES``),
@@ -62,4 +83,6 @@ def script() -> str:
             f"const ADAMLAB_COLUMNS = {json.dumps(trace.COLUMNS)};\n"
             "/* The moment generating function of N(mean, spread^2), from adamlab.maths.moments. */\n"
             "const ADAMLAB_MOMENTS = {\n"
-            + "".join(f"  {name}: {javascript._indent_js(text, 2)},\n" for name, text in mgf.items()) + "};\n")
+            + "".join(f"  {name}: {javascript._indent_js(text, 2)},\n" for name, text in mgf.items()) + "};\n"
+            "/* Reddi et al.'s problem, from adamlab.lab.race, for the page's AMSGrad view. */\n"
+            f"const ADAMLAB_AMSGRAD = {json.dumps(amsgrad_problem())};\n")

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import parse_qs
 
+import numpy as np
 import pytest
 
 from adamlab import registry
@@ -166,7 +167,7 @@ def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
     for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js", "moments.js",
-                 "dying.js", "nav.js"):
+                 "dying.js", "nav.js", "amsgrad.js"):
         assert f'"static/{name}"'.encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
@@ -619,8 +620,8 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert main(["explore", "--export", str(folder)]) == 0
     assert f"the page is in {folder}" in capsys.readouterr().out
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
-        "README.md", "bias.js", "chart.umd.min.js", "dying.js", "explore.css", "explore.js", "moments.js",
-        "nav.js", "rules.js", "stepper.js"]
+        "README.md", "amsgrad.js", "bias.js", "chart.umd.min.js", "dying.js", "explore.css", "explore.js",
+        "moments.js", "nav.js", "rules.js", "stepper.js"]
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page
     page.errors.clear()
@@ -719,7 +720,7 @@ def test_the_navigation_names_every_view_and_keeps_the_settings_in_the_url(serve
     page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1")
     buttons = page.locator("nav button")
     assert buttons.all_inner_texts() == ["One step at a time", "Bias correction", "Moment generating function",
-                                         "AdaGrad's dying rate", "Races"]
+                                         "AdaGrad's dying rate", "AMSGrad's fix", "Races"]
     page.fill("#step-lr", "0.02")
     before = page.evaluate("location.href")
     for view in buttons.evaluate_all("(buttons) => buttons.map((button) => button.dataset.view)"):
@@ -791,3 +792,23 @@ def test_an_export_on_a_static_web_host_says_the_races_need_the_server(tmp_path,
     finally:
         host.shutdown()
         host.server_close()
+
+
+def test_amsgrads_fix_is_raced_in_the_page_as_the_server_races_it(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.amsgradView.draws >= 1")
+    paths = page.evaluate("window.amsgradView.paths")
+    served = {run.optimizer: run for run in race.run("amsgrad", ["adam", "amsgrad"]).runs}
+    for name in ("adam", "amsgrad"):
+        expected = [x for (x,) in served[name].params]
+        assert len(paths[name]) == len(expected) == 3001
+        np.testing.assert_allclose(paths[name], expected, rtol=1e-12, atol=1e-15)
+    assert paths["adam"][-1] > 0.9 and paths["amsgrad"][-1] < -0.9  # the lesson: Adam drifts, AMSGrad finds -1
+    page.fill("#amsgrad-lr", "0.05")
+    served = race.run("amsgrad", ["adam"], lrs={"adam": 0.05}).runs[0]
+    np.testing.assert_allclose(page.evaluate("window.amsgradView.paths.adam"), [x for (x,) in served.params],
+                               rtol=1e-12, atol=1e-15)
+    assert "amsgrad_lr=0.05" in page.evaluate("location.href")
+    page.fill("#amsgrad-lr", "fast")
+    assert "lr must be a number in (0, 10]" in page.inner_text("#amsgrad-lr-error") and page.errors == []

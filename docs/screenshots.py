@@ -22,6 +22,7 @@ VIEWS = {
     "explore-moment-generating-function.png": ("#mgf", "window.moments.draws >= 1", None),
     "explore-adagrad-dying.png": ("#dying", "window.dying.draws >= 1", None),
     "explore-amsgrad.png": ("#amsgrad", "window.amsgradView.draws >= 1", None),
+    "explore-l2-against-adamw.png": ("#decay", "window.decayView.draws >= 1", None),
     "explore-race-rosenbrock.png": ("main", "window.explorer.draws >= 1", "rosenbrock"),
     "explore-race-weight-decay.png": ("main", "window.explorer.draws >= 1", "weight-decay"),
 }

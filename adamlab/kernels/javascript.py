@@ -111,6 +111,27 @@ function adamlabStep(rule, h, state, param, grad) {
   const first = rule.first !== null && rule.born.some((field) => !(field in state));
   return (first ? rule.first : rule.step)(h, state, param, grad);
 }
+/* A race on a problem whose gradients are given for every step (a linear one, ADAMLAB_LINEAR in
+ * the explorer's script): the optimizer by name with the problem's knobs, lr times the schedule
+ * at each step, the parameters kept in the problem's interval after each; the parameters at
+ * every step, the start first, as adamlab.lab.race computes them. */
+function adamlabRace(problem, name, lr) {
+  const rule = ADAMLAB_RULES[name];
+  const h = {...rule.hyperparameters};
+  for (const [knob, value] of Object.entries(problem.knobs)) {
+    if (knob in ADAMLAB_KNOBS[name]) h[ADAMLAB_KNOBS[name][knob]] = value;
+  }
+  let state = adamlabInit(rule, problem.start.length);
+  let w = Float64Array.from(problem.start);
+  const path = [Array.from(w)];
+  problem.grads.forEach((grad, t) => {
+    const next = adamlabStep(rule, {...h, lr: lr * problem.schedule[t]}, state, w, Float64Array.from(grad));
+    state = next.state;
+    w = next.param.map((x) => Math.min(Math.max(x, problem.low), problem.high));
+    path.push(Array.from(w));
+  });
+  return path;
+}
 """
 
 

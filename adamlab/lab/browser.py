@@ -48,22 +48,27 @@ def rule(entry: registry.Entry) -> javascript.Rule:
                            {name for name in changing if isinstance(values.get(name), (int, float))})
 
 
-def amsgrad_problem() -> dict:
-    """Reddi et al.'s problem (``race.PROBLEMS["amsgrad"]``) for the page to race itself: its
-    gradient at every step (the loss is linear, so the gradient does not depend on x: taken once,
-    by autograd, from the race's own loss), the schedule's multiplier of lr at every step, the
-    interval x is projected onto, and the race's defaults."""
-    course = race.PROBLEMS["amsgrad"]
-    w = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+#: The race problems whose loss is linear in the parameters at every step, so that their gradients
+#: do not depend on where the parameters are: the page races them itself.
+LINEAR_PROBLEMS = ("amsgrad", "weight-decay")
+
+
+def linear_problem(name: str) -> dict:
+    """A linear race problem (``race.PROBLEMS[name]``) for the page to race itself: its gradient
+    at every step (taken once, by autograd, from the race's own loss), the schedule's multiplier
+    of lr at every step, the interval the parameters are projected onto (infinite where none),
+    and the race's start, learning rates and knobs."""
+    course = race.PROBLEMS[name]
+    w = torch.zeros(course.dimensions, dtype=torch.float64, requires_grad=True)
     grads = []
     for t in range(course.steps):
         w.grad = None
         course.loss(w, t).backward()
-        grads.append(w.grad.item())
+        grads.append(w.grad.tolist())
     ends = torch.tensor([-math.inf, math.inf], dtype=torch.float64)
     course.project(ends)  # the interval, from the race's own projection
     return {"grads": grads, "schedule": [course.schedule(t) for t in range(course.steps)],
-            "low": ends[0].item(), "high": ends[1].item(), "start": course.start[0], "lrs": course.lrs,
+            "low": ends[0].item(), "high": ends[1].item(), "start": list(course.start), "lrs": course.lrs,
             "knobs": course.knob_defaults, "title": course.title(course.start)}
 
 
@@ -84,5 +89,5 @@ def script() -> str:
             "/* The moment generating function of N(mean, spread^2), from adamlab.maths.moments. */\n"
             "const ADAMLAB_MOMENTS = {\n"
             + "".join(f"  {name}: {javascript._indent_js(text, 2)},\n" for name, text in mgf.items()) + "};\n"
-            "/* Reddi et al.'s problem, from adamlab.lab.race, for the page's AMSGrad view. */\n"
-            f"const ADAMLAB_AMSGRAD = {json.dumps(amsgrad_problem())};\n")
+            "/* The linear race problems, from adamlab.lab.race, for the views that race them in the page. */\n"
+            f"const ADAMLAB_LINEAR = {json.dumps({name: linear_problem(name) for name in LINEAR_PROBLEMS})};\n")

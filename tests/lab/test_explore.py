@@ -167,7 +167,7 @@ def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
     for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js", "moments.js",
-                 "dying.js", "nav.js", "amsgrad.js"):
+                 "dying.js", "nav.js", "amsgrad.js", "decay.js"):
         assert f'"static/{name}"'.encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
@@ -620,8 +620,8 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert main(["explore", "--export", str(folder)]) == 0
     assert f"the page is in {folder}" in capsys.readouterr().out
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
-        "README.md", "amsgrad.js", "bias.js", "chart.umd.min.js", "dying.js", "explore.css", "explore.js",
-        "moments.js", "nav.js", "rules.js", "stepper.js"]
+        "README.md", "amsgrad.js", "bias.js", "chart.umd.min.js", "decay.js", "dying.js", "explore.css",
+        "explore.js", "moments.js", "nav.js", "rules.js", "stepper.js"]
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page
     page.errors.clear()
@@ -720,7 +720,7 @@ def test_the_navigation_names_every_view_and_keeps_the_settings_in_the_url(serve
     page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1")
     buttons = page.locator("nav button")
     assert buttons.all_inner_texts() == ["One step at a time", "Bias correction", "Moment generating function",
-                                         "AdaGrad's dying rate", "AMSGrad's fix", "Races"]
+                                         "AdaGrad's dying rate", "AMSGrad's fix", "L2 against AdamW", "Races"]
     page.fill("#step-lr", "0.02")
     before = page.evaluate("location.href")
     for view in buttons.evaluate_all("(buttons) => buttons.map((button) => button.dataset.view)"):
@@ -812,3 +812,21 @@ def test_amsgrads_fix_is_raced_in_the_page_as_the_server_races_it(server, browse
     assert "amsgrad_lr=0.05" in page.evaluate("location.href")
     page.fill("#amsgrad-lr", "fast")
     assert "lr must be a number in (0, 10]" in page.inner_text("#amsgrad-lr-error") and page.errors == []
+
+
+def test_l2_against_adamw_is_raced_in_the_page_as_the_server_races_it(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.decayView.draws >= 1")
+    paths = page.evaluate("window.decayView.paths")
+    served = {run.optimizer: run for run in race.run("weight-decay", ["adam", "adamw"]).runs}
+    for name in ("adam", "adamw"):
+        np.testing.assert_allclose(paths[name], served[name].params, rtol=1e-12, atol=1e-15)
+    adam, adamw = paths["adam"][-1], paths["adamw"][-1]
+    assert adamw[0] == pytest.approx(adamw[1], rel=1e-6) and abs(adam[0]) > 0.5 > 1e-3 > abs(adam[1])  # the lesson
+    page.fill("#decay-wd", "0.3")
+    served = race.run("weight-decay", ["adamw"], weight_decay=0.3).runs[0]
+    np.testing.assert_allclose(page.evaluate("window.decayView.paths.adamw"), served.params, rtol=1e-12, atol=1e-15)
+    assert "decay_wd=0.3" in page.evaluate("location.href")
+    page.fill("#decay-wd", "-1")
+    assert "weight decay must be a number in [0, 10]" in page.inner_text("#decay-wd-error") and page.errors == []

@@ -2,35 +2,16 @@
  * C = 3, the others -1, so the best x in [-1, 1] is -1; with beta2 = 1/(1 + C^2) Adam forgets the
  * large gradient before it comes again and drifts to +1, while AMSGrad divides by the largest v
  * so far and finds -1. The gradients, the schedule (lr / sqrt(t)) and the interval come from the
- * race's own definition (ADAMLAB_AMSGRAD), the steps from the optimizers' maths (rules.js). */
+ * race's own definition (ADAMLAB_LINEAR), the steps from the optimizers' maths (rules.js). */
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const RUNS = ["adam", "amsgrad"];
   const COLOURS = {adam: "#d62728", amsgrad: "#9467bd"};
+  const PROBLEM = ADAMLAB_LINEAR.amsgrad;
   const view = window.amsgradView = {draws: 0, paths: {}};
   let chart = null;
-
-  /* One optimizer's x at every step (index 0: the start), as the server's race computes it. */
-  function race(name, lr) {
-    const problem = ADAMLAB_AMSGRAD;
-    const rule = ADAMLAB_RULES[name];
-    const h = {...rule.hyperparameters};
-    for (const [knob, value] of Object.entries(problem.knobs)) {
-      if (knob in ADAMLAB_KNOBS[name]) h[ADAMLAB_KNOBS[name][knob]] = value;
-    }
-    let state = adamlabInit(rule, 1);
-    let x = Float64Array.of(problem.start);
-    const path = [problem.start];
-    problem.grads.forEach((grad, t) => {
-      const next = adamlabStep(rule, {...h, lr: lr * problem.schedule[t]}, state, x, Float64Array.of(grad));
-      state = next.state;
-      x = Float64Array.of(Math.min(Math.max(next.param[0], problem.low), problem.high));
-      path.push(x[0]);
-    });
-    return path;
-  }
 
   function update() {
     const text = $("amsgrad-lr").value.trim();
@@ -39,7 +20,7 @@
     $("amsgrad-lr-error").textContent = bad ? "lr must be a number in (0, 10]" : "";
     $("amsgrad-lr").setAttribute("aria-invalid", bad ? "true" : "false");
     if (bad) return;  // the last picture stays
-    for (const name of RUNS) view.paths[name] = race(name, lr);
+    for (const name of RUNS) view.paths[name] = adamlabRace(PROBLEM, name, lr).map((x) => x[0]);
     const every = Math.max(1, Math.floor(view.paths.adam.length / 600));
     const datasets = RUNS.map((name) => ({
       label: `${name}: x ends at ${Number(view.paths[name].at(-1).toPrecision(4))}`, borderColor: COLOURS[name],
@@ -65,8 +46,8 @@
 
   function start() {
     const wanted = new URLSearchParams(location.hash.slice(1));
-    $("amsgrad-title").title = ADAMLAB_AMSGRAD.title;
-    $("amsgrad-lr").value = wanted.get("amsgrad_lr") ?? String(ADAMLAB_AMSGRAD.lrs.adam);
+    $("amsgrad-title").title = PROBLEM.title;
+    $("amsgrad-lr").value = wanted.get("amsgrad_lr") ?? String(PROBLEM.lrs.adam);
     $("amsgrad-lr").addEventListener("input", update);
     update();
   }

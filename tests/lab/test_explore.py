@@ -830,3 +830,17 @@ def test_l2_against_adamw_is_raced_in_the_page_as_the_server_races_it(server, br
     assert "decay_wd=0.3" in page.evaluate("location.href")
     page.fill("#decay-wd", "-1")
     assert "weight decay must be a number in [0, 10]" in page.inner_text("#decay-wd-error") and page.errors == []
+
+
+def test_a_long_list_of_gradients_shows_its_first_rows_and_where_theta_ends(server, browser_page):
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_function("window.stepper.draws >= 1")
+    grads = [0.5 if t % 2 else -0.25 for t in range(1000)]
+    page.fill("#step-grads", ", ".join(map(str, grads)))
+    rows = stepper_rows(page)
+    assert len(rows) == 1000 and page.locator("#step-table tbody tr").count() == 100
+    assert_rows_match(rows, trace.trace("adam", grads))
+    caption = page.inner_text("#step-table caption")
+    assert "the first 100 of 1000 steps; theta ends at " in caption
+    assert float(caption.rsplit("theta ends at ", 1)[1].rstrip(")")) == pytest.approx(rows[-1]["param"], rel=1e-6)

@@ -10,6 +10,7 @@
                     beta1: "0.9", beta2: "0.999"};
   const FIELDS = ["grads", "theta", "lr", "beta1", "beta2"];
   const MAX_GRADS = 1000;
+  const SHOWN_ROWS = 100;  // a table of 1,000 rows took a quarter of a second to build: the rest is in the caption
   const stepper = window.stepper = {draws: 0, rows: []};
 
   function number(text) {
@@ -69,8 +70,10 @@
     const known = Object.keys(ADAMLAB_COLUMNS).filter((key) => rows.some((row) => key in row));
     const columns = [...known, ...Object.keys(rows[0] || {}).filter((key) => !(key in ADAMLAB_COLUMNS))];
     const table = $("step-table");
+    const more = rows.length > SHOWN_ROWS
+      ? ` (the first ${SHOWN_ROWS} of ${rows.length} steps; theta ends at ${cell(rows[rows.length - 1].param)})` : "";
     table.querySelector("caption").textContent =
-      `${values.optimizer} on one number from theta0 = ${cell(values.theta)}: each step's quantities`;
+      `${values.optimizer} on one number from theta0 = ${cell(values.theta)}: each step's quantities${more}`;
     const head = table.querySelector("thead");
     head.replaceChildren(document.createElement("tr"));
     for (const key of columns) {
@@ -80,7 +83,7 @@
       head.firstChild.append(th);
     }
     const body = table.querySelector("tbody");
-    body.replaceChildren(...rows.map((row) => {
+    body.replaceChildren(...rows.slice(0, SHOWN_ROWS).map((row) => {
       const tr = document.createElement("tr");
       for (const key of columns) {
         const td = document.createElement("td");

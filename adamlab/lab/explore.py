@@ -92,7 +92,20 @@ POLL_S = 0.05
 #: The page's files; only these suffixes are served, with these types.
 STATIC = resources.files(__package__) / "static"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-          ".css": "text/css; charset=utf-8"}
+          ".css": "text/css; charset=utf-8", ".woff2": "font/woff2", ".md": "text/markdown; charset=utf-8"}
+
+
+def page_files() -> list[str]:
+    """The page's files below static/, as paths relative to it: its scripts, style sheets and
+    notes, the vendored libraries and KaTeX's fonts (``fonts/``), and the printed ``rules.js``."""
+    names = [entry.name for entry in STATIC.iterdir() if entry.is_file() and entry.suffix in _TYPES
+             and entry.name != "explore.html"]
+    fonts = [f"fonts/{entry.name}" for entry in (STATIC / "fonts").iterdir() if entry.suffix == ".woff2"]
+    return sorted(names + fonts + ["rules.js"])
+
+
+def _page_file(name: str) -> bytes:
+    return browser.script().encode() if name == "rules.js" else (STATIC / name).read_bytes()
 
 
 class HTTPError(Exception):
@@ -295,32 +308,32 @@ EXPORT_MARK = ".adamlab-explore"
 
 def is_export(path: Path) -> bool:
     """Whether ``path`` is a folder :func:`export` wrote, whole or cut short: its mark, and at
-    most index.html and static/ holding the page's files, each a plain file (a folder or a link
-    of that name is someone else's), and nothing else."""
+    most index.html and static/ (with fonts/) holding the page's files, each a plain file (a
+    folder or a link of that name is someone else's), and nothing else."""
     def plain_files(entries: dict) -> bool:
         return all(entry.is_file(follow_symlinks=False) for entry in entries.values())
 
+    def folder(entries: dict, name: str) -> dict | None:  # a real folder's entries, {} if none, None if not one
+        entry = entries.pop(name, None)
+        if entry is None:
+            return {}
+        return {item.name: item for item in os.scandir(entry.path)} if entry.is_dir(follow_symlinks=False) else None
+
     try:
         entries = {entry.name: entry for entry in os.scandir(path)}
-        static = entries.pop("static", None)
-        if static is not None and not static.is_dir(follow_symlinks=False):
-            return False
-        inside = {entry.name: entry for entry in os.scandir(static.path)} if static is not None else {}
+        static = folder(entries, "static")
+        fonts = folder(static, "fonts") if static is not None else None
     except OSError:
         return False
+    if static is None or fonts is None:
+        return False
+    known = set(page_files())
     return (EXPORT_MARK in entries and set(entries) <= {EXPORT_MARK, "index.html"} and plain_files(entries)
-            and set(inside) <= set(_export_files()) and plain_files(inside))
+            and set(static) <= known and plain_files(static)
+            and {f"fonts/{name}" for name in fonts} <= known and plain_files(fonts))
 
 
 EXPORT = files.Kind("a page adamlab explore --export wrote", True, is_export)
-
-
-def _export_files() -> dict[str, bytes]:
-    """The files of static/ in an export: the page's scripts and style, the printed rules.js,
-    and README.md, which holds Chart.js's licence."""
-    names = [entry.name for entry in STATIC.iterdir()
-             if entry.is_file() and entry.suffix in (".js", ".css", ".md")]
-    return {name: (STATIC / name).read_bytes() for name in names} | {"rules.js": browser.script().encode()}
 
 
 def export(folder: str | Path) -> Path:
@@ -337,9 +350,9 @@ def export(folder: str | Path) -> Path:
     partial.mkdir()
     # marked first, so that an export cut short leaves a folder known as adamlab's
     (partial / EXPORT_MARK).write_text("written by adamlab explore --export\n")
-    (partial / "static").mkdir()
-    for name, content in _export_files().items():
-        (partial / "static" / name).write_bytes(content)
+    (partial / "static" / "fonts").mkdir(parents=True)
+    for name in page_files():
+        (partial / "static" / name).write_bytes(_page_file(name))
     (partial / "index.html").write_bytes((STATIC / "explore.html").read_bytes())
     files.replace_folder(partial, folder)
     return folder
@@ -348,16 +361,12 @@ def export(folder: str | Path) -> Path:
 # --- the server --------------------------------------------------------------------------------
 
 def static_file(name: str) -> tuple[str, bytes]:
-    """The content type and bytes of the page's file ``name``: only the names of files in the
-    static folder (no "..", no sub-folders) with a suffix the page uses, and the printed
-    ``rules.js``."""
-    if name == "rules.js":
-        return _TYPES[".js"], browser.script().encode()
-    suffix = name[name.rfind("."):] if "." in name else ""
-    # looked up among the folder's names, so that no name a request makes up reaches the file system
-    if suffix not in _TYPES or name not in {entry.name for entry in STATIC.iterdir() if entry.is_file()}:
+    """The content type and bytes of the page's file ``name``: one of :func:`page_files` that the
+    page loads (the notes stay in the package and the export), or the page itself."""
+    # looked up among the page's names, so that no name a request makes up reaches the file system
+    if (name not in page_files() or name.endswith(".md")) and name != "explore.html":
         raise HTTPError(404, f"no such file {quoted(name)}")
-    return _TYPES[suffix], (STATIC / name).read_bytes()
+    return _TYPES[name[name.rfind("."):]], _page_file(name)
 
 
 def as_json(payload) -> tuple[str, bytes]:

@@ -621,13 +621,15 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert f"the page is in {folder}" in capsys.readouterr().out
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
         "README.md", "amsgrad.js", "bias.js", "chart.umd.min.js", "decay.js", "dying.js", "explore.css",
-        "explore.js", "moments.js", "nav.js", "rules.js", "stepper.js"]
+        "explore.js", "fonts", "formulas.js", "katex.min.css", "katex.min.js", "moments.js", "nav.js", "rules.js",
+        "stepper.js"]
+    assert len(list((folder / "static" / "fonts").glob("KaTeX_*.woff2"))) == 20
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page
     page.errors.clear()
     page.goto((folder / "index.html").as_uri())
     page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1 && window.moments.draws >= 1 "
-                           "&& window.dying.draws >= 1 && window.explorer.offline")
+                           "&& window.dying.draws >= 1 && window.explorer.offline && window.formulas.typeset >= 6")
     assert_rows_match(stepper_rows(page), trace.trace("adam"))
     assert page.is_visible("#server-note") and not page.is_visible("main")  # the races need the server
     page.fill("#step-lr", "0.05")
@@ -844,3 +846,21 @@ def test_a_long_list_of_gradients_shows_its_first_rows_and_where_theta_ends(serv
     caption = page.inner_text("#step-table caption")
     assert "the first 100 of 1000 steps; theta ends at " in caption
     assert float(caption.rsplit("theta ends at ", 1)[1].rstrip(")")) == pytest.approx(rows[-1]["param"], rel=1e-6)
+
+
+def test_every_views_formulas_are_typeset_with_the_vendored_katex(server, browser_page):
+    page = browser_page
+    failed_fonts = []
+    page.on("requestfailed", lambda request: failed_fonts.append(request.url))
+    page.goto(server.url)
+    page.wait_for_function("window.formulas && window.formulas.typeset >= 1")
+    formulas = page.locator("[data-tex]")
+    assert formulas.count() == page.evaluate("window.formulas.typeset") == 6
+    for index in range(formulas.count()):
+        formula = formulas.nth(index)
+        assert formula.locator(".katex-html").count() == 1 and formula.locator("math").count() == 1  # MathML too
+    page.wait_for_function("document.fonts.status === 'loaded'")
+    assert page.evaluate("[...document.fonts].some((font) => font.family.includes('KaTeX') && font.status === 'loaded')")
+    status, content_type, _ = get(server, "/static/fonts/KaTeX_Main-Regular.woff2")
+    assert (status, content_type) == (200, "font/woff2") and failed_fonts == [] and page.errors == []
+    assert get(server, "/static/fonts/../explore.js")[0] == 404 and get(server, "/static/fonts")[0] == 404

@@ -2,8 +2,6 @@
 (adamlab.kernels.javascript), run in Debian's chromium and held to the float64 reference, the
 same maths on NumPy arrays."""
 
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from adamlab import registry
 from adamlab.kernels import javascript, symbolic
 from adamlab.lab import browser
 
-from .test_explore import BROWSER_ARGS
 
 #: Every optimizer twice: at its name's defaults, and with each knob it has turned.
 KNOBS = {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.05}
@@ -36,23 +33,12 @@ RUN = """([name, h, param, grads, lrs]) => {
 
 
 @pytest.fixture(scope="module")
-def page():
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(chromium):
-        pytest.fail("the explorer's browser tests need Debian's chromium: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
-        try:
-            opened = launched.new_page()
-            errors = []
-            opened.on("pageerror", lambda error: errors.append(str(error)))
-            opened.set_content("<!doctype html><title>rules</title>")
-            opened.add_script_tag(content=browser.script())
-            assert errors == []
-            yield opened
-        finally:
-            launched.close()
+def page(browser_page):
+    """The chromium page with the printed rules loaded, and nothing else."""
+    browser_page.set_content("<!doctype html><title>rules</title>")
+    browser_page.add_script_tag(content=browser.script())
+    assert browser_page.errors == []
+    return browser_page
 
 
 def reference(entry, knobs, param, grads, lrs):

@@ -22,8 +22,7 @@ from adamlab import registry
 from adamlab.cli import main
 from adamlab.lab import browser, explore, race, trace
 
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from .conftest import BROWSER_ARGS
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +166,7 @@ def test_the_page_and_its_files_are_served(server):
     status, content_type, page = get(server, "/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
     for name in ("explore.js", "explore.css", "chart.umd.min.js", "rules.js", "stepper.js", "bias.js", "moments.js",
-                 "dying.js", "nav.js", "amsgrad.js", "decay.js"):
+                 "dying.js", "nav.js", "amsgrad.js", "decay.js", "view.js"):
         assert f'"static/{name}"'.encode() in page
         status, _, body = get(server, f"/static/{name}")
         assert status == 200 and body
@@ -510,25 +509,6 @@ def test_the_page_draws_what_the_api_computes(server):
 
 # --- the step-by-step view, computed in the page ------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser_page():
-    """A page of Debian's chromium, driven by Playwright; a new one per test would cost seconds."""
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(chromium):
-        pytest.fail("the explorer's browser test needs Debian's chromium: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
-        try:
-            page = launched.new_page()
-            page.set_default_timeout(20_000)
-            page.errors = []
-            page.on("pageerror", lambda error: page.errors.append(str(error)))
-            yield page
-        finally:
-            launched.close()
-
-
 def stepper_rows(page) -> list[dict]:
     return page.evaluate("window.stepper.rows")
 
@@ -622,7 +602,7 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
         "README.md", "amsgrad.js", "bias.js", "chart.umd.min.js", "decay.js", "dying.js", "explore.css",
         "explore.js", "fonts", "formulas.js", "katex.min.css", "katex.min.js", "moments.js", "nav.js", "rules.js",
-        "stepper.js"]
+        "stepper.js", "view.js"]
     assert len(list((folder / "static" / "fonts").glob("KaTeX_*.woff2"))) == 20
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page

@@ -6,20 +6,12 @@
 "use strict";
 
 (() => {
-  const $ = (id) => document.getElementById(id);
   const RUNS = ["adam", "amsgrad"];
   const COLOURS = {adam: "#d62728", amsgrad: "#9467bd"};
   const PROBLEM = ADAMLAB_LINEAR.amsgrad;
   const view = window.amsgradView = {draws: 0, paths: {}};
-  let chart = null;
 
-  function update() {
-    const text = $("amsgrad-lr").value.trim();
-    const lr = text === "" ? NaN : Number(text);
-    const bad = !(lr > 0 && lr <= 10);
-    $("amsgrad-lr-error").textContent = bad ? "lr must be a number in (0, 10]" : "";
-    $("amsgrad-lr").setAttribute("aria-invalid", bad ? "true" : "false");
-    if (bad) return;  // the last picture stays
+  function redraw({lr}) {
     for (const name of RUNS) view.paths[name] = adamlabRace(PROBLEM, name, lr).map((x) => x[0]);
     const every = Math.max(1, Math.floor(view.paths.adam.length / 600));
     const datasets = RUNS.map((name) => ({
@@ -27,31 +19,17 @@
       borderWidth: 2, pointRadius: 0,
       data: view.paths[name].filter((_, t) => t % every === 0).map((x, i) => ({x: i * every, y: x})),
     }));
-    if (chart) {
-      chart.data.datasets = datasets;
-      chart.update("none");
-    } else {
-      chart = new Chart($("amsgrad-chart"), {
-        type: "line", data: {datasets},
-        options: {animation: false, maintainAspectRatio: false,
-                  scales: {x: {type: "linear", title: {display: true, text: "step"}},
-                           y: {min: -1, max: 1, title: {display: true, text: "x (the optimum is -1)"}}}},
-      });
-    }
+    adamlabChart("amsgrad-chart", {
+      type: "line", data: {datasets},
+      options: {animation: false, maintainAspectRatio: false,
+                scales: {x: {type: "linear", title: {display: true, text: "step"}},
+                         y: {min: -1, max: 1, title: {display: true, text: "x (the optimum is -1)"}}}},
+    });
     view.draws += 1;
-    const query = new URLSearchParams(location.hash.slice(1));
-    query.set("amsgrad_lr", $("amsgrad-lr").value);
-    history.replaceState(null, "", `#${query}`);
   }
 
-  function start() {
-    const wanted = new URLSearchParams(location.hash.slice(1));
-    $("amsgrad-title").title = PROBLEM.title;
-    $("amsgrad-lr").value = wanted.get("amsgrad_lr") ?? String(PROBLEM.lrs.adam);
-    $("amsgrad-lr").addEventListener("input", update);
-    update();
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  document.getElementById("amsgrad-title").title = PROBLEM.title;
+  adamlabView("amsgrad", {
+    lr: {initial: String(PROBLEM.lrs.adam), valid: (x) => x > 0 && x <= 10, message: "lr must be a number in (0, 10]"},
+  }, redraw);
 })();

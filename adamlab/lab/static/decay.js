@@ -12,26 +12,8 @@
   const COLOURS = {adam: "#1f77b4", adamw: "#ff7f0e"};
   const SIZES = ["|g| = 10", "|g| = 0.01"];
   const view = window.decayView = {draws: 0, paths: {}};
-  let chart = null;
 
-  function read() {
-    const errors = {}, values = {};
-    for (const [name, low, high] of [["lr", 0, 10], ["wd", 0, 10]]) {
-      const text = $(`decay-${name}`).value.trim();
-      values[name] = text === "" ? NaN : Number(text);
-      const ok = name === "lr" ? values[name] > low && values[name] <= high : values[name] >= low && values[name] <= high;
-      if (!ok) errors[name] = `${name === "lr" ? "lr" : "weight decay"} must be a number in ${name === "lr" ? "(0, 10]" : "[0, 10]"}`;
-    }
-    return {values, errors};
-  }
-
-  function update() {
-    const {values, errors} = read();
-    for (const name of ["lr", "wd"]) {
-      $(`decay-${name}-error`).textContent = errors[name] || "";
-      $(`decay-${name}`).setAttribute("aria-invalid", name in errors ? "true" : "false");
-    }
-    if (Object.keys(errors).length) return;  // the last picture stays
+  function redraw(values) {
     const problem = {...PROBLEM, knobs: {...PROBLEM.knobs, weight_decay: values.wd}};
     for (const name of Object.keys(RUNS)) view.paths[name] = adamlabRace(problem, name, values.lr);
     const datasets = [];
@@ -42,17 +24,12 @@
         data: view.paths[name].map((w, t) => ({x: t, y: Math.max(Math.abs(w[index]), 1e-12)})),
       }));
     }
-    if (chart) {
-      chart.data.datasets = datasets;
-      chart.update("none");
-    } else {
-      chart = new Chart($("decay-chart"), {
-        type: "line", data: {datasets},
-        options: {animation: false, maintainAspectRatio: false,
-                  scales: {x: {type: "linear", title: {display: true, text: "step"}},
-                           y: {type: "logarithmic", title: {display: true, text: "|w| (log scale)"}}}},
-      });
-    }
+    adamlabChart("decay-chart", {
+      type: "line", data: {datasets},
+      options: {animation: false, maintainAspectRatio: false,
+                scales: {x: {type: "linear", title: {display: true, text: "step"}},
+                         y: {type: "logarithmic", title: {display: true, text: "|w| (log scale)"}}}},
+    });
     const steps = view.paths.adam.length - 1;
     $("decay-table").querySelector("tbody").replaceChildren(...Object.entries(RUNS).map(([name, label]) => {
       const tr = document.createElement("tr");
@@ -67,20 +44,11 @@
       return tr;
     }));
     view.draws += 1;
-    const query = new URLSearchParams(location.hash.slice(1));
-    query.set("decay_lr", $("decay-lr").value);
-    query.set("decay_wd", $("decay-wd").value);
-    history.replaceState(null, "", `#${query}`);
   }
 
-  function start() {
-    const wanted = new URLSearchParams(location.hash.slice(1));
-    $("decay-lr").value = wanted.get("decay_lr") ?? String(PROBLEM.lrs.adam);
-    $("decay-wd").value = wanted.get("decay_wd") ?? String(PROBLEM.knobs.weight_decay);
-    for (const name of ["lr", "wd"]) $(`decay-${name}`).addEventListener("input", update);
-    update();
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  adamlabView("decay", {
+    lr: {initial: String(PROBLEM.lrs.adam), valid: (x) => x > 0 && x <= 10, message: "lr must be a number in (0, 10]"},
+    wd: {initial: String(PROBLEM.knobs.weight_decay), valid: (x) => x >= 0 && x <= 10,
+         message: "weight decay must be a number in [0, 10]"},
+  }, redraw);
 })();

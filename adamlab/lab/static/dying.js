@@ -12,7 +12,6 @@
   const OPTIMIZERS = ["adagrad", "rmsprop", "adam"];
   const COLOURS = {adagrad: "#bcbd22", rmsprop: "#17becf", adam: "#d62728"};
   const dying = window.dying = {draws: 0, runs: {}};
-  let chart = null;
 
   function run(name, lr, grad) {
     const rule = ADAMLAB_RULES[name];
@@ -31,18 +30,6 @@
     return rows;
   }
 
-  function read() {
-    const errors = {}, values = {};
-    const grad = $("dying-grad").value.trim(), lr = $("dying-lr").value.trim();
-    values.grad = grad === "" ? NaN : Number(grad);
-    values.lr = lr === "" ? NaN : Number(lr);
-    if (!(Number.isFinite(values.grad) && values.grad !== 0 && Math.abs(values.grad) <= 1e6)) {
-      errors.grad = "the gradient must be a number other than 0, at most 1e6 in size";
-    }
-    if (!(values.lr > 0 && values.lr <= 10)) errors.lr = "lr must be a number in (0, 10]";
-    return {values, errors};
-  }
-
   function draw() {
     const table = $("dying-table").querySelector("tbody");
     table.replaceChildren(...SHOWN.map((t) => {
@@ -59,12 +46,7 @@
       label: name, borderColor: COLOURS[name], borderWidth: 2, pointRadius: 0,
       data: dying.runs[name].filter((row, i) => i < 100 || i % 20 === 0).map((row) => ({x: row.step, y: row.effective})),
     }));
-    if (chart) {
-      chart.data.datasets = datasets;
-      chart.update("none");
-      return;
-    }
-    chart = new Chart($("dying-chart"), {
+    adamlabChart("dying-chart", {
       type: "line", data: {datasets},
       options: {animation: false, maintainAspectRatio: false,
                 scales: {x: {type: "logarithmic", title: {display: true, text: "step t"}},
@@ -72,30 +54,15 @@
     });
   }
 
-  function update() {
-    const {values, errors} = read();
-    for (const name of ["grad", "lr"]) {
-      $(`dying-${name}-error`).textContent = errors[name] || "";
-      $(`dying-${name}`).setAttribute("aria-invalid", name in errors ? "true" : "false");
-    }
-    if (Object.keys(errors).length) return;  // the last picture stays
+  function redraw(values) {
     for (const name of OPTIMIZERS) dying.runs[name] = run(name, values.lr, values.grad);
     draw();
     dying.draws += 1;
-    const query = new URLSearchParams(location.hash.slice(1));
-    query.set("dying_grad", $("dying-grad").value);
-    query.set("dying_lr", $("dying-lr").value);
-    history.replaceState(null, "", `#${query}`);
   }
 
-  function start() {
-    const wanted = new URLSearchParams(location.hash.slice(1));
-    $("dying-grad").value = wanted.get("dying_grad") ?? "1";
-    $("dying-lr").value = wanted.get("dying_lr") ?? "0.01";
-    for (const name of ["grad", "lr"]) $(`dying-${name}`).addEventListener("input", update);
-    update();
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  adamlabView("dying", {
+    grad: {initial: "1", valid: (x) => Number.isFinite(x) && x !== 0 && Math.abs(x) <= 1e6,
+           message: "the gradient must be a number other than 0, at most 1e6 in size"},
+    lr: {initial: "0.01", valid: (x) => x > 0 && x <= 10, message: "lr must be a number in (0, 10]"},
+  }, redraw);
 })();

@@ -10,7 +10,6 @@
   const STEPS = 200;
   const SEED = 1;
   const moments = window.moments = {draws: 0, grads: [], rows: [], curve: []};
-  const charts = {};
 
   /* Seeded normal samples (mulberry32 and Box-Muller): the same gradients for the same link. */
   function samples(mean, spread, count, seed) {
@@ -42,39 +41,16 @@
     });
   }
 
-  function read() {
-    const errors = {}, values = {};
-    for (const [name, low, high] of [["mean", -100, 100], ["spread", 0, 100]]) {
-      const text = $(`mgf-${name}`).value.trim();
-      values[name] = text === "" ? NaN : Number(text);
-      if (!(values[name] >= low && values[name] <= high)) errors[name] = `${name} must be a number in [${low}, ${high}]`;
-    }
-    return {values, errors};
-  }
-
-  function line(canvas, datasets, xTitle, yTitle, labels) {
-    const data = {labels, datasets};
-    if (charts[canvas]) {
-      charts[canvas].data = data;
-      charts[canvas].update("none");
-      return;
-    }
-    charts[canvas] = new Chart($(canvas), {
-      type: "line", data,
+  function line(canvas, datasets, xTitle, yTitle) {
+    adamlabChart(canvas, {
+      type: "line", data: {datasets},
       options: {animation: false, maintainAspectRatio: false, elements: {point: {radius: 0}},
                 scales: {x: {type: "linear", title: {display: true, text: xTitle}},
                          y: {title: {display: true, text: yTitle}}}},
     });
   }
 
-  function update() {
-    const {values, errors} = read();
-    for (const name of ["mean", "spread"]) {
-      $(`mgf-${name}-error`).textContent = errors[name] || "";
-      $(`mgf-${name}`).setAttribute("aria-invalid", name in errors ? "true" : "false");
-    }
-    if (Object.keys(errors).length) return;  // the last picture stays
-    const {mean, spread} = values;
+  function redraw({mean, spread}) {
     const slope = ADAMLAB_MOMENTS.first_moment(mean, spread);
     const curvature = ADAMLAB_MOMENTS.second_moment(mean, spread);
     const reach = 1.2 / Math.max(1, Math.abs(mean), spread);  // near 0, where the tangent and curvature show
@@ -101,20 +77,10 @@
       `after ${STEPS} gradients m_hat = ${Number(moments.rows[STEPS - 1].m_hat.toPrecision(4))}, ` +
       `v_hat = ${Number(moments.rows[STEPS - 1].v_hat.toPrecision(4))}`;
     moments.draws += 1;
-    const query = new URLSearchParams(location.hash.slice(1));
-    query.set("mgf_mean", $("mgf-mean").value);
-    query.set("mgf_spread", $("mgf-spread").value);
-    history.replaceState(null, "", `#${query}`);
   }
 
-  function start() {
-    const wanted = new URLSearchParams(location.hash.slice(1));
-    $("mgf-mean").value = wanted.get("mgf_mean") ?? "0.5";
-    $("mgf-spread").value = wanted.get("mgf_spread") ?? "1";
-    for (const name of ["mean", "spread"]) $(`mgf-${name}`).addEventListener("input", update);
-    update();
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  adamlabView("mgf", {
+    mean: {initial: "0.5", valid: (x) => x >= -100 && x <= 100, message: "mean must be a number in [-100, 100]"},
+    spread: {initial: "1", valid: (x) => x >= 0 && x <= 100, message: "spread must be a number in [0, 100]"},
+  }, redraw);
 })();

@@ -110,9 +110,7 @@
     stepper.rows = compute(values);
     draw(stepper.rows, values);
     stepper.draws += 1;
-    const query = new URLSearchParams(location.hash.slice(1));  // the other views' settings stay
-    for (const [key, value] of Object.entries({optimizer: values.optimizer, ...values.text})) query.set(key, value);
-    history.replaceState(null, "", `#${query}`);
+    adamlabKeepInLink({optimizer: values.optimizer, ...values.text});
   }
 
   function start() {

@@ -1,0 +1,53 @@
+/* What every view computed in the page shares: its inputs read as numbers, a message beside
+ * each that is not valid (the last picture then stays), its settings kept in the link's fragment
+ * beside the other views', and its charts made once and updated after. */
+"use strict";
+
+/* Set `settings` (key -> text) in the link's fragment, keeping every other view's. */
+function adamlabKeepInLink(settings) {
+  const query = new URLSearchParams(location.hash.slice(1));
+  for (const [key, value] of Object.entries(settings)) query.set(key, value);
+  history.replaceState(null, "", `#${query}`);
+}
+
+/* A view whose inputs are `${prefix}-${name}` for each of `fields` (name -> {initial, valid,
+ * message}), kept in the link as `${prefix}_${name}`: `redraw(values)` runs with the numbers
+ * whenever every input holds a valid one. */
+function adamlabView(prefix, fields, redraw) {
+  const input = (name) => document.getElementById(`${prefix}-${name}`);
+  const update = () => {
+    const values = {}, errors = {};
+    for (const [name, field] of Object.entries(fields)) {
+      const text = input(name).value.trim();
+      values[name] = text === "" ? NaN : Number(text);
+      if (!field.valid(values[name])) errors[name] = field.message;
+      document.getElementById(`${prefix}-${name}-error`).textContent = errors[name] || "";
+      input(name).setAttribute("aria-invalid", name in errors ? "true" : "false");
+    }
+    if (Object.keys(errors).length) return;  // the last picture stays
+    redraw(values);
+    adamlabKeepInLink(Object.fromEntries(Object.keys(fields).map((name) => [`${prefix}_${name}`, input(name).value])));
+  };
+  const start = () => {
+    const wanted = new URLSearchParams(location.hash.slice(1));
+    for (const [name, field] of Object.entries(fields)) {
+      input(name).value = wanted.get(`${prefix}_${name}`) ?? field.initial;
+      input(name).addEventListener("input", update);
+    }
+    update();
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+}
+
+/* The chart on canvas `id`: made from `config` the first time, its data replaced after. */
+const adamlabCharts = new Map();
+function adamlabChart(id, config) {
+  const chart = adamlabCharts.get(id);
+  if (chart) {
+    chart.data = config.data;
+    chart.update("none");
+  } else {
+    adamlabCharts.set(id, new Chart(document.getElementById(id), config));
+  }
+}

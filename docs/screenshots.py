@@ -8,6 +8,7 @@ in headless chromium at 1280 x 900 and saves one PNG per view into docs/.
 import shutil
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from playwright.sync_api import sync_playwright
 
@@ -15,16 +16,31 @@ from adamlab.lab import explore
 
 DOCS = Path(__file__).resolve().parent
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-#: view -> (the element to photograph, what to wait for, the problem the races show)
+#: a script that pauses a surface race at step {0}, as its slider would
+SCRUB = """() => {{ const scrub = document.getElementById("surface-scrub");
+  scrub.value = "{0}"; scrub.dispatchEvent(new Event("input")); }}"""
+class View(NamedTuple):
+    selector: str  # the element to photograph
+    ready: str  # what to wait for
+    problem: str | None = None  # the problem the server's races show
+    fragment: str = ""  # the view's settings, as a link gives them
+    then: str = ""  # a script to run before the picture (the frame a race shows)
+
+
 VIEWS = {
-    "explore-step-by-step.png": ("#stepper", "window.stepper.draws >= 1", None),
-    "explore-bias-correction.png": ("#bias", "window.bias.draws >= 1", None),
-    "explore-moment-generating-function.png": ("#mgf", "window.moments.draws >= 1", None),
-    "explore-adagrad-dying.png": ("#dying", "window.dying.draws >= 1", None),
-    "explore-amsgrad.png": ("#amsgrad", "window.amsgradView.draws >= 1", None),
-    "explore-l2-against-adamw.png": ("#decay", "window.decayView.draws >= 1", None),
-    "explore-race-rosenbrock.png": ("main", "window.explorer.draws >= 1", "rosenbrock"),
-    "explore-race-weight-decay.png": ("main", "window.explorer.draws >= 1", "weight-decay"),
+    "explore-step-by-step.png": View("#stepper", "window.stepper.draws >= 1"),
+    "explore-bias-correction.png": View("#bias", "window.bias.draws >= 1"),
+    "explore-moment-generating-function.png": View("#mgf", "window.moments.draws >= 1"),
+    "explore-adagrad-dying.png": View("#dying", "window.dying.draws >= 1"),
+    "explore-amsgrad.png": View("#amsgrad", "window.amsgradView.draws >= 1"),
+    "explore-l2-against-adamw.png": View("#decay", "window.decayView.draws >= 1"),
+    "explore-surface-rosenbrock.png": View("#surface", "window.surfaceView.draws >= 1",
+                                           fragment="#surface_on=sgd,momentum,rmsprop,adam,lion"),
+    "explore-surface-saddle.png": View("#surface", "window.surfaceView.draws >= 1",
+                                       fragment="#surface_name=saddle&surface_on=sgd,momentum,rmsprop,adam,adagrad",
+                                       then=SCRUB.format(60)),
+    "explore-race-rosenbrock.png": View("main", "window.explorer.draws >= 1", "rosenbrock"),
+    "explore-race-weight-decay.png": View("main", "window.explorer.draws >= 1", "weight-decay"),
 }
 
 
@@ -35,14 +51,17 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            for name, (selector, ready, problem) in VIEWS.items():
-                page.goto(server.url)
-                page.wait_for_function(ready, timeout=60_000)
-                if problem is not None:
+            for name, view in VIEWS.items():
+                page.goto("about:blank")
+                page.goto(server.url + view.fragment)
+                page.wait_for_function(view.ready, timeout=60_000)
+                if view.problem is not None:
                     draws = page.evaluate("window.explorer.draws")
-                    page.select_option("#problem", problem)
+                    page.select_option("#problem", view.problem)
                     page.wait_for_function(f"window.explorer.draws > {draws}", timeout=60_000)
-                page.locator(selector).screenshot(path=DOCS / name)
+                if view.then:
+                    page.evaluate(view.then)
+                page.locator(view.selector).screenshot(path=DOCS / name)
                 print(f"wrote {DOCS / name}")
             browser.close()
     finally:

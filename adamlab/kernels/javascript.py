@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .symbolic import REDUCTIONS, Path, Trace, TraceError, Value, _Tracer, is_number, trace
+from .symbolic import REDUCTIONS, Path, Trace, TraceError, Value, derivative, is_number, trace, trace_function
 
 _COMPARISONS = {">", ">=", "<", "<="}
 _INFIX = {"+", "-", "*", "/"} | _COMPARISONS
@@ -70,15 +70,26 @@ def rule(maths, hyperparameters: dict, initial, born: tuple[str, ...] = (), at_r
 def function(fn, positional: tuple[str, ...] = (), keywords: tuple[str, ...] = ()) -> str:
     """``fn`` of numbers (its ``positional`` arguments, then its keyword-only ``keywords``) as a
     JavaScript arrow function of them all, in that order: for the maths the page draws beside
-    the optimizers (the moment generating function)."""
-    tracer = _Tracer({}, [])
-    inputs = {name: tracer.input(name, "call") for name in positional + keywords}
-    result = fn(*(inputs[name] for name in positional), **{name: inputs[name] for name in keywords})
+    the optimizers (the moment generating function, the race surfaces)."""
+    inputs, result = trace_function(fn, positional, keywords)
+    return _arrow(inputs, result)
+
+
+def gradient(fn, positional: tuple[str, ...]) -> str:
+    """The gradient of ``fn`` (a number of the numbers ``positional``) as a JavaScript arrow
+    function returning an array of its derivatives in that order, each derived from ``fn``'s own
+    expression by the chain rule (``symbolic.derivative``): the loss is stated once."""
+    inputs, result = trace_function(fn, positional)
+    return _arrow(inputs, [derivative(result, inputs[name]) for name in positional])
+
+
+def _arrow(inputs: dict, result) -> str:
+    """An arrow function of ``inputs`` returning ``result``: a value, or an array of values."""
     printer = _Printer()
     printer.names.update({value: name for name, value in inputs.items()})
-    returned = printer.name(result if isinstance(result, Value) else tracer.constant(result))
+    returned = (f"[{', '.join(map(printer.name, result))}]" if isinstance(result, list) else printer.name(result))
     body = ["  " + line for line in printer.lines] + [f"  return {returned};"]
-    return "\n".join([f"({', '.join(positional + keywords)}) => {{", *body, "}"])
+    return "\n".join([f"({', '.join(inputs)}) => {{", *body, "}"])
 
 
 def module(rules: dict[str, Rule]) -> str:
@@ -131,6 +142,25 @@ function adamlabRace(problem, name, lr) {
     path.push(Array.from(w));
   });
   return path;
+}
+/* A race down a surface (ADAMLAB_SURFACES in the explorer's script): the optimizer by name at its
+ * defaults and learning rate lr, from start, steps steps, each on the surface's gradient where the
+ * parameters are; the parameters and the loss at every step, the start first, as
+ * adamlab.lab.race computes them. */
+function adamlabDescend(surface, name, lr, start, steps) {
+  const rule = ADAMLAB_RULES[name];
+  const h = {...rule.hyperparameters, lr};
+  let state = adamlabInit(rule, 2);
+  let w = Float64Array.from(start);
+  const path = [Array.from(w)], losses = [surface.loss(w[0], w[1])];
+  for (let t = 0; t < steps; t++) {
+    const next = adamlabStep(rule, h, state, w, Float64Array.from(surface.gradient(w[0], w[1])));
+    state = next.state;
+    w = next.param;
+    path.push(Array.from(w));
+    losses.push(surface.loss(w[0], w[1]));
+  }
+  return {path, losses};
 }
 """
 

@@ -300,6 +300,78 @@ def trace(maths, hyperparameters: dict, present: dict[str, str], at_run_time=fro
     return Trace(order, scalar_state, state, tuple(guards), tuple(paths))
 
 
+def trace_function(fn, positional: tuple[str, ...] = (), keywords: tuple[str, ...] = ()) -> tuple[dict, Value]:
+    """``fn`` called on ``call`` values named ``positional`` (passed in order) and ``keywords``
+    (passed by name): the inputs by name, and what it returns as a value of them (a number it
+    returns, a constant). For the maths of numbers alone: a surface, a moment generating function."""
+    tracer = _Tracer({}, [])
+    inputs = {name: tracer.input(name, "call") for name in positional + keywords}
+    result = fn(*(inputs[name] for name in positional), **{name: inputs[name] for name in keywords})
+    return inputs, _as_value(tracer, result)
+
+
+def derivative(value: Value, wrt: Value) -> Value:
+    """d value / d wrt, as values of the same trace: each operation's derivative by the chain rule
+    (forward, through the graph as written), terms that are zero left out. For a loss of a few
+    numbers (a surface of the explorer's races): its gradient from the one statement of the loss.
+    Takes + - * /, powers by a constant, neg, sqrt, exp and abs."""
+    tracer, memo = value.tracer, {}
+
+    def total(*terms):  # a sum of (sign, term) where a term of None is zero
+        kept = [(sign, term) for sign, term in terms if term is not None]
+        if not kept:
+            return None
+        sign, result = kept[0]
+        if sign < 0:
+            result = tracer.constant(-result.number) if result.op == "const" else -result
+        for sign, term in kept[1:]:
+            result = result + term if sign > 0 else result - term
+        return result
+
+    def times(factor, inner):  # factor(inner), nothing when inner is zero
+        return None if inner is None else factor(inner)
+
+    def mul(p, q):  # p * q, where a factor of one is left out (exact either way, and clearer)
+        ones = [operand.op == "const" and operand.number == 1.0 for operand in (p, q)]
+        return q if ones[0] else p if ones[1] else p * q
+
+    def d(node: Value):  # None: the derivative is zero
+        if node is wrt:
+            return tracer.constant(1.0)
+        if node in memo:
+            return memo[node]
+        if node.op in ("input", "const"):
+            return None
+        a, b = (node.args + (None,))[:2]
+        da, db = d(a), (d(b) if b is not None else None)
+        if node.op in ("+", "-"):
+            result = total((1, da), (1 if node.op == "+" else -1, db))
+        elif node.op == "*":
+            result = total((1, times(lambda x: mul(x, b), da)), (1, times(lambda x: mul(a, x), db)))
+        elif node.op == "/":  # (a / b)' = a' / b - (a / b) b' / b
+            result = total((1, times(lambda x: x / b, da)), (-1, times(lambda x: mul(node, x) / b, db)))
+        elif node.op == "**":
+            if db is not None or b.op != "const":
+                raise TraceError(f"the derivative of a power by a variable ({node!r}): write it with exp")
+            power = b.number
+            result = times(lambda x: mul(2 * a, x) if power == 2 else mul(power * a ** (power - 1), x), da)
+        elif node.op == "neg":
+            result = total((-1, da))
+        elif node.op == "exp":
+            result = times(lambda x: mul(node, x), da)
+        elif node.op == "sqrt":
+            result = times(lambda x: x / (2 * node), da)
+        elif node.op == "abs":
+            result = times(lambda x: mul(np.sign(a), x), da)
+        else:
+            raise TraceError(f"no derivative is taken of {node.op} ({node!r})")
+        memo[node] = result
+        return result
+
+    result = d(value)
+    return tracer.constant(0.0) if result is None else result
+
+
 def _as_value(tracer: _Tracer, value):
     if value is None or isinstance(value, Value):
         return value

@@ -72,13 +72,26 @@ def linear_problem(name: str) -> dict:
             "knobs": course.knob_defaults, "title": course.title(course.start)}
 
 
+def surface(course: race.Surface) -> str:
+    """A race surface for the page, as a JavaScript object: its loss and gradient printed from
+    ``adamlab.maths.surfaces`` (the gradient derived from the loss's own expression), its box,
+    start, minima and steps, and every optimizer's learning rate there."""
+    about = {"summary": course.summary, "bounds": course.bounds, "start": course.start, "minima": course.minima,
+             "steps": course.steps, "field": list(course.lrs),
+             "lrs": {name: course.lr(name) for name in registry.OPTIMIZERS}}
+    fields = "".join(f"    {key}: {json.dumps(value)},\n" for key, value in about.items())
+    return ("{\n" + fields + f"    loss: {javascript._indent_js(javascript.function(course.function, ('x', 'y')), 4)},\n"
+            f"    gradient: {javascript._indent_js(javascript.gradient(course.function, ('x', 'y')), 4)},\n  }}")
+
+
 @functools.cache
 def script() -> str:
     """The page's script, printed once a process: every optimizer's rule (``ADAMLAB_RULES``),
     the knobs each lets the page turn, by the maths' name each sets (``ADAMLAB_KNOBS``: RMSprop's
     beta2 is its alpha), the headers of the step's quantities (``ADAMLAB_COLUMNS``, as
-    ``adamlab trace`` prints them) and the moment generating function of a normal distribution
-    and its two moments (``ADAMLAB_MOMENTS``, from ``adamlab.maths.moments``)."""
+    ``adamlab trace`` prints them), the moment generating function of a normal distribution
+    and its two moments (``ADAMLAB_MOMENTS``, from ``adamlab.maths.moments``), the linear race
+    problems (``ADAMLAB_LINEAR``) and the race surfaces (``ADAMLAB_SURFACES``)."""
     rules = {name: rule(entry) for name, entry in registry.OPTIMIZERS.items()}
     knobs = {name: {knob: setting.maths for knob, setting in registry.get(name).knobs.items()
                     if setting.maths in rules[name].changing} for name in rules}
@@ -90,4 +103,7 @@ def script() -> str:
             "const ADAMLAB_MOMENTS = {\n"
             + "".join(f"  {name}: {javascript._indent_js(text, 2)},\n" for name, text in mgf.items()) + "};\n"
             "/* The linear race problems, from adamlab.lab.race, for the views that race them in the page. */\n"
-            f"const ADAMLAB_LINEAR = {json.dumps({name: linear_problem(name) for name in LINEAR_PROBLEMS})};\n")
+            f"const ADAMLAB_LINEAR = {json.dumps({name: linear_problem(name) for name in LINEAR_PROBLEMS})};\n"
+            "/* The race surfaces, from adamlab.maths.surfaces and adamlab.lab.race, raced in the page. */\n"
+            "const ADAMLAB_SURFACES = {\n"
+            + "".join(f"  {json.dumps(course.name)}: {surface(course)},\n" for course in race.SURFACES) + "};\n")

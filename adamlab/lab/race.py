@@ -23,6 +23,7 @@ from typing import NamedTuple
 import torch
 
 from .. import registry
+from ..maths import surfaces
 from .trace import finite, trace
 
 #: The most steps a race may run: 25 times the longest problem's own, minutes of work at most.
@@ -226,26 +227,57 @@ class Quadratic(Problem):
         return [("moved", "moved"), ("moved_over_lr", "moved / lr")], notes
 
 
-class Rosenbrock(Problem):
-    name = "rosenbrock"
-    summary = "Rosenbrock's valley (1-x)^2 + 100(y-x^2)^2, from (-1.5, 2) to the minimum at (1, 1)"
+class Surface(Problem):
+    """A loss of two parameters from ``adamlab.maths.surfaces``, raced from a start in its box: the
+    explorer's page races these itself, on the same function printed in JavaScript."""
+
     dimensions = 2
     steps = 1000
-    start = (-1.5, 2.0)
-    lrs = {"sgd": 5e-4, "momentum": 1e-4, "rmsprop": 1e-2, "adam": 5e-2}
-    bounds = (-2.0, 2.0, -1.0, 3.0)
+
+    def __init__(self, name: str, summary: str, bounds, start, minima, lrs: dict[str, float], steps: int = 1000):
+        self.name, self.summary, self.bounds, self.start, self.steps = name, summary, bounds, start, steps
+        self.function = getattr(surfaces, name)
+        #: where the loss is least (a marker on the page; the distance the table reports)
+        self.minima = minima
+        self.lrs = lrs
+
+    def lr(self, optimizer):
+        """The field's own, else a relative's: the Adam family's is Adam's, AdaGrad's ten times
+        RMSprop's (its sum only grows), Lion's a tenth of Adam's (each coordinate moves by lr a
+        step, where Adam's moves by about lr only while the gradients agree)."""
+        if optimizer in self.lrs:
+            return self.lrs[optimizer]
+        if optimizer == "adagrad":
+            return 10 * self.lrs["rmsprop"]
+        return self.lrs["adam"] / 10 if optimizer == "lion" else self.lrs["adam"]
 
     def loss(self, w, t=None):
-        x, y = w[0], w[1]
-        return (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
+        return self.function(w[0], w[1])
 
     def title(self, start):
-        return f"Rosenbrock (1-x)^2 + 100(y-x^2)^2 from ({start[0]:g}, {start[1]:g}); minimum at (1, 1)"
+        return f"{self.summary} from ({start[0]:g}, {start[1]:g})"
 
     def explain(self, runs):
         for run in runs:
-            run.extra["distance_to_minimum"] = math.dist(run.params[-1], (1.0, 1.0))
-        return [("distance_to_minimum", "distance to (1, 1)")], []
+            run.extra["distance_to_minimum"] = min(math.dist(run.params[-1], point) for point in self.minima)
+        return [("distance_to_minimum", "distance to the nearest minimum")], []
+
+
+SURFACES = (
+    Surface("rosenbrock", "Rosenbrock's valley (1-x)^2 + 100(y-x^2)^2, least at (1, 1)", (-2.0, 2.0, -1.0, 3.0),
+            (-1.5, 2.0), [(1.0, 1.0)], {"sgd": 5e-4, "momentum": 1e-4, "rmsprop": 1e-2, "adam": 5e-2}),
+    Surface("bowl", "an ill-conditioned bowl 0.05 x^2 + 2 y^2, 40 times steeper across than along",
+            (-5.0, 5.0, -2.5, 2.5), (-4.5, 2.0), [(0.0, 0.0)], {"sgd": 0.2, "momentum": 0.05, "rmsprop": 0.05,
+                                                                 "adam": 0.1}, steps=300),
+    Surface("saddle", "a saddle x^2 - y^2 + y^4/4 at (0, 0), least at (0, +-sqrt 2)", (-2.5, 2.5, -2.5, 2.5),
+            (-2.2, 0.01), [(0.0, 2 ** 0.5), (0.0, -(2 ** 0.5))], {"sgd": 0.05, "momentum": 0.01, "rmsprop": 0.01,
+                                                                   "adam": 0.05}, steps=300),
+    Surface("beale", "Beale's function: plateaus and steep walls, least at (3, 0.5)", (-1.5, 4.5, -1.5, 2.0),
+            (1.0, 1.75), [(3.0, 0.5)], {"sgd": 1e-3, "momentum": 1e-4, "rmsprop": 1e-2, "adam": 5e-2}),
+    Surface("himmelblau", "Himmelblau's function: four minima of 0", (-5.0, 5.0, -5.0, 5.0), (0.0, 0.0),
+            [(3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848127)],
+            {"sgd": 5e-3, "momentum": 1e-3, "rmsprop": 5e-2, "adam": 0.1}, steps=500),
+)
 
 
 class AMSGradCounterexample(Problem):
@@ -544,8 +576,9 @@ class Moments(Problem):
         return f"gradients ~ N({self.mean:g}, {self.spread:g}^2): Adam's estimates of their mean and mean square"
 
 
-PROBLEMS = {problem.name: problem for problem in (Quadratic(), Rosenbrock(), Flip(), AdagradDecay(),
-                                                   AMSGradCounterexample(), WeightDecay(), Moments())}
+PROBLEMS = {problem.name: problem for problem in (Quadratic(), SURFACES[0], Flip(), AdagradDecay(),
+                                                   AMSGradCounterexample(), WeightDecay(), Moments(),
+                                                   *SURFACES[1:])}
 
 
 @dataclass(frozen=True)

@@ -602,7 +602,7 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
         "README.md", "amsgrad.js", "bias.js", "chart.umd.min.js", "decay.js", "dying.js", "explore.css",
         "explore.js", "fonts", "formulas.js", "katex.min.css", "katex.min.js", "moments.js", "nav.js", "rules.js",
-        "stepper.js", "view.js"]
+        "stepper.js", "surface.js", "view.js"]
     assert len(list((folder / "static" / "fonts").glob("KaTeX_*.woff2"))) == 20
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
     page = browser_page
@@ -702,7 +702,8 @@ def test_the_navigation_names_every_view_and_keeps_the_settings_in_the_url(serve
     page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1")
     buttons = page.locator("nav button")
     assert buttons.all_inner_texts() == ["One step at a time", "Bias correction", "Moment generating function",
-                                         "AdaGrad's dying rate", "AMSGrad's fix", "L2 against AdamW", "Races"]
+                                         "AdaGrad's dying rate", "AMSGrad's fix", "L2 against AdamW", "Races on surfaces",
+                                         "Races"]
     page.fill("#step-lr", "0.02")
     before = page.evaluate("location.href")
     for view in buttons.evaluate_all("(buttons) => buttons.map((button) => button.dataset.view)"):
@@ -835,7 +836,7 @@ def test_every_views_formulas_are_typeset_with_the_vendored_katex(server, browse
     page.goto(server.url)
     page.wait_for_function("window.formulas && window.formulas.typeset >= 1")
     formulas = page.locator("[data-tex]")
-    assert formulas.count() == page.evaluate("window.formulas.typeset") == 6
+    assert formulas.count() == page.evaluate("window.formulas.typeset") == 7  # one a view computed in the page
     for index in range(formulas.count()):
         formula = formulas.nth(index)
         assert formula.locator(".katex-html").count() == 1 and formula.locator("math").count() == 1  # MathML too

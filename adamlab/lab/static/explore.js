@@ -12,17 +12,9 @@ const explorer = window.explorer = {
   draws: 0,         // how many races have been drawn
 };
 
-// An optimizer's colour is its place in the server's list (/api/problems), which is adamlab's
-// registry: the page names no optimizer of its own. Past the palette, hues a golden angle apart.
-const PALETTE = [
-  "#7f7f7f", "#8c564b", "#bcbd22", "#17becf", "#d62728", "#ff7f0e", "#9467bd", "#2ca02c",
-  "#1f77b4", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
-];
-
-function color(optimizer) {
-  const index = explorer.problems.optimizers.findIndex((each) => each.name === optimizer);
-  return PALETTE[index] ?? `hsl(${(index * 137.5) % 360}, 60%, 40%)`;
-}
+// An optimizer's colour is view.js's adamlabColor: its place in adamlab's registry, which is
+// also the server's list (/api/problems).
+const color = adamlabColor;
 
 const TABLE_ROWS = 50;
 const DEBOUNCE_MS = 150;

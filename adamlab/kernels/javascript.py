@@ -143,24 +143,26 @@ function adamlabRace(problem, name, lr) {
   });
   return path;
 }
-/* A race down a surface (ADAMLAB_SURFACES in the explorer's script): the optimizer by name at its
- * defaults and learning rate lr, from start, steps steps, each on the surface's gradient where the
- * parameters are; the parameters and the loss at every step, the start first, as
+/* A race down a loss whose gradient the page computes (ADAMLAB_SURFACES, ADAMLAB_PARABOLA in
+ * the explorer's script): the optimizer by name with `settings` over its defaults (lr, and the
+ * maths' names of its knobs), from start, steps steps, each on the gradient where the parameters
+ * are; the parameters, the loss at every step (the start first) and each step's quantities, as
  * adamlab.lab.race computes them. */
-function adamlabDescend(surface, name, lr, start, steps) {
+function adamlabDescend(course, name, settings, start, steps) {
   const rule = ADAMLAB_RULES[name];
-  const h = {...rule.hyperparameters, lr};
-  let state = adamlabInit(rule, 2);
+  const h = {...rule.hyperparameters, ...settings};
+  let state = adamlabInit(rule, start.length);
   let w = Float64Array.from(start);
-  const path = [Array.from(w)], losses = [surface.loss(w[0], w[1])];
+  const path = [Array.from(w)], losses = [course.loss(...w)], quantities = [];
   for (let t = 0; t < steps; t++) {
-    const next = adamlabStep(rule, h, state, w, Float64Array.from(surface.gradient(w[0], w[1])));
+    const next = adamlabStep(rule, h, state, w, Float64Array.from(course.gradient(...w)));
     state = next.state;
     w = next.param;
     path.push(Array.from(w));
-    losses.push(surface.loss(w[0], w[1]));
+    losses.push(course.loss(...w));
+    quantities.push(next.quantities);
   }
-  return {path, losses};
+  return {path, losses, quantities};
 }
 """
 

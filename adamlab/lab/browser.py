@@ -11,7 +11,7 @@ import torch
 
 from .. import registry
 from ..kernels import javascript
-from ..maths import moments
+from ..maths import moments, surfaces
 from ..maths.hyperparameters import keyword_arguments
 from . import race, trace
 
@@ -73,15 +73,19 @@ def linear_problem(name: str) -> dict:
 
 
 def surface(course: race.Surface) -> str:
-    """A race surface for the page, as a JavaScript object: its loss and gradient printed from
-    ``adamlab.maths.surfaces`` (the gradient derived from the loss's own expression), its box,
-    start, minima and steps, and every optimizer's learning rate there."""
-    about = {"summary": course.summary, "bounds": course.bounds, "start": course.start, "minima": course.minima,
-             "steps": course.steps, "field": list(course.lrs),
-             "lrs": {name: course.lr(name) for name in registry.OPTIMIZERS}}
+    """A race surface for the page, as a JavaScript object: its loss and gradient (``printed``),
+    its box, start, minima and steps, and every optimizer's learning rate there."""
+    return printed(course.function, ("x", "y"), {
+        "summary": course.summary, "bounds": course.bounds, "start": course.start, "minima": course.minima,
+        "steps": course.steps, "field": list(course.lrs), "lrs": {name: course.lr(name) for name in registry.OPTIMIZERS}})
+
+
+def printed(function, positional: tuple[str, ...], about: dict) -> str:
+    """A JavaScript object of ``about``'s values and ``function``'s loss and gradient, printed from
+    the maths: the gradient derived from the loss's own expression."""
     fields = "".join(f"    {key}: {json.dumps(value)},\n" for key, value in about.items())
-    return ("{\n" + fields + f"    loss: {javascript._indent_js(javascript.function(course.function, ('x', 'y')), 4)},\n"
-            f"    gradient: {javascript._indent_js(javascript.gradient(course.function, ('x', 'y')), 4)},\n  }}")
+    return ("{\n" + fields + f"    loss: {javascript._indent_js(javascript.function(function, positional), 4)},\n"
+            f"    gradient: {javascript._indent_js(javascript.gradient(function, positional), 4)},\n  }}")
 
 
 @functools.cache
@@ -91,7 +95,8 @@ def script() -> str:
     beta2 is its alpha), the headers of the step's quantities (``ADAMLAB_COLUMNS``, as
     ``adamlab trace`` prints them), the moment generating function of a normal distribution
     and its two moments (``ADAMLAB_MOMENTS``, from ``adamlab.maths.moments``), the linear race
-    problems (``ADAMLAB_LINEAR``) and the race surfaces (``ADAMLAB_SURFACES``)."""
+    problems (``ADAMLAB_LINEAR``), the race surfaces (``ADAMLAB_SURFACES``) and the parabola w^2
+    (``ADAMLAB_PARABOLA``)."""
     rules = {name: rule(entry) for name, entry in registry.OPTIMIZERS.items()}
     knobs = {name: {knob: setting.maths for knob, setting in registry.get(name).knobs.items()
                     if setting.maths in rules[name].changing} for name in rules}
@@ -106,4 +111,6 @@ def script() -> str:
             f"const ADAMLAB_LINEAR = {json.dumps({name: linear_problem(name) for name in LINEAR_PROBLEMS})};\n"
             "/* The race surfaces, from adamlab.maths.surfaces and adamlab.lab.race, raced in the page. */\n"
             "const ADAMLAB_SURFACES = {\n"
-            + "".join(f"  {json.dumps(course.name)}: {surface(course)},\n" for course in race.SURFACES) + "};\n")
+            + "".join(f"  {json.dumps(course.name)}: {surface(course)},\n" for course in race.SURFACES) + "};\n"
+            "/* The lessons' problem of one parameter, w^2 (race.PROBLEMS['quadratic']). */\n"
+            f"const ADAMLAB_PARABOLA = {printed(surfaces.parabola, ('w',), {'start': race.PROBLEMS['quadratic'].start})};\n")

@@ -209,7 +209,7 @@ class Quadratic(Problem):
     lrs = {"sgd": 0.01, "momentum": 0.01, "adam": 0.01}
 
     def loss(self, w, t=None):
-        return (w ** 2).sum()
+        return surfaces.parabola(w).sum()
 
     def title(self, start):
         return f"f(w) = w^2 from w0 = {start[0]:g}"

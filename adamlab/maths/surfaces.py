@@ -1,4 +1,4 @@
-"""Losses of two parameters, for races of optimizers drawn on a plane.
+"""Losses of two parameters, for races of optimizers drawn on a plane, and the parabola of one.
 
 Each is a function of the two numbers ``x`` and ``y`` written with + - * / alone, so the one
 statement runs on floats, on NumPy arrays (the whole plane at once, to draw it) and on torch
@@ -11,6 +11,12 @@ printed in JavaScript with its gradient, which the printer derives from this sam
 >>> rosenbrock(1.0, 1.0), himmelblau(3.0, 2.0)
 (0.0, 0.0)
 """
+
+
+def parabola(w):
+    """The lessons' problem of one parameter, w^2, least at 0: on it Adam's step is about lr
+    whatever the gradient, while momentum's velocity gathers the gradients and runs ahead."""
+    return w * w
 
 
 def rosenbrock(x, y):

@@ -555,6 +555,50 @@ def test_the_step_by_step_view_follows_its_inputs_and_keeps_them_in_the_url(serv
     assert_rows_match(stepper_rows(page), trace.trace("adam", lr=0.05, beta1=0.0, beta2=0.9))
 
 
+def parabola_runs(page) -> dict:
+    return page.evaluate("Object.fromEntries(Object.entries(window.parabolaView.runs).map(([name, run]) => [name, "
+                         "{path: run.path.map(([w]) => w), quantities: run.quantities.map((step) => "
+                         "Object.fromEntries(['m', 'v', 'm_hat', 'v_hat'].filter((key) => key in step)"
+                         ".map((key) => [key, step[key][0]])))}]))")
+
+
+def test_the_parabola_plays_adam_against_momentum_as_the_quadratic_race(server, browser_page):
+    page = browser_page
+    page.goto("about:blank")
+    page.goto(server.url + "#lr=0.01")
+    page.wait_for_function("window.parabolaView.draws >= 1")
+    runs = parabola_runs(page)
+    served = race.run("quadratic", ["momentum", "adam"], {"momentum": 0.01, "adam": 0.01}, steps=100)
+    for run in served.runs:  # the lesson's race: adamlab's torch optimizers on autograd's gradients
+        np.testing.assert_allclose(runs[run.optimizer]["path"], [w for (w,) in run.params], rtol=1e-12, atol=1e-300)
+    adam = served.run_of("adam")
+    assert_rows_match(runs["adam"]["quantities"], [  # Adam's moments as `adamlab trace` gives them
+        {key: row[key] for key in ("m", "v", "m_hat", "v_hat")}
+        for row in trace.trace("adam", adam.extra["grads"], theta=5.0, lr=0.01)])
+    assert runs["momentum"]["path"][-1] < 1 < 4 < runs["adam"]["path"][-1]  # on one parameter momentum wins
+    assert "step 100 of 100" in page.inner_text("#parabola-at")  # the whole run, until played
+    page.click("#parabola-play")
+    page.wait_for_function("window.parabolaView.playing && window.parabolaView.frame > 5")
+    page.click("#parabola-play")
+    frame = page.evaluate("window.parabolaView.frame")
+    page.click("#parabola-step")
+    assert page.evaluate("window.parabolaView.frame") == int(frame) + 1
+    page.fill("#parabola-scrub", "12")
+    assert page.inner_text("#parabola-at").startswith("step 12 of 100: momentum w = ")
+    # the lesson's suggestion, typed into the table's inputs: Adam follows them
+    page.fill("#step-beta1", "0")
+    page.fill("#step-beta2", "0.9")
+    page.fill("#step-lr", "0.05")
+    served = race.run("quadratic", ["adam"], {"adam": 0.05}, steps=100, beta1=0.0, beta2=0.9).runs[0]
+    np.testing.assert_allclose(parabola_runs(page)["adam"]["path"], [w for (w,) in served.params], rtol=1e-12)
+    page.fill("#parabola-steps", "300")
+    assert len(parabola_runs(page)["adam"]["path"]) == 301 and "parabola_steps=300" in page.evaluate("location.href")
+    draws = page.evaluate("window.parabolaView.draws")
+    page.fill("#parabola-steps", "0")
+    assert "steps must be a whole number from 1 to 2000" in page.inner_text("#parabola-steps-error")
+    assert page.evaluate("window.parabolaView.draws") == draws and page.errors == []
+
+
 @pytest.mark.parametrize("field, text, message", [
     ("grads", "0.5, x", '"x" is not a finite number'),
     ("grads", "", "type at least one gradient"),
@@ -601,7 +645,8 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     assert f"the page is in {folder}" in capsys.readouterr().out
     assert sorted(entry.name for entry in (folder / "static").iterdir()) == [
         "README.md", "amsgrad.js", "bias.js", "chart.umd.min.js", "decay.js", "dying.js", "explore.css",
-        "explore.js", "fonts", "formulas.js", "katex.min.css", "katex.min.js", "moments.js", "nav.js", "rules.js",
+        "explore.js", "fonts", "formulas.js", "katex.min.css", "katex.min.js", "moments.js", "nav.js", "parabola.js",
+        "rules.js",
         "stepper.js", "surface.js", "view.js"]
     assert len(list((folder / "static" / "fonts").glob("KaTeX_*.woff2"))) == 20
     assert (folder / "static" / "rules.js").read_text() == browser.script()  # printed from the maths
@@ -669,6 +714,10 @@ def test_the_moment_generating_function_view_is_the_maths_and_adams_estimates(se
     assert_rows_match(page.evaluate("window.moments.rows"), [
         {key: row[key] for key in ("step", "m", "v", "m_hat", "v_hat")} for row in trace.trace("adam", grads)])
     assert "M''(0) = 4.09" in page.inner_text("#mgf-numbers") and "mgf_spread=2" in page.evaluate("location.href")
+    page.locator("#mgf-mean-slider").fill("1.5")  # the slider sets the input, and the picture follows
+    assert page.input_value("#mgf-mean") == "1.5" and "M'(0) = 1.5" in page.inner_text("#mgf-numbers")
+    page.fill("#mgf-mean", "-0.3")  # the input moves the slider
+    assert page.input_value("#mgf-mean-slider") == "-0.3"
     draws = page.evaluate("window.moments.draws")
     page.fill("#mgf-spread", "-1")
     assert "spread must be a number in [0, 100]" in page.inner_text("#mgf-spread-error")

@@ -95,7 +95,7 @@ def reference(course, name: str, lr: float, start, steps: int):
 
 
 DESCEND = """([name, optimizer, lr, start, steps]) =>
-  adamlabDescend(ADAMLAB_SURFACES[name], optimizer, lr, start, steps)"""
+  adamlabDescend(ADAMLAB_SURFACES[name], optimizer, {lr}, start, steps)"""
 
 
 @pytest.fixture(scope="module")

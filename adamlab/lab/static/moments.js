@@ -80,7 +80,9 @@
   }
 
   adamlabView("mgf", {
-    mean: {initial: "0.5", valid: (x) => x >= -100 && x <= 100, message: "mean must be a number in [-100, 100]"},
-    spread: {initial: "1", valid: (x) => x >= 0 && x <= 100, message: "spread must be a number in [0, 100]"},
+    mean: {initial: "0.5", valid: (x) => x >= -100 && x <= 100, message: "mean must be a number in [-100, 100]",
+           slider: [-3, 3, 0.05]},
+    spread: {initial: "1", valid: (x) => x >= 0 && x <= 100, message: "spread must be a number in [0, 100]",
+             slider: [0, 3, 0.05]},
   }, redraw);
 })();

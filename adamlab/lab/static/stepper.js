@@ -109,7 +109,9 @@
     $("step-status").textContent = "";
     stepper.rows = compute(values);
     draw(stepper.rows, values);
+    stepper.values = values;
     stepper.draws += 1;
+    document.dispatchEvent(new CustomEvent("adamlab:stepper", {detail: values}));  // parabola.js plays them
     adamlabKeepInLink({optimizer: values.optimizer, ...values.text});
   }
 

@@ -51,7 +51,7 @@
     const began = performance.now();
     view.runs = {};
     for (const name of chosen()) {
-      view.runs[name] = {lr: lrs[name], ...adamlabDescend(course, name, lrs[name], [values.x, values.y], values.steps)};
+      view.runs[name] = {lr: lrs[name], ...adamlabDescend(course, name, {lr: lrs[name]}, [values.x, values.y], values.steps)};
     }
     last = {course, ...values};
     view.frame = fromStart ? 0 : Math.min(view.frame || values.steps, values.steps);

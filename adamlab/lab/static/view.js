@@ -11,8 +11,9 @@ function adamlabKeepInLink(settings) {
 }
 
 /* A view whose inputs are `${prefix}-${name}` for each of `fields` (name -> {initial, valid,
- * message}), kept in the link as `${prefix}_${name}`: `redraw(values)` runs with the numbers
- * whenever every input holds a valid one. */
+ * message, and optionally slider: [min, max, step]}), kept in the link as `${prefix}_${name}`:
+ * `redraw(values)` runs with the numbers whenever every input holds a valid one. A field with a
+ * slider gets one beside its input, the two kept together (the input takes values beyond it). */
 function adamlabView(prefix, fields, redraw) {
   const input = (name) => document.getElementById(`${prefix}-${name}`);
   const update = () => {
@@ -33,6 +34,20 @@ function adamlabView(prefix, fields, redraw) {
     for (const [name, field] of Object.entries(fields)) {
       input(name).value = wanted.get(`${prefix}_${name}`) ?? field.initial;
       input(name).addEventListener("input", update);
+      if (field.slider) {
+        const [min, max, step] = field.slider.map(String);
+        const slider = Object.assign(document.createElement("input"), {type: "range", min, max, step,
+                                                                      id: `${prefix}-${name}-slider`});
+        slider.setAttribute("aria-label", `${name}, on a slider`);
+        const follow = () => { slider.value = input(name).value; };
+        input(name).addEventListener("input", follow);
+        slider.addEventListener("input", () => {
+          input(name).value = slider.value;
+          update();
+        });
+        input(name).closest("label").after(slider);
+        follow();
+      }
     }
     update();
   };

@@ -32,6 +32,12 @@ Listening on loopback (the default), it answers only requests addressed to a loo
     ``eps``, ``weight_decay`` (left out or empty: each optimizer's or the problem's default); the
     problem's own options by name, within their ranges (moments: ``mean``, ``spread``).
 
+``GET /api/progress?problem=P...``
+    How far the race of the same query has gone while ``/api/race`` computes it, for the page to
+    show: ``{"state": "running", "done": steps, "total": steps, "share": 0 to 1}`` (steps of one
+    run, over all its runs), ``{"state": "done"}`` once its answer is kept, or ``{"state":
+    "none"}``. The flip network's races take seconds: the page asks every few tenths of a second.
+
 A bad request (a missing or unknown problem, an unknown optimizer or parameter, a value that is
 not a number or out of range, a malformed Host header, a race of more work than ``max_work``) is
 a 400 with ``{"error": message}``; an unknown path a 404; a method other than GET a 405.
@@ -288,9 +294,10 @@ def race_plan(query: dict[str, list[str]]) -> race.Plan:
     return plan
 
 
-def race_answer(plan: race.Plan, cancel: threading.Event | None = None) -> dict:
-    """The answer to ``/api/race`` for ``plan``; race.Cancelled once ``cancel`` is set."""
-    result = plan.run(cancel)
+def race_answer(plan: race.Plan, cancel: threading.Event | None = None, progress: race.Progress | None = None) -> dict:
+    """The answer to ``/api/race`` for ``plan``; race.Cancelled once ``cancel`` is set; ``progress``
+    counts its steps as it goes."""
+    result = plan.run(cancel, progress)
     course = race.PROBLEMS[result.problem]
     answer = {**result.to_json(), "dimensions": course.dimensions, "contours": None, "internals": None}
     if course.dimensions == 2 and course.bounds is not None:
@@ -450,6 +457,7 @@ class ExplorerServer(ThreadingHTTPServer):
         self.counts = Counter()  # races started, computed, cancelled; answers cached; requests refused busy
         self.lock = threading.Lock()  # over cache, counts and in_flight
         self.in_flight: set[threading.Event] = set()  # the cancel events of races not yet done
+        self.progress: dict[tuple, race.Progress] = {}  # by race key: the steps done of races not yet done
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             super().__init__((host, port), Handler)
@@ -491,7 +499,20 @@ class ExplorerServer(ThreadingHTTPServer):
         if url.path == "/api/race":
             body = self.race_body(race_plan(parse_qs(url.query, keep_blank_values=True)), gone)
             return None if body is None else (200, "application/json", body)
-        raise HTTPError(404, f"no such page {quoted(url.path)}; the API is /api/problems and /api/race")
+        if url.path == "/api/progress":
+            return 200, *as_json(self.race_progress(race_plan(parse_qs(url.query, keep_blank_values=True))))
+        raise HTTPError(404, f"no such page {quoted(url.path)}; the API is /api/problems, /api/race and "
+                             f"/api/progress")
+
+    def race_progress(self, plan: race.Plan) -> dict:
+        """How far ``plan``'s race has gone: ``running`` with its steps ``done`` of ``total``, ``done``
+        (its answer is kept), or ``none`` (not asked for, or given up)."""
+        with self.lock:
+            progress = self.progress.get(plan.key)
+            if progress is not None:
+                return {"state": "running", "done": round(progress.done), "total": round(progress.total),
+                        "share": progress.share}
+            return {"state": "done" if plan.key in self.cache else "none"}
 
     def race_body(self, plan: race.Plan, gone) -> bytes | None:
         """``plan``'s answer as JSON: from the cache, or computed on the pool while ``gone()`` is
@@ -506,17 +527,16 @@ class ExplorerServer(ThreadingHTTPServer):
                 self.counts["busy"] += 1
             raise HTTPError(503, f"the explorer is busy: {self.workers} races are running and {self.queue} "
                                  f"waiting, the most it takes; try again in a moment")
-        cancel = threading.Event()
+        cancel, progress = threading.Event(), plan.progress()
         with self.lock:  # before it is submitted: a race done at once must find itself here to leave
             self.in_flight.add(cancel)
+            self.progress.setdefault(plan.key, progress)  # the same race asked twice: the first one's
         try:
-            future = self.pool.submit(self._compute, plan, cancel, gone)
+            future = self.pool.submit(self._compute, plan, cancel, gone, progress)
         except RuntimeError:  # the pool is shut down: the server is closing
-            with self.lock:
-                self.in_flight.discard(cancel)
-            self.slots.release()
+            self._done(cancel, plan.key, progress)
             raise HTTPError(503, "the explorer is shutting down") from None
-        future.add_done_callback(lambda _: self._done(cancel))
+        future.add_done_callback(lambda _: self._done(cancel, plan.key, progress))
         while True:
             try:
                 return future.result(timeout=POLL_S)
@@ -530,14 +550,14 @@ class ExplorerServer(ThreadingHTTPServer):
             except (futures.CancelledError, race.Cancelled):  # the server is closing
                 return None
 
-    def _compute(self, plan: race.Plan, cancel: threading.Event, gone) -> bytes:
+    def _compute(self, plan: race.Plan, cancel: threading.Event, gone, progress: race.Progress) -> bytes:
         """On a worker: the race's answer as JSON, kept in the cache."""
         try:
             if cancel.is_set() or gone():  # the client left while the race waited
                 raise race.Cancelled("cancelled before it started")
             with self.lock:
                 self.counts["started"] += 1
-            body = as_json(race_answer(plan, cancel))[1]
+            body = as_json(race_answer(plan, cancel, progress))[1]
         except race.Cancelled:
             with self.lock:
                 self.counts["cancelled"] += 1
@@ -549,9 +569,11 @@ class ExplorerServer(ThreadingHTTPServer):
                 self.cache.popitem(last=False)
         return body
 
-    def _done(self, cancel: threading.Event) -> None:
+    def _done(self, cancel: threading.Event, key: tuple, progress: race.Progress) -> None:
         with self.lock:
             self.in_flight.discard(cancel)
+            if self.progress.get(key) is progress:
+                del self.progress[key]
         self.slots.release()
 
     @property

@@ -105,6 +105,19 @@ class Cancelled(Exception):
     """A race stopped between two steps because its ``cancel`` event was set: nobody waits for it."""
 
 
+@dataclass
+class Progress:
+    """How far a race has gone: ``done`` of ``total`` steps (its runs x its steps), counted by the
+    problem as it steps, for another thread to read (the explorer's ``/api/progress``)."""
+
+    total: float
+    done: float = 0.0
+
+    @property
+    def share(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 1.0
+
+
 class Option(NamedTuple):
     """A problem's own setting that a race may change, and the range it may take."""
 
@@ -138,11 +151,16 @@ class Problem:
     work_per_step = 1.0
     #: set by the one who runs the race (see Plan.run): the race stops at the next step once it is
     cancel: threading.Event | None = None
+    #: set by the one who runs the race: the steps done so far, counted as the race goes
+    progress: "Progress | None" = None
 
-    def check_cancel(self) -> None:
-        """Raise Cancelled once ``cancel`` is set; the problems call it between steps."""
+    def check_cancel(self, steps: float = 1.0) -> None:
+        """Raise Cancelled once ``cancel`` is set, else count ``steps`` steps of one run done (of
+        :attr:`Progress.total`); the problems call it between steps."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled(f"the {self.name} race was cancelled")
+        if self.progress is not None:
+            self.progress.done += steps
 
     def runs(self, optimizers) -> int:
         """How many runs a race of ``optimizers`` makes here: one each, unless a problem adds more."""
@@ -375,7 +393,7 @@ class Flip(Problem):
 
         losses, first_gradients = [], None
         for _ in range(steps):
-            self.check_cancel()
+            self.check_cancel(len(seeds) / self.seeds)  # a step of these seeds' networks: that share of the run's
             stepper.zero_grad()
             loss, _ = mse()
             loss.sum().backward()
@@ -555,7 +573,7 @@ class Moments(Problem):
         truth = (self.mean, self.mean ** 2 + self.spread ** 2)
         runs = []
         for name in optimizers:
-            self.check_cancel()
+            self.check_cancel(steps)  # each optimizer's estimates at once: its run's steps
             # adamlab's float64 maths, step by step, as ``adamlab trace`` shows it
             rows = trace(name, grads, theta=start[0], lr=lrs[name], **arguments)
             extra = {key: [row[key] for row in rows] for key in ("m", "v", "m_hat", "v_hat")}
@@ -599,6 +617,10 @@ class Plan:
         work per step."""
         return self.course.runs(self.optimizers) * self.steps * self.course.work_per_step
 
+    def progress(self) -> Progress:
+        """A count of this race's steps, none done yet, for :meth:`run` to keep."""
+        return Progress(self.course.runs(self.optimizers) * self.steps)
+
     @property
     def key(self) -> tuple:
         """Everything the race's numbers depend on, hashable."""
@@ -606,10 +628,11 @@ class Plan:
         return (self.course.name, self.optimizers, tuple(self.lrs.items()), self.steps, self.start,
                 tuple(sorted(self.knobs.items())), options)
 
-    def run(self, cancel: threading.Event | None = None) -> Race:
-        """Run the race; once ``cancel`` is set it stops at the next step with :class:`Cancelled`."""
+    def run(self, cancel: threading.Event | None = None, progress: Progress | None = None) -> Race:
+        """Run the race; once ``cancel`` is set it stops at the next step with :class:`Cancelled`.
+        ``progress`` (of :meth:`progress`) counts its steps as it goes."""
         course = copy.copy(self.course)
-        course.cancel = cancel
+        course.cancel, course.progress = cancel, progress
         race = course.race(list(self.optimizers), dict(self.lrs), self.steps, self.start, dict(self.knobs))
         race.knobs = dict(self.knobs)
         for run_ in race.runs:

@@ -330,6 +330,29 @@ def test_a_race_whose_client_has_gone_is_not_computed_to_the_end(small_server):
     assert get(small_server, "/api/race?problem=quadratic")[0] == 200
 
 
+def test_a_race_says_how_far_it_has_gone_while_it_computes(small_server):
+    query = "problem=flip&optimizers=adam,momentum&steps=600"
+    assert api(small_server, f"/api/progress?{query}") == {"state": "none"}  # not asked for yet
+    connection = send(small_server, f"/api/race?{query}")
+    seen = []
+
+    def running():
+        answer = api(small_server, f"/api/progress?{query}")
+        seen.append(answer)
+        return answer["state"] == "running" and answer["done"] > 0
+
+    wait_for(running, "the flip race's progress")
+    answer = seen[-1]
+    runs = race.PROBLEMS["flip"].runs(["adam", "momentum"])  # with the other learning rates
+    assert answer["total"] == runs * 600 and 0 < answer["done"] < answer["total"]
+    assert answer["share"] == pytest.approx(answer["done"] / answer["total"], abs=1 / answer["total"])
+    response = connection.getresponse()
+    assert response.status == 200 and len(json.loads(response.read())["runs"]) == runs
+    connection.close()
+    assert api(small_server, f"/api/progress?{query}") == {"state": "done"}  # its answer is kept
+    assert get(small_server, "/api/progress?problem=nope")[0] == 400  # checked as /api/race checks it
+
+
 def test_a_repeated_race_is_answered_from_the_cache(small_server):
     first = get(small_server, "/api/race?problem=rosenbrock&steps=100")
     # the same race with its defaults spelled out is the same race
@@ -635,6 +658,19 @@ def test_a_phone_wide_page_has_no_horizontal_overflow(server, browser_page):
             assert page.evaluate("document.documentElement.scrollWidth") <= 390, problem
     finally:
         page.set_viewport_size({"width": 1280, "height": 720})
+
+
+def test_the_page_shows_a_network_race_going_as_it_computes(server, browser_page):
+    page = browser_page
+    page.goto("about:blank")
+    page.goto(server.url)
+    page.wait_for_function("window.explorer.draws >= 1")
+    draws = page.evaluate("window.explorer.draws")
+    page.select_option("#problem", "flip")  # seconds of training on the server
+    page.wait_for_function("window.explorer.progress !== null && !document.getElementById('progress').hidden")
+    assert " of " in page.inner_text("#status") and page.inner_text("#status").endswith(" steps")
+    page.wait_for_function(f"window.explorer.draws > {draws}", timeout=120_000)
+    assert page.is_hidden("#progress") and page.inner_text("#status") == "" and page.errors == []
 
 
 # --- the page as files: adamlab explore --export ------------------------------------------------

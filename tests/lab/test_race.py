@@ -280,3 +280,15 @@ def test_flip_trains_each_seed_alone_where_an_update_reaches_across_a_tensor():
             torch.nn.functional.mse_loss(network(images), targets).backward()
             stepper.step()
         assert mse == pytest.approx(torch.nn.functional.mse_loss(network(images), targets).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("problem, optimizers, steps", [
+    ("quadratic", ["sgd", "adam"], 8), ("flip", ["adam"], 20), ("flip", ["lamb"], 20),  # LAMB: each seed alone
+    ("moments", ["adam", "amsgrad"], 50), ("adagrad-decay", None, 40), ("weight-decay", None, 30),
+    ("amsgrad", None, 30), ("saddle", ["adam", "lion"], 25)])
+def test_a_race_counts_its_steps_as_it_goes(problem, optimizers, steps):
+    plan = race.plan(problem, optimizers, steps=steps)
+    progress = plan.progress()
+    assert progress.total == plan.course.runs(plan.optimizers) * steps and progress.share == 0
+    plan.run(progress=progress)  # counted by the problem as it steps
+    assert progress.done == pytest.approx(progress.total) and progress.share == pytest.approx(1.0)

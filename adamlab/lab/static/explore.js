@@ -9,6 +9,7 @@ const explorer = window.explorer = {
   query: null,      // the query string of the last race drawn
   response: null,   // the answer to that race
   charts: {},       // path and loss: the Chart.js charts now on the page
+  progress: null,   // the last answer of /api/progress while a race computed
   draws: 0,         // how many races have been drawn
 };
 
@@ -140,6 +141,24 @@ function scheduleUpdate(delay) {
   timer = setTimeout(update, delay);
 }
 
+// While a race computes (the flip network's take seconds), ask the server how far it has gone
+// every PROGRESS_MS and show it: the steps done of all its runs'.
+const PROGRESS_MS = 300;
+function watchProgress(query, request) {
+  return setInterval(async () => {
+    try {
+      const answer = await (await fetch(`api/progress?${query}`, {signal: request.signal})).json();
+      if (request !== inFlight || answer.state !== "running") return;
+      $("progress").hidden = false;
+      $("progress").value = answer.share;
+      explorer.progress = answer;
+      setStatus(`computing… ${answer.done.toLocaleString()} of ${answer.total.toLocaleString()} steps`);
+    } catch (error) {
+      // the race's own request says what went wrong, if anything did
+    }
+  }, PROGRESS_MS);
+}
+
 async function update() {
   showValues();
   if (chosenOptimizers().length === 0) {
@@ -150,6 +169,7 @@ async function update() {
   if (inFlight) inFlight.abort();  // only the latest settings are worth drawing
   const request = inFlight = new AbortController();
   setStatus("computing…");
+  const watching = watchProgress(query, request);
   let response, body;
   try {
     response = await fetch(`api/race?${query}`, {signal: request.signal});
@@ -157,6 +177,9 @@ async function update() {
   } catch (error) {
     if (error.name !== "AbortError") setStatus(`no answer from the server: ${error.message}`, true);
     return;
+  } finally {
+    clearInterval(watching);
+    $("progress").hidden = true;
   }
   if (request !== inFlight) return;
   inFlight = null;

@@ -5,6 +5,7 @@ Every command checks its output paths with :func:`check_outputs` before it start
 every writer checks its path again with :func:`check_output` just before it writes.
 """
 
+import errno
 import fcntl
 import glob
 import hashlib
@@ -124,15 +125,36 @@ def replace_folder(finished: str | Path, path: str | Path) -> None:
     """Rename the folder ``finished`` to ``path``, replacing the folder there (the caller has
     checked that it is adamlab's). rename(2) cannot replace a folder that holds files, so the old
     one moves aside under a fresh hidden name first and is then removed: only between those two
-    renames, a moment, is there no folder at ``path``."""
+    renames, a moment, is there no folder at ``path``. Another writer of ``path`` at the same
+    moment (two exports of one page) may put its folder there in between: the later one wins."""
     path = Path(path)
-    if not path.exists():
-        os.replace(finished, path)
-        return
-    aside = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
-    os.replace(path, aside)  # onto the empty folder mkdtemp made
-    os.replace(finished, path)
-    shutil.rmtree(aside)
+    for _ in range(_REPLACE_TRIES):
+        if not path.exists():
+            try:
+                os.replace(finished, path)
+                return
+            except OSError as error:  # another writer's folder arrived first: replace it
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                continue
+        aside = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
+        try:
+            os.replace(path, aside)  # onto the empty folder mkdtemp made
+        except FileNotFoundError:  # another writer moved it aside first
+            os.rmdir(aside)
+            continue
+        try:
+            os.replace(finished, path)
+            return
+        except OSError as error:  # another writer's folder arrived in between: replace it
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            shutil.rmtree(aside)
+    raise ValueError(f"{path}: other writers kept replacing it; try again")
+
+
+_REPLACE_TRIES = 10
 
 
 @contextmanager
@@ -157,7 +179,7 @@ def atomic_write(path: str | Path):
             fcntl.flock(file, fcntl.LOCK_EX)
             # mkstemp's file is private (0600); give the new file the mode a plain open() would,
             # or the mode of the file it replaces
-            os.chmod(file.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+            os.chmod(file.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~umask())
             yield file
             file.flush()
             os.fsync(file.fileno())
@@ -193,7 +215,7 @@ def _remove_stale_temporaries(path: Path) -> None:
             continue
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process's file-creation mask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0o022)
     os.umask(mask)

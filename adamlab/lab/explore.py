@@ -71,6 +71,7 @@ import select
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import traceback
 from collections import Counter, OrderedDict
@@ -351,18 +352,30 @@ def export(folder: str | Path) -> Path:
     is written beside it and renamed into place whole."""
     folder = Path(folder).resolve()
     files.check_output(folder, EXPORT, "--export")
-    partial = files.partial_folder(folder)
-    if partial.exists():
-        shutil.rmtree(partial)  # debris of an export cut short (checked above: adamlab's)
-    partial.mkdir()
-    # marked first, so that an export cut short leaves a folder known as adamlab's
-    (partial / EXPORT_MARK).write_text("written by adamlab explore --export\n")
-    (partial / "static" / "fonts").mkdir(parents=True)
-    for name in page_files():
-        (partial / "static" / name).write_bytes(_page_file(name))
-    (partial / "index.html").write_bytes((STATIC / "explore.html").read_bytes())
-    files.replace_folder(partial, folder)
+    # a folder of its own beside the page: two exports at once never write into each other's
+    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    try:
+        os.chmod(partial, 0o777 & ~files.umask())  # mkdtemp's folder is private; a page is not
+        # marked first, so that an export cut short leaves a folder known as adamlab's
+        _write_synced(partial / EXPORT_MARK, b"written by adamlab explore --export\n")
+        (partial / "static" / "fonts").mkdir(parents=True)
+        for name in page_files():
+            _write_synced(partial / "static" / name, _page_file(name))
+        _write_synced(partial / "index.html", (STATIC / "explore.html").read_bytes())
+        files.replace_folder(partial, folder)
+    except BaseException:  # Ctrl-C included: nothing is left behind, and an earlier export stays
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return folder
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to the new file ``path`` and flush it to the disk, before the folder is
+    renamed into place: a crash then leaves the earlier export or the whole new one."""
+    with open(path, "xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 # --- the server --------------------------------------------------------------------------------

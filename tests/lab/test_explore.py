@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import pytest
 
-from adamlab import registry
+from adamlab import files, registry
 from adamlab.cli import main
 from adamlab.lab import browser, explore, race, trace
 
@@ -788,7 +788,7 @@ def test_the_navigation_names_every_view_and_keeps_the_settings_in_the_url(serve
     buttons = page.locator("nav button")
     assert buttons.all_inner_texts() == ["One step at a time", "Bias correction", "Moment generating function",
                                          "AdaGrad's dying rate", "AMSGrad's fix", "L2 against AdamW", "Races on surfaces",
-                                         "Races"]
+                                         "Momentum vs Adam on a network", "Races"]
     page.fill("#step-lr", "0.02")
     before = page.evaluate("location.href")
     for view in buttons.evaluate_all("(buttons) => buttons.map((button) => button.dataset.view)"):
@@ -796,6 +796,7 @@ def test_the_navigation_names_every_view_and_keeps_the_settings_in_the_url(serve
         assert page.evaluate(f"document.getElementById('{view}').getBoundingClientRect().top") < 50, view
     after = page.evaluate("location.href")
     assert after == before and "lr=0.02" in after and "bias_beta2=0.999" in after  # every view's settings
+    assert page.input_value("#problem") == "flip"  # the network view is the server's flip race
     page.keyboard.press("Shift+Tab")  # the buttons are buttons: reachable and pressed from the keyboard
     assert page.errors == []
 
@@ -840,6 +841,36 @@ def test_an_export_never_takes_a_folder_of_that_name_for_its_own(tmp_path):
     (cut_short / explore.EXPORT_MARK).write_text("written by adamlab explore --export\n")
     explore.export(cut_short)  # an export cut short after its mark: adamlab's, written afresh
     assert (cut_short / "index.html").is_file()
+
+
+def test_an_export_that_fails_leaves_the_earlier_one_and_nothing_else(tmp_path, monkeypatch):
+    folder = tmp_path / "page"
+    explore.export(folder)
+    before = {path.relative_to(folder): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    assert oct(folder.stat().st_mode & 0o777) == oct(0o777 & ~files.umask())  # a page, not a private folder
+    written = []
+
+    def failing(name):  # the disk fills up half way through the page's files
+        if len(written) == 5:
+            raise OSError(28, "No space left on device")
+        written.append(name)
+        return b"new"
+
+    monkeypatch.setattr(explore, "_page_file", failing)
+    with pytest.raises(OSError, match="No space left"):
+        explore.export(folder)
+    assert {path.relative_to(folder): path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["page"]  # no partial folder left behind
+
+
+def test_two_exports_at_once_each_write_a_folder_of_their_own(tmp_path):
+    import concurrent.futures
+
+    folder = tmp_path / "page"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: explore.export(folder), range(2)))
+    assert results == [folder, folder] and (folder / "static" / "rules.js").read_text() == browser.script()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["page"]
 
 
 def test_an_export_on_a_static_web_host_says_the_races_need_the_server(tmp_path, browser_page):

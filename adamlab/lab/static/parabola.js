@@ -10,6 +10,7 @@
   const RUNNERS = ["momentum", "adam"];  // momentum at its own coefficient; Adam at the view's betas
   const PLAY_SECONDS = 5;
   const MAX_STEPS = 2000;
+  const TRAIL = 60;  // the steps a dot leaves drawn behind it
   const view = window.parabolaView = {draws: 0, runs: {}, frame: 0, playing: false, frames: 0, settings: null};
 
   /* The step-by-step view's lr and betas, as it last drew them (stepper.js says so). */
@@ -55,10 +56,12 @@
     const datasets = [{label: "f(w) = w²", data: curve, showLine: true, pointRadius: 0, borderColor: "#bbb", borderWidth: 1}];
     for (const name of RUNNERS) {
       const run = view.runs[name];
-      const points = run.path.slice(0, frame + 1).map(([w], t) => ({x: w, y: run.losses[t]}));
+      // the dot where it is, and a trail of its last TRAIL steps
+      const first = Math.max(0, frame - TRAIL);
+      const points = run.path.slice(first, frame + 1).map(([w], t) => ({x: w, y: run.losses[first + t]}));
       datasets.push({label: name, data: points, showLine: false, borderColor: adamlabColor(name),
                      backgroundColor: adamlabColor(name),
-                     pointRadius: points.map((_, t) => (t === frame ? 7 : 2))});
+                     pointRadius: points.map((_, t) => (t === points.length - 1 ? 7 : 2))});
     }
     adamlabChart("parabola-chart", {
       type: "scatter", data: {datasets},
@@ -74,7 +77,9 @@
       type: "line",
       data: {datasets: [line("m", "m (raw)", "m", true), line("m_hat", "m_hat", "m", false),
                         line("v", "v (raw)", "v", true), line("v_hat", "v_hat", "v", false)]},
-      options: {animation: false, maintainAspectRatio: false,
+      // Chart.js draws each curve from at most 200 of its points (largest-triangle sampling)
+      options: {animation: false, maintainAspectRatio: false, parsing: false, normalized: true,
+                plugins: {decimation: {enabled: true, algorithm: "lttb", samples: 200, threshold: 200}},
                 scales: {x: {type: "linear", min: 1, max: Math.max(2, view.settings.steps), title: {display: true, text: "step"}},
                          m: {type: "linear", position: "left", title: {display: true, text: "m, m_hat"}},
                          v: {type: "linear", position: "right", title: {display: true, text: "v, v_hat"},

@@ -125,8 +125,9 @@ def replace_folder(finished: str | Path, path: str | Path) -> None:
     """Rename the folder ``finished`` to ``path``, replacing the folder there (the caller has
     checked that it is adamlab's). rename(2) cannot replace a folder that holds files, so the old
     one moves aside under a fresh hidden name first and is then removed: only between those two
-    renames, a moment, is there no folder at ``path``. Another writer of ``path`` at the same
-    moment (two exports of one page) may put its folder there in between: the later one wins."""
+    renames, a moment, is there no folder at ``path``; if the second fails the old folder goes
+    back. Another writer of ``path`` at the same moment (two exports of one page) may put its
+    folder there in between: the later one wins."""
     path = Path(path)
     for _ in range(_REPLACE_TRIES):
         if not path.exists():
@@ -145,12 +146,14 @@ def replace_folder(finished: str | Path, path: str | Path) -> None:
             continue
         try:
             os.replace(finished, path)
-            return
-        except OSError as error:  # another writer's folder arrived in between: replace it
+        except OSError as error:
             if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                os.replace(aside, path)  # the old folder back where it was, untouched
                 raise
-        finally:
-            shutil.rmtree(aside)
+            shutil.rmtree(aside)  # another writer's folder arrived in between: replace it
+            continue
+        shutil.rmtree(aside)
+        return
     raise ValueError(f"{path}: other writers kept replacing it; try again")
 
 
@@ -191,6 +194,15 @@ def atomic_write(path: str | Path):
 
 #: Seconds during which a temporary is a writer's that may not hold its lock yet, never debris.
 FRESH_S = 60
+
+
+def fsync_folder(path: str | Path) -> None:
+    """Flush a folder's entries (the names of the files in it) to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def sha256_of(path: str | Path) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adamlab import distributed
+from adamlab import distributed, files
 from adamlab.distributed import CHECKPOINT_FOLDER
 from adamlab.files import FRESH_S, PNG, atomic_write, check_output, check_outputs
 from adamlab.lab.training import CHECKPOINT_FILE
@@ -191,3 +191,40 @@ def test_a_symlinked_output_keeps_its_link(tmp_path):
     with atomic_write(tmp_path / "link.png") as file:
         file.write(b"new")
     assert (tmp_path / "link.png").is_symlink() and target.read_bytes() == b"new"
+
+
+def test_replacing_a_folder_puts_the_old_one_back_when_the_new_cannot_go_in(tmp_path, monkeypatch):
+    old, new = tmp_path / "page", tmp_path / "new"
+    for folder, text in ((old, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "index.html").write_text(text)
+    real = os.replace
+
+    def refusing(source, target):
+        if Path(source) == new:
+            raise PermissionError(13, "Permission denied")
+        return real(source, target)
+
+    monkeypatch.setattr(os, "replace", refusing)
+    with pytest.raises(PermissionError):
+        files.replace_folder(new, old)
+    assert (old / "index.html").read_text() == "old" and (new / "index.html").read_text() == "new"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["new", "page"]  # nothing aside left
+
+
+def test_replacing_a_folder_replaces_another_writers_that_arrived_in_between(tmp_path, monkeypatch):
+    old, new, other = tmp_path / "page", tmp_path / "new", tmp_path / "other"
+    for folder, text in ((old, "old"), (new, "new"), (other, "other")):
+        folder.mkdir()
+        (folder / "index.html").write_text(text)
+    real, arrived = os.replace, []
+
+    def racing(source, target):  # the other writer's folder lands just before ours, once
+        if Path(source) == new and not arrived:
+            arrived.append(real(other, target))
+        return real(source, target)
+
+    monkeypatch.setattr(os, "replace", racing)
+    files.replace_folder(new, old)
+    assert arrived and (old / "index.html").read_text() == "new"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["page"]

@@ -62,6 +62,7 @@ started, computed and cancelled, the answers sent from the cache and the request
 
 import errno
 import functools
+import glob
 import ipaddress
 import json
 import math
@@ -352,8 +353,10 @@ def export(folder: str | Path) -> Path:
     is written beside it and renamed into place whole."""
     folder = Path(folder).resolve()
     files.check_output(folder, EXPORT, "--export")
-    # a folder of its own beside the page: two exports at once never write into each other's
-    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    _remove_dead_exports(folder)
+    # a folder of its own beside the page, named with this process's id: two exports at once
+    # never write into each other's, and one killed half way is known as debris by the next
+    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.{os.getpid()}.", suffix=".partial"))
     try:
         os.chmod(partial, 0o777 & ~files.umask())  # mkdtemp's folder is private; a page is not
         # marked first, so that an export cut short leaves a folder known as adamlab's
@@ -362,16 +365,34 @@ def export(folder: str | Path) -> Path:
         for name in page_files():
             _write_synced(partial / "static" / name, _page_file(name))
         _write_synced(partial / "index.html", (STATIC / "explore.html").read_bytes())
+        for each in (partial / "static" / "fonts", partial / "static", partial):
+            files.fsync_folder(each)
         files.replace_folder(partial, folder)
+        files.fsync_folder(folder.parent)
     except BaseException:  # Ctrl-C included: nothing is left behind, and an earlier export stays
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return folder
 
 
+def _remove_dead_exports(folder: Path) -> None:
+    """Remove what exports of ``folder`` that were killed half way left beside it: the folders
+    they were writing (``.NAME.PID.XXXXXXXX.partial``) whose process is gone."""
+    for debris in folder.parent.glob(glob.escape(f".{folder.name}.") + "*.partial"):
+        pid = debris.name[len(folder.name) + 2:].split(".")[0]
+        if not pid.isdigit() or debris.is_symlink() or not debris.is_dir() or not (debris / EXPORT_MARK).is_file():
+            continue  # not an export's, or not marked yet: left alone
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its writer is gone
+            shutil.rmtree(debris, ignore_errors=True)
+        except OSError:  # a process of someone else's: alive
+            continue
+
+
 def _write_synced(path: Path, data: bytes) -> None:
-    """Write ``data`` to the new file ``path`` and flush it to the disk, before the folder is
-    renamed into place: a crash then leaves the earlier export or the whole new one."""
+    """Write ``data`` to the new file ``path`` and flush it to the disk: with the folders' entries
+    flushed too before the rename, a crash leaves the earlier export or the whole new one."""
     with open(path, "xb") as file:
         file.write(data)
         file.flush()
@@ -543,7 +564,7 @@ class ExplorerServer(ThreadingHTTPServer):
         cancel, progress = threading.Event(), plan.progress()
         with self.lock:  # before it is submitted: a race done at once must find itself here to leave
             self.in_flight.add(cancel)
-            self.progress.setdefault(plan.key, progress)  # the same race asked twice: the first one's
+            self.progress[plan.key] = progress  # the same race asked again (the first given up): the newest
         try:
             future = self.pool.submit(self._compute, plan, cancel, gone, progress)
         except RuntimeError:  # the pool is shut down: the server is closing

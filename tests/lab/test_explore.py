@@ -863,6 +863,19 @@ def test_an_export_that_fails_leaves_the_earlier_one_and_nothing_else(tmp_path, 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["page"]  # no partial folder left behind
 
 
+def test_an_export_killed_half_way_is_cleared_by_the_next(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(finished.stdout), os.getpid()  # a process that has exited, and this one
+    debris = {pid: tmp_path / f".page.{pid}.abcd1234.partial" for pid in (dead, alive)}
+    for folder in debris.values():
+        (folder / "static").mkdir(parents=True)
+        (folder / explore.EXPORT_MARK).write_text("written by adamlab explore --export\n")
+    unmarked = tmp_path / f".page.{dead}.efgh5678.partial"
+    unmarked.mkdir()  # not marked: perhaps not an export's at all
+    explore.export(tmp_path / "page")
+    assert not debris[dead].exists() and debris[alive].exists() and unmarked.exists()
+
+
 def test_two_exports_at_once_each_write_a_folder_of_their_own(tmp_path):
     import concurrent.futures
 

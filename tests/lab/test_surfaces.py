@@ -62,14 +62,15 @@ def test_each_surface_is_least_at_its_minima(name):
 
 def test_derivatives_of_every_operation_it_takes_are_autograds():
     def bumpy(x, y):
-        return np.sqrt(x * x + y ** 3 + 9) / (1 + np.exp(-x)) - abs(y) * 3 + -(x / y) + (2 - x) * (y - 1) ** 0.5
+        return (np.sqrt(x * x + y ** 3 + 9) / (1 + np.exp(-x)) - abs(y) * 3 + -(x / y) + (2 - x) * (y - 1) ** 0.5
+                + (x - y) ** 2)
 
     gradient = derived_gradient(bumpy)
     for x, y in [(0.3, 1.7), (-2.0, 4.0), (1.5, 2.5)]:
         w = torch.tensor([x, y], dtype=torch.float64, requires_grad=True)
         xs, ys = w[0], w[1]
         (torch.sqrt(xs * xs + ys ** 3 + 9) / (1 + torch.exp(-xs)) - ys.abs() * 3 - xs / ys
-         + (2 - xs) * (ys - 1) ** 0.5).backward()
+         + (2 - xs) * (ys - 1) ** 0.5 + (xs - ys) ** 2).backward()
         np.testing.assert_allclose(gradient(x, y), w.grad.numpy(), rtol=1e-13)
 
 
@@ -239,6 +240,10 @@ def test_a_click_on_the_surface_starts_the_race_there_and_plays_it(view):
     assert page.evaluate("window.surfaceView.frame") == math.floor(frame) + 1
     page.fill("#surface-scrub", "37")
     assert page.evaluate("window.surfaceView.frame") == 37 and "step 37 of 1000" in page.inner_text("#surface-at")
+    page.fill("#surface-scrub", "0")
+    page.check("#surface-on-adamw")  # a change of settings keeps the step shown, the start too
+    assert page.evaluate("window.surfaceView.frame") == 0 and "step 0 of 1000" in page.inner_text("#surface-at")
+    page.uncheck("#surface-on-adamw")
     assert_raced(page, "rosenbrock", (x, y), 1000, race.PROBLEMS["rosenbrock"].lrs)
     href = page.evaluate("location.href")
     assert f"surface_x={page.input_value('#surface-x')}" in href
@@ -277,6 +282,12 @@ def test_a_learning_rate_slider_races_again_at_its_rate(view):
     assert runs["lion"]["lr"] == 0.01 and page.inner_text("#surface-lr-lion-value") == "0.01"
     assert_raced(page, "rosenbrock", (-1.5, 2.0), 1000, {**race.PROBLEMS["rosenbrock"].lrs, "lion": 0.01})
     assert "surface_lr_lion=0.01" in page.evaluate("location.href")
+    page.uncheck("#surface-on-lion")  # switched off: its rate leaves the link, and its default comes back
+    assert "surface_lr_lion" not in page.evaluate("location.href")
+    page.reload()
+    page.wait_for_function("window.surfaceView.draws >= 1")
+    page.check("#surface-on-lion")
+    assert runs_of(page)["lion"]["lr"] == race.PROBLEMS["rosenbrock"].lr("lion")
     page.uncheck("#surface-on-sgd")
     assert "sgd" not in runs_of(page)
 

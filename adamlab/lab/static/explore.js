@@ -176,6 +176,7 @@ async function update() {
     body = await response.json();
   } catch (error) {
     if (error.name !== "AbortError") setStatus(`no answer from the server: ${error.message}`, true);
+    if (request === inFlight) inFlight = null;  // no progress of it is shown over the message
     return;
   } finally {
     clearInterval(watching);

@@ -7,7 +7,8 @@ for (const button of document.querySelectorAll("nav button[data-view]")) {
   button.addEventListener("click", () => {
     const view = document.getElementById(button.dataset.view);
     const select = document.getElementById("problem");  // a view that is one of the server's races
-    if (button.dataset.problem && [...select.options].some((option) => option.value === button.dataset.problem)) {
+    if (button.dataset.problem && select.value !== button.dataset.problem
+        && [...select.options].some((option) => option.value === button.dataset.problem)) {
       select.value = button.dataset.problem;
       select.dispatchEvent(new Event("change"));
     }

@@ -11,7 +11,8 @@
   const PLAY_SECONDS = 5;
   const MAX_STEPS = 2000;
   const TRAIL = 60;  // the steps a dot leaves drawn behind it
-  const view = window.parabolaView = {draws: 0, runs: {}, frame: 0, playing: false, frames: 0, settings: null};
+  // frame: the step the dots are at (null: the end of the run, until played, stepped or scrubbed)
+  const view = window.parabolaView = {draws: 0, runs: {}, frame: null, playing: false, frames: 0, settings: null};
 
   /* The step-by-step view's lr and betas, as it last drew them (stepper.js says so). */
   let settings = null;
@@ -37,7 +38,7 @@
       adam: adamlabDescend(ADAMLAB_PARABOLA, "adam", adam, ADAMLAB_PARABOLA.start, steps),
     };
     view.settings = {...adam, steps};
-    view.frame = Math.min(view.frame, steps);
+    if (view.frame !== null) view.frame = Math.min(view.frame, steps);
     $("parabola-scrub").max = String(steps);
     drawFrame();
     view.draws += 1;
@@ -46,7 +47,7 @@
 
   /* The dots where they are at the frame, with the steps behind them, and Adam's moments so far. */
   function drawFrame() {
-    const frame = Math.round(view.frame);
+    const frame = Math.round(view.frame ?? view.settings.steps);
     const reach = Math.max(6, ...RUNNERS.flatMap((name) => view.runs[name].path.slice(0, frame + 1)
       .map(([w]) => Math.abs(w)).filter(Number.isFinite)));
     const curve = Array.from({length: 121}, (_, i) => {
@@ -96,7 +97,7 @@
     $("parabola-play").setAttribute("aria-pressed", String(view.playing));
     if (!view.playing) return;
     const steps = view.settings.steps;
-    if (view.frame >= steps) view.frame = 0;
+    if (view.frame === null || view.frame >= steps) view.frame = 0;
     let before = null;
     const tick = (now) => {
       if (!view.playing) return;
@@ -113,12 +114,14 @@
   function start() {
     const wanted = new URLSearchParams(location.hash.slice(1));
     $("parabola-steps").value = wanted.get("parabola_steps") ?? "100";
-    view.frame = Number($("parabola-steps").value) || 0;  // the whole run, until played
     $("parabola-steps").addEventListener("input", update);
     $("parabola-play").addEventListener("click", () => play(!view.playing));
     $("parabola-step").addEventListener("click", () => {
       play(false);
-      if (view.settings) { view.frame = Math.min(view.settings.steps, Math.floor(view.frame) + 1); drawFrame(); }
+      if (view.settings) {
+        view.frame = Math.min(view.settings.steps, Math.floor(view.frame ?? view.settings.steps) + 1);
+        drawFrame();
+      }
     });
     $("parabola-scrub").addEventListener("input", () => {
       play(false);

@@ -12,7 +12,8 @@
   const LR_LOW = -5, LR_HIGH = 1;  // the learning-rate sliders' range, in decades
   const MAX_STEPS = 5000;
   const PLAY_SECONDS = 4;  // a whole race plays in about this long, however many steps it has
-  const view = window.surfaceView = {draws: 0, runs: {}, frame: 0, playing: false, frames: 0};
+  // frame: the step the balls are at (null: the end of the race, until played, stepped or scrubbed)
+  const view = window.surfaceView = {draws: 0, runs: {}, frame: null, playing: false, frames: 0};
   let background = null;  // the surface drawn once per surface and canvas size: {key, canvas}
   let last = null;  // the settings of the picture on the page
 
@@ -54,7 +55,7 @@
       view.runs[name] = {lr: lrs[name], ...adamlabDescend(course, name, {lr: lrs[name]}, [values.x, values.y], values.steps)};
     }
     last = {course, ...values};
-    view.frame = fromStart ? 0 : Math.min(view.frame || values.steps, values.steps);
+    view.frame = fromStart ? 0 : view.frame === null ? null : Math.min(view.frame, values.steps);
     $("surface-scrub").max = String(values.steps);
     const raced = performance.now();
     drawLosses();
@@ -68,7 +69,8 @@
                       surface_y: $("surface-y").value, surface_steps: $("surface-steps").value,
                       surface_on: chosen().join(",")};
     for (const name of chosen()) settings[`surface_lr_${name}`] = String(lrs[name]);
-    adamlabKeepInLink(settings);
+    // an optimizer switched off takes its surface's default when switched on again: its rate leaves the link
+    adamlabKeepInLink(settings, NAMES.filter((name) => !chosen().includes(name)).map((name) => `surface_lr_${name}`));
     if (fromStart) play(true);
   }
 
@@ -145,7 +147,7 @@
       context.moveTo(px - arm, py + arm); context.lineTo(px + arm, py - arm);
       context.stroke();
     }
-    const frame = Math.round(view.frame);
+    const frame = Math.round(view.frame ?? last.steps);
     for (const [name, run] of Object.entries(view.runs)) {
       const end = Math.min(frame, (divergedAt(run) ?? Infinity) - 1);
       if (end < 0) continue;
@@ -220,7 +222,7 @@
     $("surface-play").textContent = view.playing ? "pause" : "play";
     $("surface-play").setAttribute("aria-pressed", String(view.playing));
     if (!view.playing) return;
-    if (view.frame >= last.steps) view.frame = 0;
+    if (view.frame === null || view.frame >= last.steps) view.frame = 0;
     let before = null;
     const tick = (now) => {
       if (!view.playing) return;
@@ -292,7 +294,7 @@
     $("surface-play").addEventListener("click", () => play(!view.playing));
     $("surface-step").addEventListener("click", () => {
       play(false);
-      if (last) { view.frame = Math.min(last.steps, Math.floor(view.frame) + 1); drawFrame(); }
+      if (last) { view.frame = Math.min(last.steps, Math.floor(view.frame ?? last.steps) + 1); drawFrame(); }
     });
     $("surface-scrub").addEventListener("input", () => {
       play(false);

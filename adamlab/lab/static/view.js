@@ -3,10 +3,12 @@
  * beside the other views', and its charts made once and updated after. */
 "use strict";
 
-/* Set `settings` (key -> text) in the link's fragment, keeping every other view's. */
-function adamlabKeepInLink(settings) {
+/* Set `settings` (key -> text) in the link's fragment, and take the keys `dropped` out of it,
+ * keeping every other view's. */
+function adamlabKeepInLink(settings, dropped = []) {
   const query = new URLSearchParams(location.hash.slice(1));
   for (const [key, value] of Object.entries(settings)) query.set(key, value);
+  for (const key of dropped) query.delete(key);
   history.replaceState(null, "", `#${query}`);
 }
 

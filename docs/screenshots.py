@@ -16,8 +16,8 @@ from adamlab.lab import explore
 
 DOCS = Path(__file__).resolve().parent
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-#: a script that pauses a surface race at step {0}, as its slider would
-SCRUB = """() => {{ const scrub = document.getElementById("surface-scrub");
+#: a script that pauses a view's race ({1}: surface, parabola) at step {0}, as its slider would
+SCRUB = """() => {{ const scrub = document.getElementById("{1}-scrub");
   scrub.value = "{0}"; scrub.dispatchEvent(new Event("input")); }}"""
 class View(NamedTuple):
     selector: str  # the element to photograph
@@ -29,6 +29,8 @@ class View(NamedTuple):
 
 VIEWS = {
     "explore-step-by-step.png": View("#stepper", "window.stepper.draws >= 1"),
+    "explore-played-on-w2.png": View("#parabola", "window.parabolaView.draws >= 1",
+                                     fragment="#lr=0.05&beta1=0&beta2=0.9", then=SCRUB.format(40, "parabola")),
     "explore-bias-correction.png": View("#bias", "window.bias.draws >= 1"),
     "explore-moment-generating-function.png": View("#mgf", "window.moments.draws >= 1"),
     "explore-adagrad-dying.png": View("#dying", "window.dying.draws >= 1"),
@@ -38,7 +40,7 @@ VIEWS = {
                                            fragment="#surface_on=sgd,momentum,rmsprop,adam,lion"),
     "explore-surface-saddle.png": View("#surface", "window.surfaceView.draws >= 1",
                                        fragment="#surface_name=saddle&surface_on=sgd,momentum,rmsprop,adam,adagrad",
-                                       then=SCRUB.format(60)),
+                                       then=SCRUB.format(60, "surface")),
     "explore-race-rosenbrock.png": View("main", "window.explorer.draws >= 1", "rosenbrock"),
     "explore-race-weight-decay.png": View("main", "window.explorer.draws >= 1", "weight-decay"),
 }

@@ -28,7 +28,7 @@
       type: "line", data: {datasets},
       options: {animation: false, maintainAspectRatio: false,
                 scales: {x: {type: "linear", title: {display: true, text: "step"}},
-                         y: {type: "logarithmic", title: {display: true, text: "|w| (log scale)"}}}},
+                         y: {type: "logarithmic", ticks: ADAMLAB_DECADES, title: {display: true, text: "|w| (log scale)"}}}},
     });
     const steps = view.paths.adam.length - 1;
     $("decay-table").querySelector("tbody").replaceChildren(...Object.entries(RUNS).map(([name, label]) => {

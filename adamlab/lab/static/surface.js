@@ -92,7 +92,16 @@
     return [xLow + px / canvas.width * (xHigh - xLow), yHigh - py / canvas.height * (yHigh - yLow)];
   }
 
-  /* The surface's loss as shades, light where low, with level lines a decade of loss apart
+  /* A colour for a share of the loss's range (0: the least), from pale cream through light blue
+   * to slate: low ground light, so that the paths stand out where they end. */
+  const RAMP = [[255, 252, 235], [205, 224, 238], [138, 158, 196]];
+  function shade(share) {
+    const at = Math.min(Math.max(share, 0), 1) * (RAMP.length - 1);
+    const low = Math.min(Math.floor(at), RAMP.length - 2), part = at - low;
+    return RAMP[low].map((channel, index) => channel + (RAMP[low + 1][index] - channel) * part);
+  }
+
+  /* The surface's loss as colours, light where low, with level lines a decade of loss apart
    * (above the least loss); made once per surface and canvas size. */
   function surfaceImage(canvas, course) {
     const key = `${$("surface-name").value} ${canvas.width} ${canvas.height}`;
@@ -113,8 +122,8 @@
       const px = i % canvas.width, below = i + canvas.width;
       const line = (px + 1 < canvas.width && Math.floor(levels[i + 1]) !== Math.floor(levels[i]))
         || (below < levels.length && Math.floor(levels[below]) !== Math.floor(levels[i]));
-      const shade = line ? 0.55 : 1 - 0.45 * share;
-      image.data.set([Math.round(235 * shade), Math.round(242 * shade), Math.round(250 * shade), 255], 4 * i);
+      const colour = shade(share).map((channel) => Math.round(line ? channel * 0.6 : channel));
+      image.data.set([...colour, 255], 4 * i);
     }
     const drawn = Object.assign(document.createElement("canvas"), {width: canvas.width, height: canvas.height});
     drawn.getContext("2d").putImageData(image, 0, 0);
@@ -192,7 +201,8 @@
       options: {animation: false, maintainAspectRatio: false, spanGaps: false, parsing: false, normalized: true,
                 plugins: {decimation: {enabled: true, algorithm: "lttb", samples: 200, threshold: 200}},
                 scales: {x: {type: "linear", title: {display: true, text: "step"}},
-                         y: {type: "logarithmic", title: {display: true, text: "loss above the least (log scale)"}}}},
+                         y: {type: "logarithmic", ticks: ADAMLAB_DECADES,
+                             title: {display: true, text: "loss above the least (log scale)"}}}},
     });
   }
 

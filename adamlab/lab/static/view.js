@@ -79,3 +79,12 @@ function adamlabColor(name) {
   const index = Object.keys(ADAMLAB_RULES).indexOf(name);
   return ADAMLAB_PALETTE[index] ?? `hsl(${(index * 137.5) % 360}, 60%, 40%)`;
 }
+
+/* Ticks for a log axis that spans many decades: a label at each power of ten, as 1e-8, where
+ * Chart.js would write 0.00000001. */
+const ADAMLAB_DECADES = {
+  callback: (value) => {
+    const exponent = Math.log10(value);
+    return Math.abs(exponent - Math.round(exponent)) < 1e-9 ? `1e${Math.round(exponent)}` : "";
+  },
+};

@@ -43,6 +43,7 @@ VIEWS = {
                                        then=SCRUB.format(60, "surface")),
     "explore-race-rosenbrock.png": View("main", "window.explorer.draws >= 1", "rosenbrock"),
     "explore-race-weight-decay.png": View("main", "window.explorer.draws >= 1", "weight-decay"),
+    "explore-race-flip.png": View("main", "window.explorer.draws >= 1", "flip"),
 }
 
 

@@ -690,7 +690,9 @@ def test_the_exported_page_computes_its_views_from_file_urls(tmp_path, browser_p
     page.errors.clear()
     page.goto((folder / "index.html").as_uri())
     page.wait_for_function("window.stepper.draws >= 1 && window.bias.draws >= 1 && window.moments.draws >= 1 "
-                           "&& window.dying.draws >= 1 && window.explorer.offline && window.formulas.typeset >= 6")
+                           "&& window.dying.draws >= 1 && window.amsgradView.draws >= 1 && window.decayView.draws >= 1 "
+                           "&& window.surfaceView.draws >= 1 && window.parabolaView.draws >= 1 "
+                           "&& window.explorer.offline && window.formulas.typeset >= 7")  # every view in the page
     assert_rows_match(stepper_rows(page), trace.trace("adam"))
     assert page.is_visible("#server-note") and not page.is_visible("main")  # the races need the server
     page.fill("#step-lr", "0.05")

@@ -176,6 +176,8 @@ OPTIMIZERS = _by_name(
           _ADAM),
     Entry("adamw8bit", optim.AdamW8bit, maths.adam8bit, "8-bit AdamW: AdamW with m and v kept in 8 bits, block-wise",
           _ADAM, maths_settings=_DECOUPLED),
+    Entry("adopt", optim.ADOPT, maths.adopt,
+          "ADOPT: each gradient divided by the RMS of those before it (clipped), then averaged", _ADAM),
 )
 
 

@@ -159,7 +159,9 @@ def test_bench_times_the_new_ones(monkeypatch, capsys):
             if impl.startswith(("adamlab", "torch-")):
                 param = torch.nn.Parameter(torch.ones(3))
                 param.grad = torch.ones(3)
-                build([param]).step()
+                optimizer = build([param])
+                optimizer.step()
+                optimizer.step()  # ADOPT's first step only starts its v
                 assert not torch.equal(param, torch.ones(3)), (name, impl)
 
 

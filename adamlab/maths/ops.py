@@ -59,18 +59,31 @@ def where(condition, a, b):
 
 def at_least(x, low):
     """Element-wise max(x, low) for a number ``low``; NaN stays NaN (torch's clamp)."""
-    return x.clamp(min=low) if isinstance(x, torch.Tensor) else np.maximum(x, low)
+    if isinstance(x, torch.Tensor):
+        return torch.maximum(x, _filled(x, low)) if _symbolic(low) else x.clamp(min=low)
+    return np.maximum(x, low)
 
 
 def at_most(x, high):
     """min(x, high) for a number ``high``; NaN stays NaN (torch's clamp)."""
     if isinstance(x, torch.Tensor):
-        return x.clamp(max=high)
+        return torch.minimum(x, _filled(x, high)) if _symbolic(high) else x.clamp(max=high)
     if isinstance(high, torch.Tensor):  # a tensor learning rate: min(x, lr) as a tensor
         return high.clamp(max=x)
     if isinstance(x, Real) and isinstance(high, Real):  # Python's min, which torch.compile takes as it is
         return min(high, x)  # high first: a NaN bound stays NaN, as min(lr, ...) in torch.optim
     return np.minimum(x, high)  # the kernels' tracer takes it through NumPy's protocol
+
+
+def _symbolic(bound) -> bool:
+    """Whether ``bound`` is a number torch.compile traces symbolically (a step's clip, t^0.25):
+    a clamp by one compiles a graph for each of its values, where a maximum with a tensor of it,
+    the same numbers, compiles once."""
+    return torch.compiler.is_compiling() and not isinstance(bound, torch.Tensor)
+
+
+def _filled(x: torch.Tensor, number) -> torch.Tensor:
+    return torch.zeros_like(x) + number  # exactly number, in x's dtype
 
 
 def at_least_ignoring_nan(x, low):

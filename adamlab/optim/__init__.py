@@ -5,6 +5,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adam8bit import Adam8bit, AdamW8bit
 from .adamax import Adamax
+from .adopt import ADOPT
 from .base import Optimizer, StepRefused
 from .lamb import LAMB
 from .lion import Lion
@@ -13,5 +14,5 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "Lion", "NAdam", "Optimizer",
+__all__ = ["ADOPT", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "Lion", "NAdam", "Optimizer",
            "RAdam", "RMSprop", "SGD", "StepRefused"]

@@ -6,6 +6,7 @@ constructor. The step loop here feeds every parameter's gradient, state and
 hyperparameters to that module's ``update`` and writes the result back in place.
 """
 
+import inspect
 import operator
 import sys
 from collections.abc import Callable
@@ -601,6 +602,10 @@ class Optimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
+        # torch.optim's __setstate__ gives every optimizer the differentiable flag; one whose
+        # constructor has none (Lion, LAMB, ADOPT) keeps its groups as it made them.
+        if "differentiable" not in inspect.signature(type(self).__init__).parameters:
+            self.defaults.pop("differentiable", None)
         # Checkpoints from older torch versions lack the newer flags.
         for group in self.param_groups:
             for key, value in self.defaults.items():

@@ -172,3 +172,20 @@ def test_one_familys_graphs_leave_room_for_anothers(calls, monkeypatch):
         for a, b in zip(*(model.parameters() for model in models)):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
     assert len(calls) == 6
+
+
+def test_a_bound_that_changes_every_step_compiles_once():
+    """ADOPT clips by t^0.25, a number new each step: clamped by it, torch.compile would build a
+    graph per step (and, through its shared record of specialised inputs, the other families'
+    steps too); as a maximum with a tensor of it, one graph serves every step."""
+    from adamlab.maths import adopt
+
+    param, grad = [torch.randn(5, dtype=torch.float64)], [torch.randn(5, dtype=torch.float64)]
+    state = [(torch.zeros(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64))]
+    settings = dict(lr=1e-3, beta1=0.9, beta2=0.99, eps=1e-6, weight_decay=0.0, decoupled_weight_decay=False,
+                    clip_exponent=0.25, maximize=False)
+    counters = torch._dynamo.utils.counters["stats"]
+    before = counters["unique_graphs"]
+    for step in range(1, 9):
+        compiled.update(adopt, ("m", "v"), param, grad, state, [float(step)], settings)
+    assert counters["unique_graphs"] - before == 1

@@ -23,6 +23,8 @@ SOLVERS = {
     # Its first five steps are plain momentum, lr times Rosenbrock's large gradient: a small lr.
     "RAdam": dict(lr=0.01, betas=(0.9, 0.99)),
     "Adamax": dict(lr=0.05),
+    # beta2 0.99: its v, of earlier gradients only, follows Rosenbrock's curving valley sooner
+    "ADOPT": dict(lr=0.02, betas=(0.9, 0.99)),
 }
 
 

@@ -43,7 +43,7 @@ def bytes_per_parameter(optimizer: str) -> int:
 
 #: Optional peers, measured where installed: (module, class name) for each optimizer.
 PEERS = {
-    "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam", "lamb": "Lamb", "adopt": "ADOPT"}),
+    "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam", "lamb": "Lamb", "adopt": "ADOPT", "laprop": "LaProp"}),
     "heavyball": ("heavyball", {"adamw": "ForeachAdamW"}),
     "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit", "adamw8bit": "AdamW8bit"}),
     "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),

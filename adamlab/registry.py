@@ -178,6 +178,8 @@ OPTIMIZERS = _by_name(
           _ADAM, maths_settings=_DECOUPLED),
     Entry("adopt", optim.ADOPT, maths.adopt,
           "ADOPT: each gradient divided by the RMS of those before it (clipped), then averaged", _ADAM),
+    Entry("laprop", optim.LaProp, maths.laprop,
+          "LaProp: the momentum of gradients already divided by their RMS (decoupled decay)", _ADAM),
 )
 
 

@@ -8,11 +8,12 @@ from .adamax import Adamax
 from .adopt import ADOPT
 from .base import Optimizer, StepRefused
 from .lamb import LAMB
+from .laprop import LaProp
 from .lion import Lion
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["ADOPT", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "Lion", "NAdam", "Optimizer",
+__all__ = ["ADOPT", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "LaProp", "Lion", "NAdam", "Optimizer",
            "RAdam", "RMSprop", "SGD", "StepRefused"]

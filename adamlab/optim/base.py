@@ -493,7 +493,11 @@ class Optimizer(torch.optim.Optimizer):
             try:
                 compiled.update(self.maths, names, [_real(param) for param, _ in batch],
                                 [_real(param.grad) for param, _ in batch],
-                                [[_real(state[key]) for key in keys if key != "step"] for _, state in batch],
+                                # a number kept per parameter (NAdam's mu_product) as a 1-element view:
+                                # torch.compile takes a 0-d CPU tensor for a number and drops what
+                                # the step writes to it
+                                [[state[key].view(1) if key in self.scalar_state else _real(state[key])
+                                  for key in keys if key != "step"] for _, state in batch],
                                 step_values, hyperparameters)
             except compiled.CompilerUnavailable as error:
                 _without_fused_step(group, type(self).__name__, "no fused GPU step", error)

@@ -12,7 +12,7 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.optim import base
 
-from ..conftest import Batches, make_mlp, pair
+from ..conftest import Batches, default_dtype, make_mlp, pair
 
 CASES = [
     pytest.param("Adam", dict(lr=0.01, weight_decay=0.01, amsgrad=True), id="Adam-amsgrad-decay"),
@@ -189,3 +189,24 @@ def test_a_bound_that_changes_every_step_compiles_once():
     for step in range(1, 9):
         compiled.update(adopt, ("m", "v"), param, grad, state, [float(step)], settings)
     assert counters["unique_graphs"] - before == 1
+
+
+@pytest.mark.parametrize("name", ["NAdam", "LaProp"])
+def test_a_number_kept_per_parameter_is_written_by_the_compiled_step(name, calls):
+    """NAdam's mu_product and LaProp's average of the rates are 0-d tensors: the compiled step
+    writes them through a 1-element view, or torch.compile would take them for numbers and drop
+    what it writes (NAdam then stepped with mu_product stuck at 1)."""
+    with default_dtype(torch.float64):
+        models = [make_mlp(torch.float64), make_mlp(torch.float64)]
+        optimizers = [getattr(adamlab, name)(models[0].parameters(), lr=1e-2),
+                      getattr(adamlab, name)(models[1].parameters(), lr=1e-2, fused=False)]
+        for model, optimizer in zip(models, optimizers):
+            train_with_schedule(model, optimizer, 5, torch.float64)
+    assert calls == [4] * 5  # the compiled step, and only the first run's
+    kept = [key for key in optimizers[0].scalar_state if key != "step"]
+    for ours, simple in zip(*(model.parameters() for model in models)):
+        torch.testing.assert_close(ours, simple, rtol=1e-12, atol=0)  # the compiler may fuse roundings
+        for key in kept:
+            assert optimizers[0].state[ours][key].item() == pytest.approx(optimizers[1].state[simple][key].item(),
+                                                                          rel=1e-14)
+            assert optimizers[0].state[ours][key].item() not in (0.0, 1.0)  # written: no longer its start

@@ -25,6 +25,7 @@ SOLVERS = {
     "Adamax": dict(lr=0.05),
     # beta2 0.99: its v, of earlier gradients only, follows Rosenbrock's curving valley sooner
     "ADOPT": dict(lr=0.02, betas=(0.9, 0.99)),
+    "LaProp": dict(lr=0.02),
 }
 
 

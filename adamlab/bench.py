@@ -43,11 +43,17 @@ def bytes_per_parameter(optimizer: str) -> int:
 
 #: Optional peers, measured where installed: (module, class name) for each optimizer.
 PEERS = {
-    "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam", "lamb": "Lamb", "adopt": "ADOPT", "laprop": "LaProp"}),
+    "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam", "lamb": "Lamb", "adopt": "ADOPT", "laprop": "LaProp",
+                                              "ademamix": "AdEMAMix"}),
     "heavyball": ("heavyball", {"adamw": "ForeachAdamW"}),
-    "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit", "adamw8bit": "AdamW8bit"}),
+    "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit", "adamw8bit": "AdamW8bit",
+                                            "ademamix": "AdEMAMix"}),
     "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),
 }
+
+#: Peers --quick leaves out where another peer gives the ratio its divisor: they take seconds to
+#: import, or step slowly on the CPU.
+SLOW_PEERS = ("bitsandbytes", "heavyball")
 
 #: Untimed rounds of turns before the timed ones: the first step lays out an optimizer's state.
 WARMUP = 3
@@ -159,8 +165,9 @@ def contenders(optimizer: str, quick: bool = False) -> list[str]:
     if not quick:
         return names
     torch_has_it = any(name.startswith("torch-") for name in names)
-    return [name for name in names if name == "adamlab" or name.startswith("torch-")
-            or not (torch_has_it or name.startswith("adamlab"))]
+    peers = [name for name in names if not (torch_has_it or name.startswith(("adamlab", "torch-")))]
+    quick_peers = [name for name in peers if name not in SLOW_PEERS] or peers
+    return [name for name in names if name == "adamlab" or name.startswith("torch-") or name in quick_peers]
 
 
 def label(optimizer: str, impl: str) -> str:

@@ -180,6 +180,8 @@ OPTIMIZERS = _by_name(
           "ADOPT: each gradient divided by the RMS of those before it (clipped), then averaged", _ADAM),
     Entry("laprop", optim.LaProp, maths.laprop,
           "LaProp: the momentum of gradients already divided by their RMS (decoupled decay)", _ADAM),
+    Entry("ademamix", optim.AdEMAMix, maths.ademamix,
+          "AdEMAMix: Adam's fast average of the gradients plus alpha times a slow one (beta3 0.9999)", _ADAM),
 )
 
 

@@ -51,7 +51,7 @@ def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.9999, eps=1
     quantities = {"g": g} if decay is None else {"g": g, "decay": decay}
     if t < 2:  # the first gradient only starts v: nothing to divide it by yet
         v = state.v + g * g
-        return Step(param, State(t, state.m, v), {**quantities, "v": v})
+        return Step(param, State(t, state.m, v), {**quantities, "v": v, "update": 0.0})
     normalised = g / at_least(sqrt(state.v), eps)
     if clip_exponent is not None:
         clip = t ** clip_exponent

@@ -5,6 +5,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adam8bit import Adam8bit, AdamW8bit
 from .adamax import Adamax
+from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .base import Optimizer, StepRefused
 from .lamb import LAMB
@@ -15,5 +16,5 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["ADOPT", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "LaProp", "Lion", "NAdam", "Optimizer",
+__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "LaProp", "Lion", "NAdam", "Optimizer",
            "RAdam", "RMSprop", "SGD", "StepRefused"]

@@ -417,7 +417,8 @@ class Optimizer(torch.optim.Optimizer):
         def run():
             if plan is not None:
                 plan.run(self)
-            rest = self._compiled_update(params, group) if params and group.get("fused") is not False else params
+            compiles = params and group.get("fused") is not False and self._compiles(group)
+            rest = self._compiled_update(params, group) if compiles else params
             for param in rest + sharded:
                 self._update(param, group)
         return run
@@ -461,6 +462,10 @@ class Optimizer(torch.optim.Optimizer):
                 if isinstance(value, torch.Tensor) and _overlaps(value):
                     raise StepRefused(f"state {key!r} of {where} shares memory between its elements "
                                       f"(an expanded view?): a step cannot write it")
+
+    def _compiles(self, group: dict) -> bool:
+        """Whether torch.compile can build this group's step (AdEMAMix's beta3 warmup it cannot)."""
+        return True
 
     def _compiled_update(self, params: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
         """Step the parameters on a GPU with the compiled maths; return the others.

@@ -26,6 +26,7 @@ SOLVERS = {
     # beta2 0.99: its v, of earlier gradients only, follows Rosenbrock's curving valley sooner
     "ADOPT": dict(lr=0.02, betas=(0.9, 0.99)),
     "LaProp": dict(lr=0.02),
+    "AdEMAMix": dict(lr=0.02, weight_decay=0.0),
 }
 
 

@@ -49,7 +49,11 @@ PEERS = {
     "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit", "adamw8bit": "AdamW8bit",
                                             "ademamix": "AdEMAMix"}),
     "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),
+    "optimi": ("optimi", {"stableadamw": "StableAdamW"}),
 }
+
+#: What a peer's constructor needs beyond the parameters (optimi's StableAdamW has no default lr).
+PEER_SETTINGS = {"optimi": {"lr": 1e-3, "kahan_sum": False}}
 
 #: Peers --quick leaves out where another peer gives the ratio its divisor: they take seconds to
 #: import, or step slowly on the CPU.
@@ -151,8 +155,8 @@ def implementations(optimizer: str) -> dict[str, Callable]:
     for peer, (module_name, classes) in PEERS.items():
         if optimizer in classes and importlib.util.find_spec(module_name.split(".")[0]) is not None:
             # Imported when built, not when listed: some peers take seconds to import.
-            built[peer] = lambda params, module_name=module_name, class_name=classes[optimizer]: \
-                getattr(importlib.import_module(module_name), class_name)(params)
+            built[peer] = lambda params, module_name=module_name, class_name=classes[optimizer], peer=peer: \
+                getattr(importlib.import_module(module_name), class_name)(params, **PEER_SETTINGS.get(peer, {}))
     return built
 
 

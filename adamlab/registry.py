@@ -182,6 +182,8 @@ OPTIMIZERS = _by_name(
           "LaProp: the momentum of gradients already divided by their RMS (decoupled decay)", _ADAM),
     Entry("ademamix", optim.AdEMAMix, maths.ademamix,
           "AdEMAMix: Adam's fast average of the gradients plus alpha times a slow one (beta3 0.9999)", _ADAM),
+    Entry("stableadamw", optim.StableAdamW, maths.stableadamw,
+          "StableAdamW: AdamW with lr divided, per tensor, by the RMS of g^2 / v where it exceeds 1", _ADAM),
 )
 
 

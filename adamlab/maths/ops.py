@@ -52,6 +52,11 @@ def norm(x):
     return torch.linalg.vector_norm(x) if isinstance(x, torch.Tensor) else np.sqrt(np.sum(np.square(x)))
 
 
+def average(x):
+    """The mean of all of ``x``'s elements, as a 0-d value of its type."""
+    return x.mean() if isinstance(x, torch.Tensor) else np.sum(x) / np.size(x)
+
+
 def where(condition, a, b):
     """Element-wise choice: ``a`` where ``condition`` holds, else ``b``."""
     return torch.where(condition, a, b) if isinstance(condition, torch.Tensor) else np.where(condition, a, b)

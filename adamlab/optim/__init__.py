@@ -15,6 +15,7 @@ from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
+from .stableadamw import StableAdamW
 
 __all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "LaProp", "Lion", "NAdam", "Optimizer",
-           "RAdam", "RMSprop", "SGD", "StepRefused"]
+           "RAdam", "RMSprop", "SGD", "StableAdamW", "StepRefused"]

@@ -27,6 +27,7 @@ SOLVERS = {
     "ADOPT": dict(lr=0.02, betas=(0.9, 0.99)),
     "LaProp": dict(lr=0.02),
     "AdEMAMix": dict(lr=0.02, weight_decay=0.0),
+    "StableAdamW": dict(lr=0.05, weight_decay=0.0),
 }
 
 

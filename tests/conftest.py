@@ -56,6 +56,21 @@ def train(model, optimizer, steps, batches=None, start=0):
     return model
 
 
+def train_pair(ours, theirs, models, steps, dtype, negate_theirs=False, spike_at=None):
+    """Train ``models`` (two twins) on the same batches, one step each in turn: ours and an
+    independent implementation. ``negate_theirs``: theirs minimizes the negated loss (to test
+    maximize); ``spike_at``: at that step the targets are 30 times larger, a batch far off the
+    others (where StableAdamW's update clipping acts)."""
+    batches = [iter(Batches(dtype)), iter(Batches(dtype))]
+    for step in range(steps):
+        for model, optimizer, batch, sign in zip(models, (ours, theirs), batches, (1, -1 if negate_theirs else 1)):
+            inputs, targets = next(batch)
+            optimizer.zero_grad()
+            scale = 30.0 if step == spike_at else 1.0
+            (sign * torch.nn.functional.mse_loss(model(inputs), scale * targets)).backward()
+            optimizer.step()
+
+
 def assert_a_checkpoint_resumes_exactly(optimizer_class, **kwargs):
     """Ten steps, a state_dict copied as if saved to disk and loaded into a fresh optimizer
     (built with defaults), ten more steps on each: the two runs must not differ by a bit."""

@@ -13,7 +13,7 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.maths import ademamix
 
-from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, make_mlp, train
+from ..conftest import assert_a_checkpoint_resumes_exactly, make_mlp, train, train_pair
 from . import test_behaviour as behaviour
 
 
@@ -37,14 +37,6 @@ def test_the_warmups_start_small_and_reach_alpha_and_beta3():
     assert half_lives[2] == pytest.approx((half_lives[0] + half_lives[3]) / 2, rel=1e-9)
 
 
-def _train_pair(ours, theirs, models, steps, dtype):
-    batches = [iter(Batches(dtype)), iter(Batches(dtype))]
-    for _ in range(steps):
-        for model, optimizer, batch in zip(models, (ours, theirs), batches):
-            inputs, targets = next(batch)
-            optimizer.zero_grad()
-            torch.nn.functional.mse_loss(model(inputs), targets).backward()
-            optimizer.step()
 
 
 WARMUP = {"lr": 1e-2, "t_alpha": 60, "t_beta3": 60}
@@ -57,7 +49,7 @@ def test_matches_bitsandbytes_32bit_ademamix_in_float32(kwargs, fused):
     models = [make_mlp(torch.float32), make_mlp(torch.float32)]
     ours = adamlab.AdEMAMix(models[0].parameters(), **kwargs, fused=fused)
     theirs = bitsandbytes.optim.AdEMAMix(models[1].parameters(), **kwargs, optim_bits=32)
-    _train_pair(ours, theirs, models, 100, torch.float32)
+    train_pair(ours, theirs, models, 100, torch.float32)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
         m1, m2 = theirs.state[b]["state1"]  # bitsandbytes keeps m1 and m2 stacked
@@ -74,7 +66,7 @@ def test_matches_pytorch_optimizers_ademamix_in_float64(warmup, fused):
                             fused=fused)
     theirs = pytorch_optimizer.AdEMAMix(models[1].parameters(), lr=1e-2, weight_decay=0.1, weight_decouple=True,
                                         t_alpha_beta3=warmup)
-    _train_pair(ours, theirs, models, 100, torch.float64)
+    train_pair(ours, theirs, models, 100, torch.float64)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-15)
         for key in ("exp_avg", "exp_avg_slow", "exp_avg_sq"):
@@ -108,7 +100,7 @@ def test_the_compiled_path_matches_the_oracle(monkeypatch, warmup):
     ours = adamlab.AdEMAMix(models[0].parameters(), lr=1e-2, t_alpha=warmup, t_beta3=warmup)
     theirs = pytorch_optimizer.AdEMAMix(models[1].parameters(), lr=1e-2, weight_decay=0.01, weight_decouple=True,
                                         t_alpha_beta3=warmup)
-    _train_pair(ours, theirs, models, 20, torch.float64)
+    train_pair(ours, theirs, models, 20, torch.float64)
     assert len(seen) == (20 if warmup is None else 0)  # with beta3's warmup: the simple path
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-15)
@@ -118,13 +110,7 @@ def test_a_checkpoint_resumes_exactly():
     assert_a_checkpoint_resumes_exactly(adamlab.AdEMAMix, lr=1e-2, t_alpha=30, t_beta3=30)
 
 
-@pytest.mark.parametrize("check", [
-    behaviour.test_converges_on_a_quadratic, behaviour.test_converges_on_rosenbrock,
-    behaviour.test_state_dict_round_trip, behaviour.test_resume_from_a_checkpoint_equals_an_uninterrupted_run,
-    behaviour.test_zero_size_parameter, behaviour.test_parameter_without_gradient_is_left_alone,
-    behaviour.test_closure_is_evaluated_and_its_loss_returned, behaviour.test_zero_grad_clears_gradients,
-    behaviour.test_add_param_group_trains_the_new_group_with_its_own_settings,
-], ids=lambda check: check.__name__.removeprefix("test_"))
+@pytest.mark.parametrize("check", behaviour.WITHOUT_TORCH, ids=behaviour.check_name)
 def test_what_every_optimizer_does(check):
     check("AdEMAMix")
 

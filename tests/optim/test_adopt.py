@@ -11,7 +11,7 @@ from adamlab.kernels import compiled
 from adamlab.lab import trace
 from adamlab.maths import adopt
 
-from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, make_mlp, train
+from ..conftest import assert_a_checkpoint_resumes_exactly, make_mlp, train, train_pair
 from . import test_behaviour as behaviour
 
 TOLERANCES = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-15)}
@@ -38,14 +38,6 @@ def test_without_clipping_the_normalised_gradient_is_left_as_it_is():
     assert step.quantities["normalised"] == pytest.approx(-4 / 3.25 ** 0.5)
 
 
-def _train_pair(ours, theirs, models, steps, dtype, negate_theirs=False):
-    batches = [iter(Batches(dtype)), iter(Batches(dtype))]
-    for _ in range(steps):
-        for model, optimizer, batch, sign in zip(models, (ours, theirs), batches, (1, -1 if negate_theirs else 1)):
-            inputs, targets = next(batch)
-            optimizer.zero_grad()
-            (sign * torch.nn.functional.mse_loss(model(inputs), targets)).backward()
-            optimizer.step()
 
 
 #: adamlab's arguments, and the oracle's for the same run
@@ -68,7 +60,7 @@ def test_matches_pytorch_optimizers_adopt_after_100_steps(setting, dtype, fused)
     models = [make_mlp(dtype), make_mlp(dtype)]
     ours = adamlab.ADOPT(models[0].parameters(), **ours_kwargs, fused=fused)
     theirs = pytorch_optimizer.ADOPT(models[1].parameters(), **theirs_kwargs)
-    _train_pair(ours, theirs, models, 100, dtype)
+    train_pair(ours, theirs, models, 100, dtype)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, **TOLERANCES[dtype])
         for key in ("exp_avg", "exp_avg_sq"):
@@ -81,7 +73,7 @@ def test_maximize_is_minimizing_the_negated_loss(fused):
     models = [make_mlp(torch.float64), make_mlp(torch.float64)]
     ours = adamlab.ADOPT(models[0].parameters(), lr=1e-2, maximize=True, fused=fused)
     theirs = pytorch_optimizer.ADOPT(models[1].parameters(), lr=1e-2)
-    _train_pair(ours, theirs, models, 30, torch.float64, negate_theirs=True)
+    train_pair(ours, theirs, models, 30, torch.float64, negate_theirs=True)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
 
@@ -102,7 +94,7 @@ def test_the_compiled_path_matches_the_oracle(monkeypatch):
     models = [make_mlp(torch.float64), make_mlp(torch.float64)]
     ours = adamlab.ADOPT(models[0].parameters(), lr=1e-2, weight_decay=0.1)
     theirs = pytorch_optimizer.ADOPT(models[1].parameters(), lr=1e-2, weight_decay=0.1)
-    _train_pair(ours, theirs, models, 20, torch.float64)
+    train_pair(ours, theirs, models, 20, torch.float64)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
 
@@ -111,11 +103,9 @@ def test_a_checkpoint_resumes_exactly():
     assert_a_checkpoint_resumes_exactly(adamlab.ADOPT, lr=1e-2, weight_decay=0.1, clip_exponent=0.3)
 
 
-@pytest.mark.parametrize("check", [
-    behaviour.test_converges_on_a_quadratic, behaviour.test_converges_on_rosenbrock,
-    behaviour.test_state_dict_round_trip, behaviour.test_resume_from_a_checkpoint_equals_an_uninterrupted_run,
-    behaviour.test_zero_size_parameter, behaviour.test_zero_grad_clears_gradients,
-], ids=lambda check: check.__name__.removeprefix("test_"))
+@pytest.mark.parametrize("check", [check for check in behaviour.WITHOUT_TORCH if check not in (
+    behaviour.test_parameter_without_gradient_is_left_alone, behaviour.test_closure_is_evaluated_and_its_loss_returned,
+    behaviour.test_add_param_group_trains_the_new_group_with_its_own_settings)], ids=behaviour.check_name)
 def test_what_every_optimizer_does(check):
     check("ADOPT")
 

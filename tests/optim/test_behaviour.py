@@ -416,3 +416,15 @@ def test_what_changes_between_steps_is_seen_as_torch_sees_it(name, change, float
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
     torch.testing.assert_close(states[0], states[1], rtol=1e-10, atol=0)
+
+
+#: The checks above that need no torch.optim class: the optimizers torch.optim lacks (ADOPT,
+#: LaProp, AdEMAMix, StableAdamW) run them by name from their own test files.
+WITHOUT_TORCH = [test_converges_on_a_quadratic, test_converges_on_rosenbrock, test_state_dict_round_trip,
+                 test_resume_from_a_checkpoint_equals_an_uninterrupted_run, test_zero_size_parameter,
+                 test_parameter_without_gradient_is_left_alone, test_closure_is_evaluated_and_its_loss_returned,
+                 test_zero_grad_clears_gradients, test_add_param_group_trains_the_new_group_with_its_own_settings]
+
+
+def check_name(check) -> str:
+    return check.__name__.removeprefix("test_")

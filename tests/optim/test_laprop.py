@@ -12,7 +12,7 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.lab import trace
 
-from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, default_dtype, make_mlp, train
+from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, default_dtype, make_mlp, train, train_pair
 from . import test_behaviour as behaviour
 
 
@@ -28,14 +28,6 @@ def test_two_steps_by_hand():
     assert [row["m"] for row in rows] == pytest.approx([0.05, m2], abs=1e-15)
 
 
-def _train_pair(ours, theirs, models, steps, dtype, negate_theirs=False):
-    batches = [iter(Batches(dtype)), iter(Batches(dtype))]
-    for _ in range(steps):
-        for model, optimizer, batch, sign in zip(models, (ours, theirs), batches, (1, -1 if negate_theirs else 1)):
-            inputs, targets = next(batch)
-            optimizer.zero_grad()
-            (sign * torch.nn.functional.mse_loss(model(inputs), targets)).backward()
-            optimizer.step()
 
 
 @pytest.fixture
@@ -66,7 +58,7 @@ def test_matches_pytorch_optimizers_laprop_after_100_steps(oracle_as_the_paper, 
         models = [make_mlp(dtype), make_mlp(dtype)]
         ours = adamlab.LaProp(models[0].parameters(), **kwargs, fused=fused)
         theirs = pytorch_optimizer.LaProp(models[1].parameters(), **kwargs, foreach=False)
-        _train_pair(ours, theirs, models, 100, dtype)
+        train_pair(ours, theirs, models, 100, dtype)
     tolerance = dict(rtol=1e-4, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-15)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, **tolerance)
@@ -82,7 +74,7 @@ def test_the_oracles_own_inner_epsilon_moves_it_by_less_than_a_millionth():
     with default_dtype(torch.float64):
         ours = adamlab.LaProp(models[0].parameters(), **SETTINGS["decay"])
         theirs = pytorch_optimizer.LaProp(models[1].parameters(), **SETTINGS["decay"])
-        _train_pair(ours, theirs, models, 100, torch.float64)
+        train_pair(ours, theirs, models, 100, torch.float64)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
 
@@ -117,7 +109,7 @@ def test_the_compiled_path_matches_the_oracle(monkeypatch, oracle_as_the_paper):
         models = [make_mlp(torch.float64), make_mlp(torch.float64)]
         ours = adamlab.LaProp(models[0].parameters(), lr=1e-2, weight_decay=0.1)
         theirs = pytorch_optimizer.LaProp(models[1].parameters(), lr=1e-2, weight_decay=0.1, foreach=False)
-        _train_pair(ours, theirs, models, 20, torch.float64)
+        train_pair(ours, theirs, models, 20, torch.float64)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-15)
 
@@ -145,13 +137,7 @@ def test_a_checkpoint_resumes_exactly():
     assert_a_checkpoint_resumes_exactly(adamlab.LaProp, lr=1e-2, weight_decay=0.1)
 
 
-@pytest.mark.parametrize("check", [
-    behaviour.test_converges_on_a_quadratic, behaviour.test_converges_on_rosenbrock,
-    behaviour.test_state_dict_round_trip, behaviour.test_resume_from_a_checkpoint_equals_an_uninterrupted_run,
-    behaviour.test_zero_size_parameter, behaviour.test_parameter_without_gradient_is_left_alone,
-    behaviour.test_closure_is_evaluated_and_its_loss_returned, behaviour.test_zero_grad_clears_gradients,
-    behaviour.test_add_param_group_trains_the_new_group_with_its_own_settings,
-], ids=lambda check: check.__name__.removeprefix("test_"))
+@pytest.mark.parametrize("check", behaviour.WITHOUT_TORCH, ids=behaviour.check_name)
 def test_what_every_optimizer_does(check):
     check("LaProp")
 

@@ -11,7 +11,7 @@ from adamlab.kernels import compiled
 from adamlab.lab import trace
 from adamlab.maths import lion
 
-from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, make_mlp, train
+from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, make_mlp, train, train_pair
 
 TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=0.0)}
 
@@ -33,14 +33,6 @@ def test_every_coordinate_moves_by_exactly_lr():
     assert np.array_equal(step.param, [-0.01, 0.01, 0.0, -0.01])
 
 
-def _train_pair(ours, theirs, models, steps, dtype, negate_theirs=False):
-    batches = [iter(Batches(dtype)), iter(Batches(dtype))]
-    for _ in range(steps):
-        for model, optimizer, batch, sign in zip(models, (ours, theirs), batches, (1, -1 if negate_theirs else 1)):
-            inputs, targets = next(batch)
-            optimizer.zero_grad()
-            (sign * torch.nn.functional.mse_loss(model(inputs), targets)).backward()
-            optimizer.step()
 
 
 @pytest.mark.parametrize("fused", [None, False], ids=["fused", "simple"])
@@ -51,7 +43,7 @@ def test_matches_lion_pytorch_after_100_steps(kwargs, dtype, fused):
     models = [make_mlp(dtype), make_mlp(dtype)]
     ours = adamlab.Lion(models[0].parameters(), **kwargs, fused=fused)
     theirs = lion_pytorch.Lion(models[1].parameters(), **kwargs)
-    _train_pair(ours, theirs, models, 100, dtype)
+    train_pair(ours, theirs, models, 100, dtype)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, **TOLERANCES[dtype])
         torch.testing.assert_close(ours.state[a]["exp_avg"], theirs.state[b]["exp_avg"], **TOLERANCES[dtype])
@@ -62,7 +54,7 @@ def test_maximize_is_minimizing_the_negated_loss(fused):
     models = [make_mlp(torch.float64), make_mlp(torch.float64)]
     ours = adamlab.Lion(models[0].parameters(), lr=1e-3, maximize=True, fused=fused)
     theirs = lion_pytorch.Lion(models[1].parameters(), lr=1e-3)
-    _train_pair(ours, theirs, models, 30, torch.float64, negate_theirs=True)
+    train_pair(ours, theirs, models, 30, torch.float64, negate_theirs=True)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
 
@@ -79,7 +71,7 @@ def test_the_compiled_path_matches_lion_pytorch(monkeypatch):
     models = [make_mlp(torch.float64), make_mlp(torch.float64)]
     ours = adamlab.Lion(models[0].parameters(), lr=1e-3, weight_decay=0.1)
     theirs = lion_pytorch.Lion(models[1].parameters(), lr=1e-3, weight_decay=0.1)
-    _train_pair(ours, theirs, models, 20, torch.float64)
+    train_pair(ours, theirs, models, 20, torch.float64)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
 

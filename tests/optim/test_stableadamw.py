@@ -10,7 +10,7 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.maths import adam, stableadamw
 
-from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, make_mlp, train
+from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, make_mlp, train, train_pair
 from . import test_behaviour as behaviour
 
 
@@ -33,15 +33,6 @@ def test_a_gradient_far_above_its_second_moment_divides_the_learning_rate():
     assert calm.quantities["lr_t"] == 0.1  # an RMS below 1 leaves lr alone
 
 
-def _train_pair(ours, theirs, models, steps, dtype):
-    batches = [iter(Batches(dtype)), iter(Batches(dtype))]
-    for step in range(steps):
-        for model, optimizer, batch in zip(models, (ours, theirs), batches):
-            inputs, targets = next(batch)
-            optimizer.zero_grad()
-            spike = 30.0 if step == steps // 2 else 1.0  # a batch far off the others: the clipping acts
-            torch.nn.functional.mse_loss(model(inputs), spike * targets).backward()
-            optimizer.step()
 
 
 @pytest.mark.parametrize("fused", [None, False], ids=["fused", "simple"])
@@ -52,7 +43,7 @@ def test_matches_optimis_stableadamw_after_100_steps(kwargs, dtype, fused):
     models = [make_mlp(dtype), make_mlp(dtype)]
     ours = adamlab.StableAdamW(models[0].parameters(), **kwargs, fused=fused)
     theirs = optimi.StableAdamW(models[1].parameters(), **kwargs, kahan_sum=False, foreach=False)
-    _train_pair(ours, theirs, models, 100, dtype)
+    train_pair(ours, theirs, models, 100, dtype, spike_at=50)  # the clipping acts at the spike
     tolerance = dict(rtol=1e-4, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-15)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, **tolerance)
@@ -76,7 +67,7 @@ def test_the_compiled_path_matches_the_oracle(monkeypatch):
     models = [make_mlp(torch.float64), make_mlp(torch.float64)]
     ours = adamlab.StableAdamW(models[0].parameters(), lr=1e-2)
     theirs = optimi.StableAdamW(models[1].parameters(), lr=1e-2, kahan_sum=False, foreach=False)
-    _train_pair(ours, theirs, models, 20, torch.float64)
+    train_pair(ours, theirs, models, 20, torch.float64, spike_at=10)
     for a, b in zip(*(model.parameters() for model in models)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-15)
 
@@ -85,13 +76,7 @@ def test_a_checkpoint_resumes_exactly():
     assert_a_checkpoint_resumes_exactly(adamlab.StableAdamW, lr=1e-2, weight_decay=0.1)
 
 
-@pytest.mark.parametrize("check", [
-    behaviour.test_converges_on_a_quadratic, behaviour.test_converges_on_rosenbrock,
-    behaviour.test_state_dict_round_trip, behaviour.test_resume_from_a_checkpoint_equals_an_uninterrupted_run,
-    behaviour.test_zero_size_parameter, behaviour.test_parameter_without_gradient_is_left_alone,
-    behaviour.test_closure_is_evaluated_and_its_loss_returned, behaviour.test_zero_grad_clears_gradients,
-    behaviour.test_add_param_group_trains_the_new_group_with_its_own_settings,
-], ids=lambda check: check.__name__.removeprefix("test_"))
+@pytest.mark.parametrize("check", behaviour.WITHOUT_TORCH, ids=behaviour.check_name)
 def test_what_every_optimizer_does(check):
     check("StableAdamW")
 

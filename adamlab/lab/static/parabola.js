@@ -91,43 +91,11 @@
     $("parabola-at").textContent = `step ${frame} of ${view.settings.steps}: ${where.join(", ")}`;
   }
 
-  function play(on) {
-    view.playing = on && view.settings !== null;
-    $("parabola-play").textContent = view.playing ? "pause" : "play";
-    $("parabola-play").setAttribute("aria-pressed", String(view.playing));
-    if (!view.playing) return;
-    const steps = view.settings.steps;
-    if (view.frame === null || view.frame >= steps) view.frame = 0;
-    let before = null;
-    const tick = (now) => {
-      if (!view.playing) return;
-      if (before !== null) view.frame = Math.min(steps, view.frame + (now - before) / 1000 * steps / PLAY_SECONDS);
-      before = now;
-      drawFrame();
-      view.frames += 1;
-      if (view.frame >= steps) play(false);
-      else requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-  }
-
   function start() {
     const wanted = new URLSearchParams(location.hash.slice(1));
     $("parabola-steps").value = wanted.get("parabola_steps") ?? "100";
     $("parabola-steps").addEventListener("input", update);
-    $("parabola-play").addEventListener("click", () => play(!view.playing));
-    $("parabola-step").addEventListener("click", () => {
-      play(false);
-      if (view.settings) {
-        view.frame = Math.min(view.settings.steps, Math.floor(view.frame ?? view.settings.steps) + 1);
-        drawFrame();
-      }
-    });
-    $("parabola-scrub").addEventListener("input", () => {
-      play(false);
-      view.frame = Number($("parabola-scrub").value);
-      drawFrame();
-    });
+    adamlabPlayer("parabola", view, () => (view.settings ? view.settings.steps : null), drawFrame, PLAY_SECONDS);
     document.addEventListener("adamlab:stepper", (event) => {
       settings = event.detail;
       update();

@@ -16,6 +16,7 @@
   const view = window.surfaceView = {draws: 0, runs: {}, frame: null, playing: false, frames: 0};
   let background = null;  // the surface drawn once per surface and canvas size: {key, canvas}
   let last = null;  // the settings of the picture on the page
+  let play = null;  // play(on): the player's (view.js), once the page has started
 
   const surface = () => ADAMLAB_SURFACES[$("surface-name").value];
   const lrs = {};  // each optimizer's learning rate: exactly as given (a default, a link), or a slider's place
@@ -227,25 +228,6 @@
 
   // --- playing ----------------------------------------------------------------------------------
 
-  function play(on) {
-    view.playing = on && last !== null;
-    $("surface-play").textContent = view.playing ? "pause" : "play";
-    $("surface-play").setAttribute("aria-pressed", String(view.playing));
-    if (!view.playing) return;
-    if (view.frame === null || view.frame >= last.steps) view.frame = 0;
-    let before = null;
-    const tick = (now) => {
-      if (!view.playing) return;
-      if (before !== null) view.frame = Math.min(last.steps, view.frame + (now - before) / 1000 * last.steps / PLAY_SECONDS);
-      before = now;
-      drawFrame();
-      view.frames += 1;
-      if (view.frame >= last.steps) play(false);
-      else requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-  }
-
   function moveStart(x, y) {
     const [xLow, xHigh, yLow, yHigh] = surface().bounds;
     $("surface-x").value = String(tidy(Math.min(Math.max(x, xLow), xHigh)));
@@ -301,16 +283,7 @@
     reset(wanted);
     select.addEventListener("change", () => { reset(); update(true); });
     for (const field of ["x", "y", "steps"]) $(`surface-${field}`).addEventListener("input", () => update());
-    $("surface-play").addEventListener("click", () => play(!view.playing));
-    $("surface-step").addEventListener("click", () => {
-      play(false);
-      if (last) { view.frame = Math.min(last.steps, Math.floor(view.frame ?? last.steps) + 1); drawFrame(); }
-    });
-    $("surface-scrub").addEventListener("input", () => {
-      play(false);
-      view.frame = Number($("surface-scrub").value);
-      drawFrame();
-    });
+    play = adamlabPlayer("surface", view, () => (last ? last.steps : null), drawFrame, PLAY_SECONDS);
     const canvas = $("surface-canvas");
     canvas.addEventListener("click", (event) => {
       const bounds = canvas.getBoundingClientRect();

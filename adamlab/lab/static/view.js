@@ -88,3 +88,42 @@ const ADAMLAB_DECADES = {
     return Math.abs(exponent - Math.round(exponent)) < 1e-9 ? `1e${Math.round(exponent)}` : "";
   },
 };
+
+/* The play, step and scrub controls (`${prefix}-play`, `-step`, `-scrub`) of a view that draws a
+ * race a step at a time: `view.frame` is the step shown (null: the race's end, until played,
+ * stepped or scrubbed), `steps()` the race's steps (null before the first race) and `draw()` draws
+ * view.frame. A race plays in about `seconds`, however many steps it has. Returns play(on). */
+function adamlabPlayer(prefix, view, steps, draw, seconds) {
+  const control = (name) => document.getElementById(`${prefix}-${name}`);
+  const play = (on) => {
+    view.playing = on && steps() !== null;
+    control("play").textContent = view.playing ? "pause" : "play";
+    control("play").setAttribute("aria-pressed", String(view.playing));
+    if (!view.playing) return;
+    if (view.frame === null || view.frame >= steps()) view.frame = 0;
+    let before = null;
+    const tick = (now) => {
+      if (!view.playing) return;
+      if (before !== null) view.frame = Math.min(steps(), view.frame + (now - before) / 1000 * steps() / seconds);
+      before = now;
+      draw();
+      view.frames += 1;
+      if (view.frame >= steps()) play(false);
+      else requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  };
+  control("play").addEventListener("click", () => play(!view.playing));
+  control("step").addEventListener("click", () => {
+    play(false);
+    if (steps() === null) return;
+    view.frame = Math.min(steps(), Math.floor(view.frame ?? steps()) + 1);
+    draw();
+  });
+  control("scrub").addEventListener("input", () => {
+    play(false);
+    view.frame = Number(control("scrub").value);
+    draw();
+  });
+  return play;
+}

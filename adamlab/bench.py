@@ -44,7 +44,7 @@ def bytes_per_parameter(optimizer: str) -> int:
 #: Optional peers, measured where installed: (module, class name) for each optimizer.
 PEERS = {
     "pytorch-optimizer": ("pytorch_optimizer", {"adamw": "AdamW", "adam": "Adam", "lamb": "Lamb", "adopt": "ADOPT", "laprop": "LaProp",
-                                              "ademamix": "AdEMAMix"}),
+                                              "ademamix": "AdEMAMix", "mars": "MARS"}),
     "heavyball": ("heavyball", {"adamw": "ForeachAdamW"}),
     "bitsandbytes": ("bitsandbytes.optim", {"adamw": "AdamW32bit", "adam": "Adam32bit", "adamw8bit": "AdamW8bit",
                                             "ademamix": "AdEMAMix"}),
@@ -52,8 +52,10 @@ PEERS = {
     "optimi": ("optimi", {"stableadamw": "StableAdamW"}),
 }
 
-#: What a peer's constructor needs beyond the parameters (optimi's StableAdamW has no default lr).
-PEER_SETTINGS = {"optimi": {"lr": 1e-3, "kahan_sum": False}}
+#: What a peer's constructor needs beyond the parameters, by (peer, optimizer): optimi's
+#: StableAdamW has no default lr; pytorch-optimizer's MARS gives vectors to AdamW unless told.
+PEER_SETTINGS = {("optimi", "stableadamw"): {"lr": 1e-3, "kahan_sum": False},
+                 ("pytorch-optimizer", "mars"): {"optimize_1d": True}}
 
 #: Peers --quick leaves out where another peer gives the ratio its divisor: they take seconds to
 #: import, or step slowly on the CPU.
@@ -156,7 +158,7 @@ def implementations(optimizer: str) -> dict[str, Callable]:
         if optimizer in classes and importlib.util.find_spec(module_name.split(".")[0]) is not None:
             # Imported when built, not when listed: some peers take seconds to import.
             built[peer] = lambda params, module_name=module_name, class_name=classes[optimizer], peer=peer: \
-                getattr(importlib.import_module(module_name), class_name)(params, **PEER_SETTINGS.get(peer, {}))
+                getattr(importlib.import_module(module_name), class_name)(params, **PEER_SETTINGS.get((peer, optimizer), {}))
     return built
 
 

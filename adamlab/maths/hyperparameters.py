@@ -44,6 +44,7 @@ _RANGES = {
     "beta2": (0.0, 1.0, False),
     "beta2_decay": (-math.inf, 0.0, True),  # Adafactor's 1 - beta2_t = t^beta2_decay
     "d": (1.0, math.inf, False),  # Adafactor's clipping threshold
+    "gamma": (0.0, math.inf, False),  # MARS's weight of the gradient's change
 }
 #: Hyperparameters that may be None: off, or left to a default that depends on the parameter.
 _OPTIONAL = {"beta1", "eps1"}

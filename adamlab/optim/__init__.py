@@ -11,11 +11,12 @@ from .base import Optimizer, StepRefused
 from .lamb import LAMB
 from .laprop import LaProp
 from .lion import Lion
+from .mars import MARS
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 from .stableadamw import StableAdamW
 
-__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "LaProp", "Lion", "NAdam", "Optimizer",
+__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "LaProp", "Lion", "MARS", "NAdam", "Optimizer",
            "RAdam", "RMSprop", "SGD", "StableAdamW", "StepRefused"]

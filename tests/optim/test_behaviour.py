@@ -28,6 +28,7 @@ SOLVERS = {
     "LaProp": dict(lr=0.02),
     "AdEMAMix": dict(lr=0.02, weight_decay=0.0),
     "StableAdamW": dict(lr=0.05, weight_decay=0.0),
+    "MARS": dict(lr=0.02),
 }
 
 

@@ -22,7 +22,8 @@ The oracle (pytorch-optimizer's MARS, ``mars_type='adamw'``) divides by
 grows with it. adamlab adds eps to sqrt(v_hat), as the paper and the authors' code write it.
 The authors' code and the oracle also send 1-D parameters to plain AdamW by default
 (``optimize_1d=False``); here MARS steps every parameter it is given, and
-:func:`adamlab.hybrid` gives a model's matrices to MARS and the rest to AdamW.
+:class:`adamlab.Hybrid` with :func:`adamlab.hidden_matrices` gives a model's hidden matrices to MARS
+and the rest to AdamW.
 """
 
 from typing import Any, NamedTuple

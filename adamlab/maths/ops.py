@@ -109,6 +109,25 @@ def size(x):
     return x.numel() if isinstance(x, torch.Tensor) else np.size(x)
 
 
+def bfloat16(x):
+    """``x`` rounded to bfloat16, where Muon's orthogonalisation runs on torch (as torch.optim's
+    and the authors' do: the iteration needs no more); NumPy has no bfloat16 and keeps ``x``, so
+    the float64 reference runs the iteration exactly."""
+    return x.bfloat16() if isinstance(x, torch.Tensor) else x
+
+
+def in_precision_of(x, like):
+    """``x`` in the dtype of ``like`` (a bfloat16 update taken to its float32 parameter)."""
+    return x.to(like.dtype) if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.asarray(like).dtype)
+
+
+def matmul_add(c, a, b, *, beta, alpha):
+    """beta * c + alpha * (a @ b), as one BLAS call on torch (rounded once, as torch.optim.Muon's)."""
+    if isinstance(c, torch.Tensor):
+        return torch.addmm(c, a, b, beta=beta, alpha=alpha)
+    return beta * c + alpha * (a @ b)
+
+
 def machine_epsilon(x) -> float:
     """The gap between 1 and the next number in ``x``'s precision."""
     return torch.finfo(x.dtype).eps if isinstance(x, torch.Tensor) else float(np.finfo(np.asarray(x).dtype).eps)

@@ -10,13 +10,15 @@ from .adopt import ADOPT
 from .base import Optimizer, StepRefused
 from .lamb import LAMB
 from .laprop import LaProp
+from .hybrid import Hybrid
 from .lion import Lion
 from .mars import MARS
+from .muon import Muon
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 from .stableadamw import StableAdamW
 
-__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "LAMB", "LaProp", "Lion", "MARS", "NAdam", "Optimizer",
+__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer",
            "RAdam", "RMSprop", "SGD", "StableAdamW", "StepRefused"]

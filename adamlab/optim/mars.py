@@ -37,7 +37,8 @@ class MARS(Optimizer):
     Yuan et al., "MARS: Unleashing the Power of Variance Reduction for Training Large Models"
     (2024). Every parameter given steps by MARS, as pytorch-optimizer's ``MARS`` with
     ``mars_type='adamw', optimize_1d=True``; the authors train vectors (biases, norms) with
-    AdamW instead, which :func:`adamlab.hybrid` does. Where the oracle departs from the paper
+    AdamW instead, as ``adamlab.Hybrid(adamlab.MARS(matrices), adamlab.AdamW(others))`` with
+    ``matrices, others = adamlab.hidden_matrices(model)`` does. Where the oracle departs from the paper
     (eps before the bias correction, and under a square root with 1e-15), adamlab follows the
     paper. State: ``step``, ``exp_avg`` (m), ``exp_avg_sq`` (v), ``last_grad``, as the oracle
     names them (its step is per group).

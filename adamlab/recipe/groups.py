@@ -5,6 +5,41 @@ from typing import NamedTuple
 import torch
 
 
+class HiddenSplit(NamedTuple):
+    """A model's hidden weight matrices (for Muon or MARS) and the rest of its trainable parameters."""
+
+    matrices: list[torch.nn.Parameter]
+    others: list[torch.nn.Parameter]
+
+
+def hidden_matrices(model: torch.nn.Module, output: torch.nn.Module | None = None) -> HiddenSplit:
+    """Split ``model``'s trainable parameters as Muon wants them: the weights of its hidden
+    ``nn.Linear`` layers, and the rest (embeddings, the output layer, biases, norms).
+
+    ``output`` is the layer that makes the model's outputs (its logits), left to the rest:
+    by default the last ``nn.Linear`` the model registers. A hidden layer's weight that is
+    also an embedding's (tied) is left to the rest too.
+
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> matrices, others = hidden_matrices(model)
+    >>> [tuple(p.shape) for p in matrices], [tuple(p.shape) for p in others]
+    ([(8, 4)], [(8,), (2, 8), (2,)])
+    """
+    linears = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    if output is None:
+        output = linears[-1] if linears else None
+    elif not any(module is output for module in model.modules()):
+        raise ValueError(f"output ({type(output).__name__}) is not a module of the model")
+    embedded = {id(module.weight) for module in model.modules() if isinstance(module, torch.nn.Embedding)}
+    hidden = {id(module.weight) for module in linears if module is not output and module.weight.requires_grad
+              and id(module.weight) not in embedded}
+    if output is not None:
+        hidden -= {id(param) for param in output.parameters()}  # a head tied to a hidden layer
+    trainable = [param for param in model.parameters() if param.requires_grad]
+    return HiddenSplit([param for param in trainable if id(param) in hidden],
+                       [param for param in trainable if id(param) not in hidden])
+
+
 class ParamGroups(NamedTuple):
     """Torch parameter groups, and how many tensors and numbers each kind holds."""
 

@@ -59,7 +59,7 @@ def as_the_paper(monkeypatch):
     by (sqrt(v + 1e-15) + eps) / sqrt(1 - beta2^t). Its step per tensor (``foreach=False``)
     takes the denominator's root from ``apply_ams_bound``, here given eps * sqrt(1 - beta2^t)."""
     def patch(oracle):
-        beta2, step = oracle.param_groups[0]["betas"][1], oracle.step
+        beta2 = oracle.param_groups[0]["betas"][1]
 
         def apply_ams_bound(ams_bound, exp_avg_sq, max_exp_avg_sq, eps, exp_avg_sq_eps=1e-15):
             t = oracle.param_groups[0]["step"]

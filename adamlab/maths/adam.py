@@ -9,6 +9,7 @@
     m_hat = m / (1 - beta1^t)                    bias corrections
     v_hat = v / (1 - beta2^t)                    (v_max in place of v for AMSGrad)
     theta = theta - lr * weight_decay * theta    (AdamW only)
+    m_hat = cautious(m_hat, g)                   (cautious only: adamlab.maths.cautious)
     theta = theta - lr * m_hat / (sqrt(v_hat) + eps)
 
 Kingma & Ba, "Adam: A Method for Stochastic Optimization" (ICLR 2015);
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .cautious import masked
 from .ops import maximum, sqrt
 from .step import Step
 
@@ -55,7 +57,7 @@ def with_weight_decay(g, param, *, lr, weight_decay, decoupled):
 
 
 def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-           weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False,
+           weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False, cautious=False,
            maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
@@ -69,12 +71,15 @@ def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
     bias_correction2 = bias_correction(beta2, t)
     m_hat = m / bias_correction1
     v_hat = (v_max if amsgrad else v) / bias_correction2
-    update = lr * m_hat / (sqrt(v_hat) + eps)
+    direction = masked(m_hat, g) if cautious else m_hat
+    update = lr * direction / (sqrt(v_hat) + eps)
     quantities = {"g": g, "m": m, "v": v,
                   "bias_correction1": bias_correction1, "bias_correction2": bias_correction2,
                   "m_hat": m_hat, "v_hat": v_hat, "update": update}
     if amsgrad:
         quantities["v_max"] = v_max
+    if cautious:
+        quantities["masked"] = direction
     if decay is not None:
         quantities["decay"] = decay
     return Step(param - update, State(t, m, v, v_max), quantities)

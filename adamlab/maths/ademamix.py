@@ -11,6 +11,7 @@
     mix_t   = min(t * mix / t_alpha, mix)                   (t_alpha given: the mix warms up)
     beta3_t = min(exp(ln(beta1) ln(beta3) / ((1 - t/t_beta3) ln(beta3) + (t/t_beta3) ln(beta1))), beta3)
                                                             (t_beta3 given: beta3 warms up from beta1)
+    (cautious: the mixed average masked by g, adamlab.maths.cautious)
 
 Pagliardini, Ablin & Grangier, "The AdEMAMix Optimizer: Better, Faster, Older" (2024). A
 single average must choose between following the recent gradients and remembering old ones;
@@ -27,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .adam import bias_correction
+from .cautious import masked
 from .ops import at_most, exp, sqrt
 from .step import Step
 
@@ -52,7 +54,7 @@ def warmed_up_beta3(t, beta1, beta3, t_beta3):
 
 
 def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.999, beta3=0.9999, mix=5.0,
-           t_alpha=None, t_beta3=None, eps=1e-8, weight_decay=0.01, maximize=False) -> Step:
+           t_alpha=None, t_beta3=None, eps=1e-8, weight_decay=0.01, cautious=False, maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
     mix_t = mix if t_alpha is None else at_most(t * mix / t_alpha, mix)
@@ -64,7 +66,7 @@ def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.999, beta3=
     bias_correction2 = bias_correction(beta2, t)
     mixed = m1 / bias_correction1 + mix_t * m2
     denominator = sqrt(v) / bias_correction2 ** 0.5 + eps
-    update = lr * (mixed / denominator)
+    update = lr * ((masked(mixed, g) if cautious else mixed) / denominator)
     quantities = {"g": g, "m1": m1, "m2": m2, "v": v, "mix_t": mix_t, "beta3_t": beta3_t,
                   "mixed": mixed, "update": update}
     decayed = param

@@ -8,7 +8,7 @@
     t > 1:  n = g / max(sqrt(v), eps)                 v from the steps before, not this one's g
             n = clip(n, -t^c, t^c)                    c = clip_exponent (0.25); None: no clip
             m = m + (1 - beta1) * (n - m)
-            theta = theta - lr * m
+            theta = theta - lr * m                    (cautious: m masked by g, adamlab.maths.cautious)
             v = beta2 * v + (1 - beta2) * g^2
 
 Taniguchi et al., "ADOPT: Modified Adam Can Converge with Any beta2 with the Optimal Rate"
@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .adam import with_weight_decay
+from .cautious import masked
 from .ops import at_least, at_most, sqrt
 from .step import Step
 
@@ -43,7 +44,7 @@ def init(param) -> State:
 
 
 def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.9999, eps=1e-6, weight_decay=0.0,
-           decoupled_weight_decay=False, clip_exponent=0.25, maximize=False) -> Step:
+           decoupled_weight_decay=False, clip_exponent=0.25, cautious=False, maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
     g, param, decay = with_weight_decay(g, param, lr=lr, weight_decay=weight_decay,
@@ -58,7 +59,7 @@ def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.9999, eps=1
         normalised = at_most(at_least(normalised, -clip), clip)
         quantities["clip"] = clip
     m = state.m + (1 - beta1) * (normalised - state.m)
-    update = lr * m
+    update = lr * (masked(m, g) if cautious else m)
     v = beta2 * state.v + (1 - beta2) * g * g
     quantities.update({"normalised": normalised, "m": m, "update": update, "v": v})
     return Step(param - update, State(t, m, v), quantities)

@@ -9,6 +9,7 @@
     l     = beta1 * l + (1 - beta1) * lr              the same average of the learning rates
     theta = theta - (lr / l) * m                      m's bias correction: l / lr = 1 - beta1^t
     theta = theta * (1 - lr * weight_decay)           (decoupled only)
+    (cautious: m masked by g in the step, adamlab.maths.cautious)
 
 Ziyin, Wang & Ueda, "LaProp: Separating Momentum and Adaptivity in Adam" (2020). Adam divides
 the momentum of the gradients by the RMS; LaProp takes the momentum of gradients already
@@ -28,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .adam import bias_correction
+from .cautious import masked
 from .ops import sqrt
 from .step import Step
 
@@ -45,7 +47,7 @@ def init(param) -> State:
 
 
 def update(grad, state: State, param, *, lr=4e-4, beta1=0.9, beta2=0.999, eps=1e-15, weight_decay=0.0,
-           decoupled_weight_decay=True, maximize=False) -> Step:
+           decoupled_weight_decay=True, cautious=False, maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
     if weight_decay and not decoupled_weight_decay:
@@ -57,7 +59,7 @@ def update(grad, state: State, param, *, lr=4e-4, beta1=0.9, beta2=0.999, eps=1e
     lr_average = beta1 * state.lr_average + (1 - beta1) * lr
     # lr over the average of the rates: 1 / (1 - beta1^t) at a constant lr; 1 when lr is 0 (no step)
     step_size = lr / lr_average if lr > 0 else 1.0
-    update = step_size * m
+    update = step_size * (masked(m, g) if cautious else m)
     new = param - update
     quantities = {"g": g, "v": v, "bias_correction2": bias_correction2, "normalised": normalised, "m": m,
                   "lr_average": lr_average, "step_size": step_size, "update": update}

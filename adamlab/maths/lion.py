@@ -3,7 +3,7 @@
     g     = grad                                    (negated when maximizing)
     c     = beta1 * m + (1 - beta1) * g             the direction's interpolation
     theta = theta * (1 - lr * weight_decay)         decoupled weight decay
-    theta = theta - lr * sign(c)
+    theta = theta - lr * sign(c)                   (cautious: lr * cautious(sign(c), g), adamlab.maths.cautious)
     m     = beta2 * m + (1 - beta2) * g             momentum, updated after the step
 
 Chen et al., "Symbolic Discovery of Optimization Algorithms" (NeurIPS 2023). Every
@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .cautious import masked
 from .ops import sign
 from .step import Step
 
@@ -29,13 +30,15 @@ def init(param) -> State:
     return State(np.zeros_like(param, dtype=np.float64))
 
 
-def update(grad, state: State, param, *, lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0,
+def update(grad, state: State, param, *, lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0, cautious=False,
            maximize=False) -> Step:
     g = -grad if maximize else grad
     c = beta1 * state.m + (1 - beta1) * g
     direction = sign(c)
     decayed = param * (1 - lr * weight_decay)
+    if cautious:
+        direction = masked(direction, g)
     update = lr * direction
     m = beta2 * state.m + (1 - beta2) * g
-    quantities = {"g": g, "c": c, "sign": direction, "update": update, "m": m}
+    quantities = {"g": g, "c": c, "sign": sign(c), "update": update, "m": m}
     return Step(decayed - update, State(m), quantities)

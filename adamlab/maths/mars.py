@@ -8,6 +8,7 @@
     v     = beta2 * v + (1 - beta2) * c^2
     theta = theta - lr * weight_decay * theta          decoupled weight decay
     theta = theta - lr * m_hat / (sqrt(v_hat) + eps)   m_hat, v_hat: Adam's bias corrections
+                                                       (cautious: m_hat masked by g, adamlab.maths.cautious)
     g_prev = g
 
 Yuan et al., "MARS: Unleashing the Power of Variance Reduction for Training Large Models"
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .adam import bias_correction, with_weight_decay
+from .cautious import masked
 from .ops import at_least, norm, sqrt
 from .step import Step
 
@@ -48,7 +50,7 @@ def init(param) -> State:
 
 
 def update(grad, state: State, param, *, lr=3e-3, beta1=0.95, beta2=0.99, eps=1e-8, gamma=0.025,
-           weight_decay=0.0, maximize=False) -> Step:
+           weight_decay=0.0, cautious=False, maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
     corrected = (g - state.g_prev) * (gamma * (beta1 / (1 - beta1))) + g
@@ -59,7 +61,8 @@ def update(grad, state: State, param, *, lr=3e-3, beta1=0.95, beta2=0.99, eps=1e
     _, decayed, decay = with_weight_decay(g, param, lr=lr, weight_decay=weight_decay, decoupled=True)
     m_hat = m / bias_correction(beta1, t)
     v_hat = v / bias_correction(beta2, t)
-    update = lr * m_hat / (sqrt(v_hat) + eps)
+    direction = masked(m_hat, g) if cautious else m_hat  # against g, as the oracle: not against c
+    update = lr * direction / (sqrt(v_hat) + eps)
     quantities = {"g": g, "corrected": corrected, "norm": corrected_norm, "c": c, "m": m, "v": v,
                   "m_hat": m_hat, "v_hat": v_hat, "update": update}
     if decay is not None:

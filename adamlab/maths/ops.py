@@ -104,6 +104,14 @@ def mean(x, axis: int):
     return x.mean(dim=axis, keepdim=True) if isinstance(x, torch.Tensor) else np.mean(x, axis=axis, keepdims=True)
 
 
+def count(condition, like):
+    """How many elements of ``condition`` hold, as a 0-d value in ``like``'s precision (exact
+    up to 2^24 elements in float32, 2^53 in float64)."""
+    if isinstance(condition, torch.Tensor):
+        return condition.sum(dtype=like.dtype)
+    return np.sum(np.where(condition, 1.0, 0.0))
+
+
 def size(x):
     """The number of elements of ``x``."""
     return x.numel() if isinstance(x, torch.Tensor) else np.size(x)

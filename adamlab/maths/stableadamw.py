@@ -7,7 +7,7 @@
     rms   = sqrt(mean(g^2 / max(v, eps^2)))        over the whole tensor
     lr_t  = lr / max(1, rms)
     theta = theta * (1 - lr_t * weight_decay)      decoupled weight decay
-    theta = theta - lr_t * m / (sqrt(v) + eps)
+    theta = theta - lr_t * m / (sqrt(v) + eps)      (cautious: m masked by g, adamlab.maths.cautious)
 
 Wortsman et al., "Stable and low-precision training for large-scale vision-language models"
 (NeurIPS 2023): Adam's update spikes where a rare large gradient meets a v that has not seen
@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .cautious import masked
 from .ops import at_least, average, sqrt
 from .step import Step
 
@@ -42,7 +43,7 @@ def debiased(beta, t):
 
 
 def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.99, eps=1e-6, weight_decay=0.01,
-           maximize=False) -> Step:
+           cautious=False, maximize=False) -> Step:
     t = state.step + 1
     g = -grad if maximize else grad
     beta1_t, beta2_t = debiased(beta1, t), debiased(beta2, t)
@@ -51,6 +52,6 @@ def update(grad, state: State, param, *, lr=1e-3, beta1=0.9, beta2=0.99, eps=1e-
     rms = sqrt(average(g * g / at_least(v, eps * eps)))
     lr_t = lr / at_least(rms, 1.0)
     decayed = param * (1 - lr_t * weight_decay) if weight_decay else param
-    update = lr_t * (m / (sqrt(v) + eps))
+    update = lr_t * ((masked(m, g) if cautious else m) / (sqrt(v) + eps))
     quantities = {"g": g, "m": m, "v": v, "rms": rms, "lr_t": lr_t, "update": update}
     return Step(decayed - update, State(t, m, v), quantities)

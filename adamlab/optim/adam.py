@@ -26,6 +26,7 @@ _ARGS = """
         eps: added to sqrt(v_hat) in the denominator (default 1e-8).
         weight_decay: {weight_decay}
         amsgrad: divide by the running maximum of v (default False).
+        {{cautious}}
         {{maximize}}
         capturable: keep the step counter on the parameter's device and never
             read it on the host, for CUDA graphs (default False).
@@ -60,12 +61,12 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float | torch.Tensor = 1e-3,
                  betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
-                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 foreach: bool | None = None, cautious: bool = False, maximize: bool = False, capturable: bool = False,
                  differentiable: bool = False, fused: bool | None = None,
                  decoupled_weight_decay: bool = False, stochastic_rounding: bool = False):
         super().__init__(params, dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-            maximize=maximize, foreach=foreach, capturable=capturable,
+            cautious=cautious, maximize=maximize, foreach=foreach, capturable=capturable,
             differentiable=differentiable, fused=fused,
             decoupled_weight_decay=decoupled_weight_decay, stochastic_rounding=stochastic_rounding))
 
@@ -92,10 +93,10 @@ class AdamW(Adam):
     def __init__(self, params, lr: float | torch.Tensor = 1e-3,
                  betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
+                 cautious: bool = False, maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
                  differentiable: bool = False, fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
-                         maximize=maximize, capturable=capturable,
+                         cautious=cautious, maximize=maximize, capturable=capturable,
                          differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True, stochastic_rounding=stochastic_rounding)
 

@@ -27,6 +27,7 @@ class AdEMAMix(Optimizer):
             growing linearly (default None: no warmup). The paper sets both to the run's length.
         eps: added to the denominator (default 1e-8).
         weight_decay: decoupled decay rate of theta, as AdamW's (default 0.01).
+        {cautious}
         {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, or the
             compiled maths on CUDA), False forces the simple path, True demands the fused step.
@@ -53,11 +54,11 @@ class AdEMAMix(Optimizer):
     def __init__(self, params, lr: float | torch.Tensor = 1e-3,
                  betas: tuple[float, float, float] = (0.9, 0.999, 0.9999), alpha: float = 5.0,
                  t_alpha: int | None = None, t_beta3: int | None = None, eps: float = 1e-8,
-                 weight_decay: float = 0.01, *, maximize: bool = False, fused: bool | None = None,
+                 weight_decay: float = 0.01, *, cautious: bool = False, maximize: bool = False, fused: bool | None = None,
                  stochastic_rounding: bool = False):
         super().__init__(params, dict(
             lr=lr, betas=betas, alpha=alpha, t_alpha=t_alpha, t_beta3=t_beta3, eps=eps,
-            weight_decay=weight_decay, maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
+            weight_decay=weight_decay, cautious=cautious, maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
 
     def _check_group(self, group: dict) -> None:
         betas = group.get("betas")

@@ -30,6 +30,7 @@ class ADOPT(Optimizer):
             paper's schedule with 0.25 (default); None turns clipping off, the first version of
             ADOPT. The oracle takes a function of t (``clip_lambda``); adamlab takes the
             schedule's exponent, a number, which the fused kernel computes itself.
+        {cautious}
         {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, or the
             compiled maths on CUDA), False forces the simple path, True demands the fused step.
@@ -53,11 +54,11 @@ class ADOPT(Optimizer):
     def __init__(self, params, lr: float | torch.Tensor = 1e-3,
                  betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.9999),
                  eps: float = 1e-6, weight_decay: float = 0.0, decoupled_weight_decay: bool = False, *,
-                 clip_exponent: float | None = 0.25, maximize: bool = False, fused: bool | None = None,
+                 clip_exponent: float | None = 0.25, cautious: bool = False, maximize: bool = False, fused: bool | None = None,
                  stochastic_rounding: bool = False):
         super().__init__(params, dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay, clip_exponent=clip_exponent, maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay, clip_exponent=clip_exponent, cautious=cautious, maximize=maximize,
             fused=fused, stochastic_rounding=stochastic_rounding))
 
     def _check_group(self, group: dict) -> None:

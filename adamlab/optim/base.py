@@ -259,6 +259,9 @@ def _seed() -> int:
 #: Arguments the optimizers' docstrings share, written there as ``{name}`` in the Args list.
 _SHARED_ARGUMENTS = {
     "maximize": "maximize: maximize the objective instead of minimizing (default False).",
+    "cautious": "cautious: the step leaves alone each coordinate whose update disagrees in sign with the\n"
+                "            gradient and scales up the rest to keep its average (Liang et al. 2024,\n"
+                "            adamlab.maths.cautious; default False).",
     "implementation_flags": "foreach, differentiable: torch.optim's implementation flags; adamlab\n"
                             "            rejects True.",
     "stochastic_rounding": "stochastic_rounding: store bfloat16 parameters rounded up or down at random in\n"
@@ -302,6 +305,8 @@ class Optimizer(torch.optim.Optimizer):
         """Raise if a parameter group's hyperparameters or flags are not allowed."""
         name = type(self).__name__
         check_known(group)
+        if not isinstance(group.get("cautious", False), bool):
+            raise TypeError(f"cautious must be True or False, got {group['cautious']!r}")
         if group.get("differentiable"):
             raise ValueError(f"adamlab.{name} does not support differentiable=True; "
                              f"use torch.optim.{name} to differentiate through the step")

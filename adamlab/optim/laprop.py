@@ -26,6 +26,7 @@ class LaProp(Optimizer):
             ``decoupled_weight_decay=False`` an L2 penalty added to the gradient.
         decoupled_weight_decay: decay theta directly (default True; the oracle's
             ``weight_decouple``).
+        {cautious}
         {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, or the
             compiled maths on CUDA), False forces the simple path, True demands the fused step.
@@ -53,8 +54,8 @@ class LaProp(Optimizer):
     def __init__(self, params, lr: float | torch.Tensor = 4e-4,
                  betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
                  eps: float = 1e-15, weight_decay: float = 0.0, decoupled_weight_decay: bool = True, *,
-                 maximize: bool = False, fused: bool | None = None, stochastic_rounding: bool = False):
+                 cautious: bool = False, maximize: bool = False, fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, fused=fused,
+            decoupled_weight_decay=decoupled_weight_decay, cautious=cautious, maximize=maximize, fused=fused,
             stochastic_rounding=stochastic_rounding))

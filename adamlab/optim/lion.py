@@ -23,6 +23,7 @@ class Lion(Optimizer):
             decay, each in [0, 1) (default (0.9, 0.99)).
         weight_decay: decoupled decay rate, multiplied by lr as in AdamW (default 0; use
             3-10x AdamW's to keep lr * weight_decay).
+        {cautious}
         {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, or the
             compiled maths on CUDA), False forces the simple path, True demands the fused step.
@@ -44,6 +45,6 @@ class Lion(Optimizer):
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-4,
                  betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False, fused: bool | None = None, stochastic_rounding: bool = False):
+                 cautious: bool = False, maximize: bool = False, fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay,
-                                      maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
+                                      cautious=cautious, maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))

@@ -23,6 +23,7 @@ class MARS(Optimizer):
         gamma: the weight of the gradient's change, >= 0 (default 0.025); 0 is AdamW on
             gradients clipped to norm 1.
         weight_decay: decoupled decay rate, multiplied by lr (default 0).
+        {cautious}
         {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, or the
             compiled maths on CUDA), False forces the simple path, True demands the fused step.
@@ -49,7 +50,7 @@ class MARS(Optimizer):
     elementwise = False  # c is divided by its norm over the whole tensor
 
     def __init__(self, params, lr: float | torch.Tensor = 3e-3, betas: tuple[float, float] = (0.95, 0.99),
-                 eps: float = 1e-8, gamma: float = 0.025, weight_decay: float = 0.0, *, maximize: bool = False,
+                 eps: float = 1e-8, gamma: float = 0.025, weight_decay: float = 0.0, *, cautious: bool = False, maximize: bool = False,
                  fused: bool | None = None, stochastic_rounding: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, gamma=gamma, weight_decay=weight_decay,
-                                      maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))
+                                      cautious=cautious, maximize=maximize, fused=fused, stochastic_rounding=stochastic_rounding))

@@ -21,6 +21,7 @@ class StableAdamW(Optimizer):
         betas: (beta1, beta2), each in [0, 1) (default (0.9, 0.99), optimi's).
         eps: added to sqrt(v); its square floors v in the RMS (default 1e-6).
         weight_decay: decoupled decay rate, multiplied by the step's lr_t (default 0.01).
+        {cautious}
         {maximize}
         fused: None (default) takes the fused step where it can (the CPU kernel, or the
             compiled maths on CUDA), False forces the simple path, True demands the fused step.
@@ -43,7 +44,7 @@ class StableAdamW(Optimizer):
     elementwise = False  # the RMS is over the whole tensor
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.99),
-                 eps: float = 1e-6, weight_decay: float = 0.01, *, maximize: bool = False,
+                 eps: float = 1e-6, weight_decay: float = 0.01, *, cautious: bool = False, maximize: bool = False,
                  fused: bool | None = None, stochastic_rounding: bool = False):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, cautious=cautious, maximize=maximize,
                                       fused=fused, stochastic_rounding=stochastic_rounding))

@@ -73,6 +73,7 @@ def as_the_paper(monkeypatch):
 SETTINGS = {
     "default": {},
     "settings": {"lr": 1e-2, "betas": (0.9, 0.95), "gamma": 0.1, "weight_decay": 0.1, "eps": 1e-6},
+    "cautious": {"lr": 1e-2, "cautious": True},
 }
 
 

@@ -50,6 +50,7 @@ PEERS = {
                                             "ademamix": "AdEMAMix"}),
     "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),
     "optimi": ("optimi", {"stableadamw": "StableAdamW"}),
+    "adam-atan2-pytorch": ("adam_atan2_pytorch", {"adamatan2": "AdamAtan2"}),
 }
 
 #: What a peer's constructor needs beyond the parameters, by (peer, optimizer): optimi's

@@ -184,6 +184,9 @@ OPTIMIZERS = _by_name(
           "AdEMAMix: Adam's fast average of the gradients plus alpha times a slow one (beta3 0.9999)", _ADAM),
     Entry("stableadamw", optim.StableAdamW, maths.stableadamw,
           "StableAdamW: AdamW with lr divided, per tensor, by the RMS of g^2 / v where it exceeds 1", _ADAM),
+    Entry("adamatan2", optim.AdamAtan2, maths.adamatan2,
+          "Adam-atan2: Adam's step as the angle atan2(m_hat, sqrt(v_hat)), with no eps",
+          {"beta1": Knob("betas.0", "beta1"), "beta2": Knob("betas.1", "beta2"), **_DECAY}),
     Entry("mars", optim.MARS, maths.mars,
           "MARS: AdamW on the gradient plus gamma times its change since the last step, clipped to norm 1", _ADAM),
 )

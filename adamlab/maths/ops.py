@@ -34,6 +34,12 @@ def exp(x):
     return x.exp() if isinstance(x, torch.Tensor) else np.exp(x)
 
 
+def atan2(y, x):
+    """Element-wise angle of the point (x, y), in [-pi, pi]: arctan(y / x) for x > 0, and pi/2
+    times the sign of y where x is 0, so it never divides by zero."""
+    return torch.atan2(y, x) if isinstance(y, torch.Tensor) or isinstance(x, torch.Tensor) else np.arctan2(y, x)
+
+
 def maximum(a, b):
     """Element-wise maximum of two arrays of one kind."""
     return torch.maximum(a, b) if isinstance(a, torch.Tensor) else np.maximum(a, b)

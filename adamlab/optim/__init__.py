@@ -3,6 +3,7 @@
 from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamatan2 import AdamAtan2
 from .adam8bit import Adam8bit, AdamW8bit
 from .adamax import Adamax
 from .ademamix import AdEMAMix
@@ -20,5 +21,5 @@ from .rmsprop import RMSprop
 from .sgd import SGD
 from .stableadamw import StableAdamW
 
-__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamW", "AdamW8bit", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer",
+__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamW", "AdamW8bit", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer",
            "RAdam", "RMSprop", "SGD", "StableAdamW", "StepRefused"]

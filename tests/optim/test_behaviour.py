@@ -29,6 +29,7 @@ SOLVERS = {
     "AdEMAMix": dict(lr=0.02, weight_decay=0.0),
     "StableAdamW": dict(lr=0.05, weight_decay=0.0),
     "MARS": dict(lr=0.02),
+    "AdamAtan2": dict(lr=0.05),
 }
 
 

@@ -12,7 +12,7 @@ from ..conftest import Batches, make_mlp, train, train_pair
 
 #: Every optimizer with cautious=, with settings that leave out weight decay.
 CAUTIOUS = {"Adam": {}, "AdamW": {"weight_decay": 0.0}, "Lion": {}, "ADOPT": {}, "LaProp": {},
-            "AdEMAMix": {"weight_decay": 0.0}, "MARS": {}, "StableAdamW": {"weight_decay": 0.0}}
+            "AdEMAMix": {"weight_decay": 0.0}, "MARS": {}, "StableAdamW": {"weight_decay": 0.0}, "AdamAtan2": {}}
 
 
 def test_the_mask_by_hand():

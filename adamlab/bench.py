@@ -51,6 +51,7 @@ PEERS = {
     "lion-pytorch": ("lion_pytorch", {"lion": "Lion"}),
     "optimi": ("optimi", {"stableadamw": "StableAdamW"}),
     "adam-atan2-pytorch": ("adam_atan2_pytorch", {"adamatan2": "AdamAtan2"}),
+    "schedulefree": ("schedulefree", {"schedulefree": "AdamWScheduleFree"}),
 }
 
 #: What a peer's constructor needs beyond the parameters, by (peer, optimizer): optimi's
@@ -159,8 +160,16 @@ def implementations(optimizer: str) -> dict[str, Callable]:
         if optimizer in classes and importlib.util.find_spec(module_name.split(".")[0]) is not None:
             # Imported when built, not when listed: some peers take seconds to import.
             built[peer] = lambda params, module_name=module_name, class_name=classes[optimizer], peer=peer: \
-                getattr(importlib.import_module(module_name), class_name)(params, **PEER_SETTINGS.get((peer, optimizer), {}))
+                _in_train_mode(getattr(importlib.import_module(module_name), class_name)(
+                    params, **PEER_SETTINGS.get((peer, optimizer), {})))
     return built
+
+
+def _in_train_mode(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The optimizer, switched to train mode if it has modes (a schedule-free one steps only there)."""
+    if callable(getattr(optimizer, "train", None)):
+        optimizer.train()
+    return optimizer
 
 
 def contenders(optimizer: str, quick: bool = False) -> list[str]:

@@ -187,6 +187,8 @@ OPTIMIZERS = _by_name(
     Entry("adamatan2", optim.AdamAtan2, maths.adamatan2,
           "Adam-atan2: Adam's step as the angle atan2(m_hat, sqrt(v_hat)), with no eps",
           {"beta1": Knob("betas.0", "beta1"), "beta2": Knob("betas.1", "beta2"), **_DECAY}),
+    Entry("schedulefree", optim.AdamWScheduleFree, maths.schedulefree,
+          "Schedule-Free AdamW: no lr schedule; steps z, trains at y between z and x, their average", _ADAM),
     Entry("mars", optim.MARS, maths.mars,
           "MARS: AdamW on the gradient plus gamma times its change since the last step, clipped to norm 1", _ADAM),
 )

@@ -52,8 +52,9 @@ def test_every_entry_builds_and_steps_a_small_model(name):
 KNOBS = {"beta1": 0.8, "beta2": 0.95, "eps": 1e-6, "weight_decay": 0.1}
 #: The 8-bit maths keeps m and v through a float32 scale each step, where a one-element tensor,
 #: too small to quantize, keeps them whole; NAdam's class keeps its product of momentum
-#: coefficients, and LaProp's its average of the learning rates, as a float32 number.
-CLOSE = {"adam8bit": 1e-4, "adamw8bit": 1e-4, "nadam": 1e-9, "laprop": 1e-9}
+#: coefficients, LaProp's its average of the learning rates and Schedule-Free's its weights' sum
+#: and lr_max, as float32 numbers.
+CLOSE = {"adam8bit": 1e-4, "adamw8bit": 1e-4, "nadam": 1e-9, "laprop": 1e-9, "schedulefree": 1e-9}
 
 
 @pytest.mark.parametrize("knobs", [{}, KNOBS], ids=["defaults", "knobs"])

@@ -48,9 +48,11 @@ class Rule(NamedTuple):
     changing: tuple[str, ...]  # the hyperparameters the page may change as it runs
 
 
-def rule(maths, hyperparameters: dict, initial, born: tuple[str, ...] = (), at_run_time=()) -> Rule:
+def rule(maths, hyperparameters: dict, initial, born: tuple[str, ...] = (), at_run_time=(),
+         starts_as_param: tuple[str, ...] = ()) -> Rule:
     """The page's rule for ``maths.update`` with these hyperparameters, starting from ``initial``
-    (``maths.State`` of a one-element parameter: numbers stay numbers, arrays give their fill).
+    (``maths.State`` of a one-element parameter: numbers stay numbers, arrays give their fill,
+    but those named in ``starts_as_param`` start as a copy of the parameter: Schedule-Free's z).
     Every number is read from ``h`` as the page runs, but only those named in ``at_run_time``
     may change there: the branches the others take are fixed by their values here (RMSprop's
     momentum of 0 keeps no buffer). ``born``: state fields the first step makes."""
@@ -61,6 +63,8 @@ def rule(maths, hyperparameters: dict, initial, born: tuple[str, ...] = (), at_r
         if value is not None and field not in born:
             fills[field] = float(np.asarray(value).reshape(-1)[0])
             kinds[field] = "tensor" if np.ndim(value) == 0 else "element"
+    for field in starts_as_param:
+        fills[field] = "param"
     step = _function(trace(maths, hyperparameters, {**kinds, **dict.fromkeys(born, "element")}, at_run_time))
     first = _function(trace(maths, hyperparameters, kinds, at_run_time)) if born else None
     return Rule(step, first, numbers, fills, tuple(field for field, kind in kinds.items() if kind == "tensor"),
@@ -109,12 +113,13 @@ def module(rules: dict[str, Rule]) -> str:
 
 
 _RUNTIME = """
-/* A fresh state for a parameter of n elements, and one step of a rule: its first step where
- * state is born then (SGD's momentum buffer), else its step. */
-function adamlabInit(rule, n) {
+/* A fresh state for the parameters `param` (an array), and one step of a rule: its first step
+ * where state is born then (SGD's momentum buffer), else its step. */
+function adamlabInit(rule, param) {
   const state = {};
   for (const [field, fill] of Object.entries(rule.initial)) {
-    state[field] = rule.numbers.includes(field) ? fill : new Float64Array(n).fill(fill);
+    state[field] = rule.numbers.includes(field) ? fill
+      : fill === "param" ? Float64Array.from(param) : new Float64Array(param.length).fill(fill);
   }
   return state;
 }
@@ -132,7 +137,7 @@ function adamlabRace(problem, name, lr) {
   for (const [knob, value] of Object.entries(problem.knobs)) {
     if (knob in ADAMLAB_KNOBS[name]) h[ADAMLAB_KNOBS[name][knob]] = value;
   }
-  let state = adamlabInit(rule, problem.start.length);
+  let state = adamlabInit(rule, problem.start);
   let w = Float64Array.from(problem.start);
   const path = [Array.from(w)];
   problem.grads.forEach((grad, t) => {
@@ -151,7 +156,7 @@ function adamlabRace(problem, name, lr) {
 function adamlabDescend(course, name, settings, start, steps) {
   const rule = ADAMLAB_RULES[name];
   const h = {...rule.hyperparameters, ...settings};
-  let state = adamlabInit(rule, start.length);
+  let state = adamlabInit(rule, start);
   let w = Float64Array.from(start);
   const path = [Array.from(w)], losses = [course.loss(...w)], quantities = [];
   for (let t = 0; t < steps; t++) {

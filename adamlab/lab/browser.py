@@ -44,8 +44,13 @@ def rule(entry: registry.Entry) -> javascript.Rule:
     values = hyperparameters(entry)
     born = tuple(entry.make.state_fields[key] for key in entry.make.born_at_first_step)
     changing = {"lr", *(knob.maths for knob in entry.knobs.values())}
-    return javascript.rule(maths_of(entry), values, initial_state(entry, np.ones(1), values), born,
-                           {name for name in changing if isinstance(values.get(name), (int, float))})
+    initial = initial_state(entry, np.ones(1), values)
+    # a state that starts as the parameter (Schedule-Free's z): a fresh state of another parameter shows it
+    other = initial_state(entry, np.full(1, 2.0), values)
+    starts_as_param = tuple(field for field, one, two in zip(initial._fields, initial, other)
+                            if isinstance(one, np.ndarray) and np.all(one == 1.0) and np.all(two == 2.0))
+    return javascript.rule(maths_of(entry), values, initial, born,
+                           {name for name in changing if isinstance(values.get(name), (int, float))}, starts_as_param)
 
 
 #: The race problems whose loss is linear in the parameters at every step, so that their gradients

@@ -263,7 +263,7 @@ class Training:
         batch_inputs, batch_targets = inputs[index], targets[index]
         tokens = int((batch_targets >= 0).sum())
         started = time.perf_counter()
-        self.model.train()
+        self._mode(training=True)
         self.optimizer.zero_grad(set_to_none=True)
         if self.sharded:
             loss = self._share_of_the_batch(batch_inputs, batch_targets, tokens)
@@ -303,10 +303,18 @@ class Training:
         self._stop_agreed = bool(shared[1] > 0)
         return shared[0] / tokens
 
+    def _mode(self, training: bool) -> None:
+        """The model's mode, and a schedule-free optimizer's with it: its parameters hold y, where
+        gradients are taken, while training, and x, the average, to evaluate and sample."""
+        self.model.train(training)
+        switch = getattr(self.optimizer, "train" if training else "eval", None)
+        if callable(switch):
+            switch()
+
     @torch.no_grad()
     def evaluate(self, split_name: str) -> float:
         """Mean cross-entropy per predicted character, over the split's evaluation names."""
-        self.model.eval()
+        self._mode(training=False)
         inputs, targets = self.eval_sets[split_name]
         total, count = 0.0, 0
         chunk = 1024 * self.world  # each rank takes its share of every chunk (the same number of forwards)
@@ -361,7 +369,7 @@ class Training:
         if self.diverged:
             return []
         generator = torch.Generator().manual_seed(self.config.seed)
-        self.model.eval()
+        self._mode(training=False)
         return [self.vocabulary.decode(tokens) for tokens in self.model.sample(count, generator, temperature)]
 
     def summary(self, samples: int = 10) -> dict:

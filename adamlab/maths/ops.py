@@ -64,8 +64,12 @@ def average(x):
 
 
 def where(condition, a, b):
-    """Element-wise choice: ``a`` where ``condition`` holds, else ``b``."""
-    return torch.where(condition, a, b) if isinstance(condition, torch.Tensor) else np.where(condition, a, b)
+    """Element-wise choice: ``a`` where ``condition`` holds, else ``b`` (of numbers, a number)."""
+    if isinstance(condition, torch.Tensor):
+        return torch.where(condition, a, b)
+    if isinstance(condition, (bool, np.bool_)):
+        return a if condition else b
+    return np.where(condition, a, b)
 
 
 def at_least(x, low):

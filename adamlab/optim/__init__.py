@@ -18,8 +18,9 @@ from .muon import Muon
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .schedulefree import AdamWScheduleFree
 from .sgd import SGD
 from .stableadamw import StableAdamW
 
-__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamW", "AdamW8bit", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer",
+__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamW", "AdamW8bit", "AdamWScheduleFree", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer",
            "RAdam", "RMSprop", "SGD", "StableAdamW", "StepRefused"]

@@ -18,7 +18,7 @@ STEPS = 40
 
 RUN = """([name, h, param, grads, lrs]) => {
   const rule = ADAMLAB_RULES[name];
-  let state = adamlabInit(rule, param.length), theta = Float64Array.from(param);
+  let state = adamlabInit(rule, param), theta = Float64Array.from(param);
   const path = [], quantities = [];
   for (let t = 0; t < grads.length; t++) {
     const next = adamlabStep(rule, {...h, lr: lrs[t]}, state, theta, Float64Array.from(grads[t]));
@@ -85,7 +85,7 @@ def test_a_number_that_is_nan_is_true_in_a_branch_as_in_python(page):
     got = page.evaluate("""() => {
       const rule = ADAMLAB_RULES["sgd"];
       return Array.from(adamlabStep(rule, {...rule.hyperparameters, lr: 0.1, weight_decay: NaN},
-                                    adamlabInit(rule, 1), new Float64Array([1]), new Float64Array([1])).param);
+                                    adamlabInit(rule, [1]), new Float64Array([1]), new Float64Array([1])).param);
     }""")
     assert len(got) == 1 and np.isnan(got[0])
 

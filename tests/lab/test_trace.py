@@ -18,9 +18,9 @@ GRADS = (0.5, 0.3, 0.8, 0.6, -0.4, 1.2)
 STAND_INS = {"Lion": lion_pytorch.Lion, "Adam8bit": torch.optim.Adam, "AdamW8bit": torch.optim.AdamW}
 #: How close the trace comes, where not to rounding: the 8-bit maths keeps m and v through a
 #: float32 scale each step (one element, one block), where a one-element tensor keeps them whole;
-#: NAdam's product of momentum coefficients, and LaProp's average of the rates, are float32
-#: numbers in the optimizers' state.
-CLOSE = {"adam8bit": 1e-7, "adamw8bit": 1e-7, "nadam": 1e-10, "laprop": 1e-9}
+#: NAdam's product of momentum coefficients, LaProp's average of the rates and Schedule-Free's
+#: sum of weights and lr_max are float32 numbers in the optimizers' state.
+CLOSE = {"adam8bit": 1e-7, "adamw8bit": 1e-7, "nadam": 1e-10, "laprop": 1e-9, "schedulefree": 1e-9}
 
 
 def torch_class(optimizer: str):

@@ -30,6 +30,7 @@ SOLVERS = {
     "StableAdamW": dict(lr=0.05, weight_decay=0.0),
     "MARS": dict(lr=0.02),
     "AdamAtan2": dict(lr=0.05),
+    "AdamWScheduleFree": dict(lr=0.02),
 }
 
 

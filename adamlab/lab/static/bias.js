@@ -12,8 +12,8 @@
   function corrections(beta1, beta2, steps) {
     const rule = ADAMLAB_RULES.adam;
     const h = {...rule.hyperparameters, beta1, beta2};
-    let state = adamlabInit(rule, 1);
     let theta = Float64Array.of(0);
+    let state = adamlabInit(rule, theta);
     const rows = [];
     for (let t = 1; t <= steps; t++) {
       const next = adamlabStep(rule, h, state, theta, Float64Array.of(1));

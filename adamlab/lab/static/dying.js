@@ -16,8 +16,8 @@
   function run(name, lr, grad) {
     const rule = ADAMLAB_RULES[name];
     const h = {...rule.hyperparameters, lr};
-    let state = adamlabInit(rule, 1);
     let theta = Float64Array.of(0);
+    let state = adamlabInit(rule, theta);
     const rows = [];
     for (let t = 1; t <= STEPS; t++) {
       const next = adamlabStep(rule, h, state, theta, Float64Array.of(grad));

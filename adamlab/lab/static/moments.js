@@ -30,8 +30,8 @@
   function estimates(grads) {
     const rule = ADAMLAB_RULES.adam;
     const h = {...rule.hyperparameters};
-    let state = adamlabInit(rule, 1);
     let theta = Float64Array.of(0);
+    let state = adamlabInit(rule, theta);
     return grads.map((grad, index) => {
       const next = adamlabStep(rule, h, state, theta, Float64Array.of(grad));
       state = next.state;

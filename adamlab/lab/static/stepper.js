@@ -46,8 +46,8 @@
     for (const knob of ["beta1", "beta2"]) {
       if (knob in knobs) h[knobs[knob]] = values[knob];
     }
-    let state = adamlabInit(rule, 1);
     let theta = Float64Array.of(values.theta);
+    let state = adamlabInit(rule, theta);
     return values.grads.map((grad, index) => {
       const next = adamlabStep(rule, h, state, theta, Float64Array.of(grad));
       theta = next.param;

@@ -52,6 +52,7 @@ PEERS = {
     "optimi": ("optimi", {"stableadamw": "StableAdamW"}),
     "adam-atan2-pytorch": ("adam_atan2_pytorch", {"adamatan2": "AdamAtan2"}),
     "schedulefree": ("schedulefree", {"schedulefree": "AdamWScheduleFree"}),
+    "prodigyopt": ("prodigyopt", {"prodigy": "Prodigy"}),
 }
 
 #: What a peer's constructor needs beyond the parameters, by (peer, optimizer): optimi's

@@ -96,11 +96,11 @@ def state_bytes_by_shape(optimizer: str, shapes: tuple[tuple[int, ...], ...], dt
     for param in params:
         param.grad = torch.empty_like(param)
     built = registry.get(optimizer).build(params, fused=False)
-    if isinstance(built, optim.Adam8bit):
-        # The one exception: 8-bit Adam's step cannot run on the meta device, as its quantizer asks
-        # of the values whether every block's scale is finite. What it keeps is what its step lays
-        # out before it runs and then fills in place, the class's own _init_state; a test holds
-        # this to the state of a real step.
+    if isinstance(built, (optim.Adam8bit, optim.Prodigy)):
+        # The exceptions: steps that cannot run on the meta device, as they read values: 8-bit
+        # Adam's quantizer asks whether every block's scale is finite, Prodigy sums its estimate's
+        # parts as numbers. What each keeps is what its step lays out before it runs and then
+        # fills in place, the class's own _init_state; a test holds this to the state of a real step.
         built.state.update({param: built._init_state(param, built.param_groups[0]) for param in params})
     else:
         built.step()

@@ -52,6 +52,9 @@ class Entry:
     #: maths arguments the name fixes, or class defaults that differ from the maths' (AdamW's
     #: decoupled decay of 0.01); a test pins the maths to the class step for step
     maths_settings: dict = field(default_factory=dict)
+    #: where lr multiplies a step size the optimizer finds itself (Prodigy's d), the lr to race
+    #: it with: the same on every problem
+    own_step_size_lr: float | None = None
 
     def applicable(self, knobs: dict) -> dict:
         """Those of ``knobs`` that are set (not None) and mean something to this optimizer: a
@@ -189,6 +192,9 @@ OPTIMIZERS = _by_name(
           {"beta1": Knob("betas.0", "beta1"), "beta2": Knob("betas.1", "beta2"), **_DECAY}),
     Entry("schedulefree", optim.AdamWScheduleFree, maths.schedulefree,
           "Schedule-Free AdamW: no lr schedule; steps z, trains at y between z and x, their average", _ADAM),
+    Entry("prodigy", optim.Prodigy, maths.prodigy,
+          "Prodigy: Adam whose step size d it estimates as it goes, from 1e-6 up (lr multiplies d: 1)", _ADAM,
+          own_step_size_lr=1.0),
     Entry("mars", optim.MARS, maths.mars,
           "MARS: AdamW on the gradient plus gamma times its change since the last step, clipped to norm 1", _ADAM),
 )

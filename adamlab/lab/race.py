@@ -167,8 +167,9 @@ class Problem:
         return len(optimizers)
 
     def lr(self, optimizer: str) -> float:
-        """``optimizer``'s learning rate here when none is given: its own in ``lrs``, else 1e-2."""
-        return self.lrs.get(optimizer, 1e-2)
+        """``optimizer``'s learning rate here when none is given: its own in ``lrs``, else 1e-2
+        (or the multiplier of the step size it finds itself, Prodigy's 1)."""
+        return self.lrs.get(optimizer, registry.get(optimizer).own_step_size_lr or 1e-2)
 
     def loss(self, w: torch.Tensor, t: int | None = None) -> torch.Tensor:
         """The loss at w; ``t`` (0-based step) for problems whose loss changes with time,
@@ -265,6 +266,8 @@ class Surface(Problem):
         step, where Adam's moves by about lr only while the gradients agree)."""
         if optimizer in self.lrs:
             return self.lrs[optimizer]
+        if registry.get(optimizer).own_step_size_lr is not None:
+            return registry.get(optimizer).own_step_size_lr
         if optimizer == "adagrad":
             return 10 * self.lrs["rmsprop"]
         return self.lrs["adam"] / 10 if optimizer == "lion" else self.lrs["adam"]

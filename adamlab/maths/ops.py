@@ -58,6 +58,11 @@ def norm(x):
     return torch.linalg.vector_norm(x) if isinstance(x, torch.Tensor) else np.sqrt(np.sum(np.square(x)))
 
 
+def total(x):
+    """The sum of all of ``x``'s elements, as a 0-d value of its type."""
+    return x.sum() if isinstance(x, torch.Tensor) else np.sum(x)
+
+
 def average(x):
     """The mean of all of ``x``'s elements, as a 0-d value of its type."""
     return x.mean() if isinstance(x, torch.Tensor) else np.sum(x) / np.size(x)

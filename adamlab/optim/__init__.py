@@ -16,11 +16,12 @@ from .lion import Lion
 from .mars import MARS
 from .muon import Muon
 from .nadam import NAdam
+from .prodigy import Prodigy
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .schedulefree import AdamWScheduleFree
 from .sgd import SGD
 from .stableadamw import StableAdamW
 
-__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamW", "AdamW8bit", "AdamWScheduleFree", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer",
+__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamW", "AdamW8bit", "AdamWScheduleFree", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer", "Prodigy",
            "RAdam", "RMSprop", "SGD", "StableAdamW", "StepRefused"]

@@ -31,6 +31,7 @@ SOLVERS = {
     "MARS": dict(lr=0.02),
     "AdamAtan2": dict(lr=0.05),
     "AdamWScheduleFree": dict(lr=0.02),
+    "Prodigy": dict(lr=1.0),
 }
 
 

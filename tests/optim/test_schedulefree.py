@@ -13,7 +13,7 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.maths import schedulefree
 
-from ..conftest import Batches, default_dtype, make_mlp, train, train_pair
+from ..conftest import default_dtype, make_mlp, train, train_pair
 from . import test_behaviour as behaviour
 
 

@@ -10,10 +10,10 @@ by ``drive``) are the standard recipe around them; ``adamlab trace`` and
 
 __version__ = "0.1.0"  # first: modules imported below read it
 
-from .optim import (ADOPT, LAMB, SGD, AdEMAMix, LaProp, Adafactor, Adagrad, Adam, Adam8bit, AdamAtan2, Adamax, AdamW, AdamW8bit, AdamWScheduleFree, Hybrid, Lion, MARS, Muon, NAdam, Prodigy, RAdam,
+from .optim import (ADOPT, LAMB, SGD, AdEMAMix, LaProp, Adafactor, Adagrad, Adam, Adam8bit, AdamAtan2, AdamMini, Adamax, AdamW, AdamW8bit, AdamWScheduleFree, Hybrid, Lion, MARS, Muon, NAdam, Prodigy, RAdam,
                     RMSprop, StableAdamW, StepRefused)
 from .recipe import drive, hidden_matrices, linear_decay, param_groups, warmup_constant, warmup_cosine
 
-__all__ = ["ADOPT", "AdEMAMix", "SGD", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamW", "AdamW8bit", "AdamWScheduleFree", "Adamax", "LAMB", "Hybrid", "LaProp", "Lion", "MARS", "Muon", "NAdam",
+__all__ = ["ADOPT", "AdEMAMix", "SGD", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamMini", "AdamW", "AdamW8bit", "AdamWScheduleFree", "Adamax", "LAMB", "Hybrid", "LaProp", "Lion", "MARS", "Muon", "NAdam",
            "Prodigy", "RAdam", "RMSprop", "StableAdamW", "StepRefused", "__version__", "drive", "hidden_matrices", "linear_decay", "param_groups",
            "warmup_constant", "warmup_cosine"]

@@ -24,9 +24,10 @@ def test_every_optimizer_adamlab_has_is_there_once():
     assert all(entry.name == name for name, entry in registry.OPTIMIZERS.items())
     made = [(entry.make, tuple(sorted(entry.settings.items()))) for entry in registry.OPTIMIZERS.values()]
     assert len(set(made)) == len(made)  # no optimizer under two names ("momentum", "sgd-momentum")
-    # Muon steps matrices only, where the commands step vectors too; Hybrid holds other optimizers
+    # Muon steps matrices only, where the commands step vectors too; AdamMini cuts its blocks by
+    # the parameters' names; Hybrid holds other optimizers
     classes = {getattr(optim, name) for name in optim.__all__} - {optim.Optimizer, optim.StepRefused, optim.Muon,
-                                                                  optim.Hybrid}
+                                                                  optim.AdamMini, optim.Hybrid}
     assert {entry.make for entry in registry.OPTIMIZERS.values()} == classes
     assert all(entry.maths.__name__.startswith("adamlab.maths.") for entry in registry.OPTIMIZERS.values())
     assert len({entry.summary for entry in registry.OPTIMIZERS.values()}) == len(NAMES)

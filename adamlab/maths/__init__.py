@@ -13,9 +13,9 @@ maths inside adamlab's torch optimizers.
 0.999
 """
 
-from . import adafactor, adagrad, adam, adam8bit, adamatan2, adamax, ademamix, adopt, lamb, laprop, lion, mars, moments, muon, nadam, prodigy, quantize, radam, rmsprop, schedulefree, sgd, stableadamw
+from . import adafactor, adagrad, adam, adam8bit, adamatan2, adammini, adamax, ademamix, adopt, lamb, laprop, lion, mars, moments, muon, nadam, prodigy, quantize, radam, rmsprop, schedulefree, sgd, stableadamw
 from .hyperparameters import InvalidHyperparameter, check
 from .step import Step
 
-__all__ = ["Step", "InvalidHyperparameter", "adafactor", "adagrad", "adam", "adam8bit", "adamatan2", "adamax", "ademamix", "adopt", "check", "lamb", "laprop", "lion",
+__all__ = ["Step", "InvalidHyperparameter", "adafactor", "adagrad", "adam", "adam8bit", "adamatan2", "adammini", "adamax", "ademamix", "adopt", "check", "lamb", "laprop", "lion",
            "mars", "moments", "muon", "nadam", "prodigy", "quantize", "radam", "rmsprop", "schedulefree", "sgd", "stableadamw"]

@@ -4,6 +4,7 @@ from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamatan2 import AdamAtan2
+from .adammini import AdamMini
 from .adam8bit import Adam8bit, AdamW8bit
 from .adamax import Adamax
 from .ademamix import AdEMAMix
@@ -23,5 +24,5 @@ from .schedulefree import AdamWScheduleFree
 from .sgd import SGD
 from .stableadamw import StableAdamW
 
-__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamW", "AdamW8bit", "AdamWScheduleFree", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer", "Prodigy",
+__all__ = ["ADOPT", "AdEMAMix", "Adafactor", "Adagrad", "Adam", "Adam8bit", "AdamAtan2", "AdamMini", "AdamW", "AdamW8bit", "AdamWScheduleFree", "Adamax", "Hybrid", "LAMB", "LaProp", "Lion", "MARS", "Muon", "NAdam", "Optimizer", "Prodigy",
            "RAdam", "RMSprop", "SGD", "StableAdamW", "StepRefused"]

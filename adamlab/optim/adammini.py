@@ -4,7 +4,7 @@ import torch
 
 from ..maths import adammini
 from ..maths.hyperparameters import InvalidHyperparameter
-from .base import Optimizer
+from .base import Optimizer, evaluate
 from .checks import StepRefused, _check_state_entry
 
 
@@ -118,10 +118,7 @@ class AdamMini(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step; every parameter's gradient, state and blocks checked before any changes."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         stepping = []
         for group in self.param_groups:
             for param in group["params"]:

@@ -29,8 +29,7 @@ class AdEMAMix(Optimizer):
         weight_decay: decoupled decay rate of theta, as AdamW's (default 0.01).
         {cautious}
         {maximize}
-        fused: None (default) takes the fused step where it can (the CPU kernel, or the
-            compiled maths on CUDA), False forces the simple path, True demands the fused step.
+        {fused}
             With ``t_beta3`` the step takes logarithms the CPU kernel has not, and torch.compile
             cannot build it: the simple path, on the CPU and on a GPU.
         {stochastic_rounding}

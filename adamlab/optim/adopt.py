@@ -32,8 +32,7 @@ class ADOPT(Optimizer):
             schedule's exponent, a number, which the fused kernel computes itself.
         {cautious}
         {maximize}
-        fused: None (default) takes the fused step where it can (the CPU kernel, or the
-            compiled maths on CUDA), False forces the simple path, True demands the fused step.
+        {fused}
         {stochastic_rounding}
 
     Example::

@@ -264,10 +264,20 @@ _SHARED_ARGUMENTS = {
                 "            adamlab.maths.cautious; default False).",
     "implementation_flags": "foreach, differentiable: torch.optim's implementation flags; adamlab\n"
                             "            rejects True.",
+    "fused": "fused: None (default) takes the fused step where it can (the CPU kernel, or the\n"
+             "            compiled maths on CUDA), False forces the simple path, True demands the fused step.",
     "stochastic_rounding": "stochastic_rounding: store bfloat16 parameters rounded up or down at random in\n"
                            "            proportion (unbiased), so training without a float32 master copy does not lose\n"
                            "            updates smaller than half a bfloat16 step (default False; no effect on other dtypes).",
 }
+
+
+def evaluate(closure):
+    """A step's closure evaluated, with gradients on (a step runs under no_grad): its loss, or None."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -391,10 +401,7 @@ class Optimizer(torch.optim.Optimizer):
         that does not fit its parameter, a parameter ``fused=True`` cannot take) leaves the
         parameters and the state as they were.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         steps = []
         for group in self.param_groups:
             params = [param for param in group["params"] if param.grad is not None]

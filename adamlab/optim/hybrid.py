@@ -5,6 +5,8 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
+from .base import evaluate
+
 
 class _States(Mapping):
     """The optimizers' states read as one mapping, parameter -> state, without copying them."""
@@ -70,10 +72,7 @@ class Hybrid(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """Step every optimizer; ``closure`` is evaluated once, first, and its loss returned."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         for optimizer in self.optimizers:
             optimizer.step()
         return loss

@@ -28,8 +28,7 @@ class LaProp(Optimizer):
             ``weight_decouple``).
         {cautious}
         {maximize}
-        fused: None (default) takes the fused step where it can (the CPU kernel, or the
-            compiled maths on CUDA), False forces the simple path, True demands the fused step.
+        {fused}
         {stochastic_rounding}
 
     Example::

@@ -25,8 +25,7 @@ class Lion(Optimizer):
             3-10x AdamW's to keep lr * weight_decay).
         {cautious}
         {maximize}
-        fused: None (default) takes the fused step where it can (the CPU kernel, or the
-            compiled maths on CUDA), False forces the simple path, True demands the fused step.
+        {fused}
         {stochastic_rounding}
 
     Example::

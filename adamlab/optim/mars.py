@@ -25,8 +25,7 @@ class MARS(Optimizer):
         weight_decay: decoupled decay rate, multiplied by lr (default 0).
         {cautious}
         {maximize}
-        fused: None (default) takes the fused step where it can (the CPU kernel, or the
-            compiled maths on CUDA), False forces the simple path, True demands the fused step.
+        {fused}
         {stochastic_rounding}
 
     Example::

@@ -6,7 +6,7 @@ import torch
 
 from ..maths import prodigy
 from ..maths.hyperparameters import InvalidHyperparameter
-from .base import Optimizer, StepRefused
+from .base import Optimizer, StepRefused, evaluate
 
 #: The whole model's numbers, kept in every parameter group as the oracle keeps them.
 _MODEL_NUMBERS = ("d", "d_max", "d_numerator", "k")
@@ -95,10 +95,7 @@ class Prodigy(Optimizer):
     def step(self, closure=None):
         """One step of the whole model. Checked first: a gradient that does not fit, or groups
         whose learning rates differ (but for 0), leave everything as it was."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         first = self.param_groups[0]
         lr = max(group["lr"] for group in self.param_groups)
         stepping = []

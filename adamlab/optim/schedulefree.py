@@ -34,8 +34,7 @@ class AdamWScheduleFree(Optimizer):
         r: the average weights iterate t by t^r (default 0).
         weight_lr_power: ... and by lr_max^weight_lr_power (default 2).
         {maximize}
-        fused: None (default) takes the fused step where it can (the CPU kernel, or the
-            compiled maths on CUDA), False forces the simple path, True demands the fused step.
+        {fused}
         {stochastic_rounding}
 
     Example::

@@ -23,8 +23,7 @@ class StableAdamW(Optimizer):
         weight_decay: decoupled decay rate, multiplied by the step's lr_t (default 0.01).
         {cautious}
         {maximize}
-        fused: None (default) takes the fused step where it can (the CPU kernel, or the
-            compiled maths on CUDA), False forces the simple path, True demands the fused step.
+        {fused}
         {stochastic_rounding}
 
     Example::

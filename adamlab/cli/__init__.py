@@ -6,9 +6,9 @@ import sys
 from .. import __version__
 from ..distributed import RankFailed
 from ..maths.hyperparameters import InvalidHyperparameter
-from . import bench, explore, memory, race, trace, train
+from . import bench, compare, explore, memory, race, trace, train
 
-COMMANDS = (train, trace, race, explore, bench, memory)
+COMMANDS = (train, trace, race, explore, bench, memory, compare)
 
 
 class ArgumentParser(argparse.ArgumentParser):

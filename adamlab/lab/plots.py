@@ -2,6 +2,7 @@
 
 import io
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,3 +65,35 @@ def save_png(figure, path: str | Path) -> None:
     check_output(path, PNG)
     with atomic_write(path) as file:
         file.write(buffer.getvalue())
+
+
+def plot_comparison(summaries: list, summaries_of: dict[str, str], path: str | Path) -> None:
+    """Each workload's optimizers by final validation loss at their best learning rate (the
+    mean over the seeds, and their spread), best at the top; a diverged one is marked, not drawn.
+    ``summaries_of``: each workload's one-line description, for its panel's title."""
+    workloads = list(dict.fromkeys(summary.workload for summary in summaries))
+    rows = max(sum(summary.workload == name for summary in summaries) for name in workloads)
+    figure, panels = plt.subplots(1, len(workloads), figsize=(5.5 * len(workloads), 1.2 + 0.28 * rows), dpi=110,
+                                  squeeze=False)
+    for axes, name in zip(panels[0], workloads):
+        ranked = sorted((summary for summary in summaries if summary.workload == name),
+                        key=lambda summary: summary.final_val_loss, reverse=True)
+        finite = [summary for summary in ranked if math.isfinite(summary.final_val_loss)]
+        low = min((summary.final_val_loss for summary in finite), default=0.0)
+        labels = [f"{summary.optimizer} (lr {summary.best_lr:.2g})" for summary in ranked]
+        values = [summary.final_val_loss if math.isfinite(summary.final_val_loss) else math.nan for summary in ranked]
+        spreads = [summary.final_val_loss_std if math.isfinite(summary.final_val_loss_std) else 0.0
+                   for summary in ranked]
+        axes.barh(labels, values, xerr=spreads, color=["C0" if index < len(ranked) - 1 else "C2"
+                                                       for index in range(len(ranked))], alpha=0.8)
+        for index, summary in enumerate(ranked):
+            if not math.isfinite(summary.final_val_loss):
+                axes.text(low, index, " diverged", va="center", fontsize=8, color="C3")
+        if finite:
+            high = max(summary.final_val_loss + summary.final_val_loss_std for summary in finite)
+            axes.set_xlim(low - 0.1 * (high - low) - 1e-3 * abs(low), high + 0.05 * (high - low) + 1e-3 * abs(high))
+        axes.set_xlabel("final validation loss (mean over seeds, best lr)")
+        axes.set_title(f"{name}\n" + textwrap.fill(summaries_of[name], 60), fontsize=8)
+        axes.tick_params(axis="y", labelsize=8)
+        axes.grid(axis="x", alpha=0.3)
+    save_png(figure, path)

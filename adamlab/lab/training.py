@@ -153,6 +153,8 @@ def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optim
     settings = {name: getattr(config, name) for name in ("lr", "betas", "eps") if name in accepted}
     if "eps" in accepted and isinstance(accepted["eps"].default, tuple):
         del settings["eps"]  # Adafactor's (eps1, eps2) are no Adam eps: keep its defaults
+    if "betas" in settings and len(accepted["betas"].default) > 2:  # AdEMAMix's beta3: its default
+        settings["betas"] = (*settings["betas"], *accepted["betas"].default[2:])
     if config.dtype == "bfloat16" and config.rounding == "stochastic":
         if "stochastic_rounding" not in accepted:
             rounding = [name for name in OPTIMIZERS

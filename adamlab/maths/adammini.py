@@ -42,7 +42,7 @@ class State(NamedTuple):
 def block_shape(shape: tuple, blocks: str, head_size: int | None = None) -> tuple[int, int]:
     """(blocks, block size) of a tensor of ``shape`` cut by ``blocks`` (``head``: of ``head_size``)."""
     numel = int(np.prod(shape))
-    if blocks == "element":
+    if blocks == "element" or numel == 0:  # an empty tensor: no blocks, no second moment
         return numel, 1
     if blocks == "tensor":
         return 1, numel

@@ -152,6 +152,21 @@ def test_bad_hyperparameters_are_named(kwargs, message):
         adamlab.AdamMini(TinyTransformer().named_parameters(), **kwargs)
 
 
+def test_converges_on_a_quadratic_and_leaves_empty_and_gradientless_parameters_alone():
+    target = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.0, -1.0]], dtype=torch.float64)
+    weight = nn.Parameter(torch.zeros(2, 3, dtype=torch.float64))
+    empty, idle = nn.Parameter(torch.zeros(0, 3, dtype=torch.float64)), nn.Parameter(torch.ones(3, dtype=torch.float64))
+    optimizer = adamlab.AdamMini([("mlp.weight", weight), ("mlp.empty", empty), ("norm.weight", idle)], lr=0.05)
+    for _ in range(1000):
+        optimizer.zero_grad()
+        ((weight - target) ** 2).sum().backward()
+        empty.grad = torch.zeros(0, 3, dtype=torch.float64)
+        optimizer.step()
+    assert ((weight - target) ** 2).sum().item() < 1e-6
+    assert optimizer.state[empty]["exp_avg_sq"].shape == (0, 1) and idle not in optimizer.state
+    assert torch.equal(idle, torch.ones(3, dtype=torch.float64))
+
+
 def test_it_takes_named_parameters():
     with pytest.raises(TypeError, match=r"AdamMini takes model.named_parameters\(\)"):
         adamlab.AdamMini(TinyTransformer().parameters())

@@ -20,18 +20,21 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .. import distributed, registry
+from .. import distributed, optim, registry
 from ..files import Kind, atomic_write, check_output
 from ..maths.hyperparameters import InvalidHyperparameter, check
-from ..recipe import SCHEDULES, drive, param_groups
+from ..recipe import SCHEDULES, drive, hidden_matrices, param_groups
 from .gpt import GPT, GPTConfig
 from .names import DEFAULT_CORPUS, Vocabulary, encode_all, read_names, split
 
 #: torch.optim's own classes, to hold adamlab's against (``--compare torch-adamw``): not adamlab's
 #: optimizers, so not in the registry.
 TORCH_OPTIMIZERS = {"torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW}
-#: The optimizers a run can use, by command-line name: the registry's, then torch.optim's.
-OPTIMIZERS = (*registry.OPTIMIZERS, *TORCH_OPTIMIZERS)
+#: Optimizers that train the model as two, by command-line name: Muon for its hidden matrices
+#: beside AdamW for the rest (embeddings, head, norms), as the nanoGPT speedrun trains.
+HYBRIDS = {"muon": optim.Muon}
+#: The optimizers a run can use, by command-line name: the registry's, the hybrids, then torch.optim's.
+OPTIMIZERS = (*registry.OPTIMIZERS, *HYBRIDS, *TORCH_OPTIMIZERS)
 
 #: The precisions a run can train in: of the weights, the gradients and the optimizer state alike.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -142,13 +145,16 @@ def read_split(config: TrainConfig) -> tuple[list[str], list[str], list[str]]:
 
 
 def optimizer_class(name: str) -> type:
-    """The class an optimizer's name makes: adamlab's (the registry's), or torch.optim's."""
+    """The class an optimizer's name makes: adamlab's (the registry's, or a hybrid's first), or torch.optim's."""
+    if name in HYBRIDS:
+        return HYBRIDS[name]
     return TORCH_OPTIMIZERS[name] if name in TORCH_OPTIMIZERS else registry.get(name).make
 
 
-def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, groups: list[dict], model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
     """The configured optimizer over ``groups``, given only the settings its class takes (and
-    those its name fixes: "momentum" is SGD with momentum 0.9)."""
+    those its name fixes: "momentum" is SGD with momentum 0.9). A hybrid (``muon``) splits
+    ``model`` itself."""
     accepted = inspect.signature(optimizer_class(config.optimizer)).parameters
     settings = {name: getattr(config, name) for name in ("lr", "betas", "eps") if name in accepted}
     if "eps" in accepted and isinstance(accepted["eps"].default, tuple):
@@ -164,7 +170,22 @@ def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optim
         settings["stochastic_rounding"] = True
     if config.optimizer in TORCH_OPTIMIZERS:
         return TORCH_OPTIMIZERS[config.optimizer](groups, **settings)
+    if config.optimizer in HYBRIDS:
+        return muon_with_adamw(config, model)
     return registry.get(config.optimizer).build(groups, **settings)
+
+
+def muon_with_adamw(config: TrainConfig, model: torch.nn.Module) -> optim.Hybrid:
+    """Muon over the model's hidden matrices, scaled to AdamW's update size ("match_rms_adamw"), so
+    the run's lr and weight decay serve both; AdamW over the rest, decaying its matrices
+    (embeddings, head), not its vectors."""
+    matrices, others = hidden_matrices(model)
+    muon = optim.Muon(matrices, lr=config.lr, weight_decay=config.weight_decay, adjust_lr_fn="match_rms_adamw")
+    decayed = [param for param in others if param.dim() >= 2]
+    vectors = [param for param in others if param.dim() < 2]
+    groups = [{"params": params, "weight_decay": decay}
+              for params, decay in ((decayed, config.weight_decay), (vectors, 0.0)) if params]
+    return optim.Hybrid(muon, optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps))
 
 
 @dataclass
@@ -216,8 +237,11 @@ class Training:
                                    config.init_std)).to(self.device, DTYPES[config.dtype])
         if sharded:
             distributed.shard(self.model, self.model.blocks)
+        if sharded and config.optimizer in HYBRIDS:
+            raise ValueError(f"{config.optimizer} does not train sharded yet (its Newton-Schulz products need whole "
+                             f"matrices); leave out --nproc")
         self.groups = param_groups(self.model, config.weight_decay)
-        self.optimizer = make_optimizer(config, self.groups.groups)
+        self.optimizer = make_optimizer(config, self.groups.groups, self.model)
         schedule = SCHEDULES[config.schedule]
         settings = {"warmup_steps": config.warmup, "total_steps": config.steps, "min_lr": config.min_lr}
         accepted = inspect.signature(schedule).parameters

@@ -84,6 +84,24 @@ def test_every_optimizer_trains(optimizer):
     assert run.step == 2 and all(loss == loss for loss in run.history.batch_loss)
 
 
+def test_muon_trains_the_hidden_matrices_beside_adamw_and_resumes_exactly(tmp_path):
+    config = SHORT.replace(optimizer="muon", steps=20, eval_every=10, weight_decay=0.1)
+    unbroken = Training(config)
+    muon, adamw = unbroken.optimizer.optimizers
+    hidden = {id(param) for block in unbroken.model.blocks
+              for param in (block.attention.qkv.weight, block.attention.proj.weight, block.mlp[0].weight,
+                            block.mlp[2].weight)}
+    assert {id(param) for group in muon.param_groups for param in group["params"]} == hidden
+    assert [group["weight_decay"] for group in adamw.param_groups] == [config.weight_decay, 0.0]  # embeddings, head; norms
+    unbroken.run()
+    first = Training(config)
+    first.run(on_step=lambda run: setattr(run, "stop_requested", run.step == 7), save_to=tmp_path / "run.pt")
+    resumed = Training.resume(tmp_path / "run.pt")
+    resumed.run()
+    assert resumed.history.val_loss == unbroken.history.val_loss
+    assert unbroken.history.val_loss[-1] < unbroken.history.val_loss[0]
+
+
 def test_invalid_settings_are_refused_before_training():
     with pytest.raises(ValueError, match="steps must be a whole number from 1 to 1,000,000,000, got 0"):
         SHORT.replace(steps=0)

@@ -112,7 +112,8 @@ def option(command: str, flag: str) -> argparse.Action:
 
 def test_every_command_lists_the_registry():
     torch_ones = list(training.TORCH_OPTIMIZERS)
-    assert list(option("train", "--optimizer").choices) == NAMES + torch_ones
+    assert list(option("train", "--optimizer").choices) == NAMES + list(training.HYBRIDS) + torch_ones
+    assert option("compare", "--optimizers").default == ",".join(NAMES)
     assert list(option("trace", "--optimizer").choices) == NAMES
     assert option("race", "--optimizers").type(",".join(NAMES)) == NAMES
     assert option("bench", "--optimizers").default == ",".join(NAMES)

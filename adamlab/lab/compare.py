@@ -18,6 +18,7 @@ optimizer's state in bytes. The workloads:
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
@@ -81,6 +82,36 @@ class Workload:
     def run(self, optimizer: str, lr: float, seed: int, steps: int) -> Result:
         raise NotImplementedError
 
+    def train(self, optimizer: str, lr: float, seed: int, steps: int, model: torch.nn.Module,
+              batch_loss: Callable[[], torch.Tensor], held_out_loss: Callable[[], torch.Tensor]) -> Result:
+        """``model`` trained ``steps`` steps of ``optimizer`` on ``batch_loss()``, with
+        ``held_out_loss()`` taken before the first step and every tenth of the run; stopped at the
+        first loss, of either, that is not a finite number."""
+        stepper = registry.get(optimizer).build(list(model.parameters()), lr=lr)
+        every = max(1, steps // self.evaluations)
+        result = Result(self.name, optimizer, lr, seed, [], [], [])
+        seconds = 0.0  # training time, the evaluations left out
+        for step in range(steps + 1):
+            if step % every == 0 or step == steps:
+                with torch.no_grad():
+                    held_out = held_out_loss().item()
+                result.steps.append(step), result.val_loss.append(held_out), result.seconds.append(seconds)
+                if not math.isfinite(held_out):
+                    result.diverged_at = step
+                    break
+            if step == steps:
+                break
+            started = time.perf_counter()
+            stepper.zero_grad()
+            loss = batch_loss()
+            if not torch.isfinite(loss):
+                result.diverged_at = step + 1
+                break
+            loss.backward()
+            stepper.step()
+            seconds += time.perf_counter() - started
+        return result
+
     def shapes(self) -> list[tuple[int, ...]]:
         """The model's parameter shapes, for its optimizers' state bytes."""
         raise NotImplementedError
@@ -122,6 +153,7 @@ class Digits(Workload):
     batch_size = 64
 
     @staticmethod
+    @functools.cache  # read once for every run of the sweep
     def data() -> tuple[torch.Tensor, ...]:
         """Training and held-out images (scaled to [0, 1]) and labels, split the same way always."""
         try:
@@ -143,36 +175,14 @@ class Digits(Workload):
     def run(self, optimizer, lr, seed, steps):
         images, labels, held_images, held_labels = self.data()
         model = self.network(seed)
-        stepper = registry.get(optimizer).build(list(model.parameters()), lr=lr)
         batches = torch.Generator().manual_seed(seed)
-        every = max(1, steps // self.evaluations)
-        result = Result(self.name, optimizer, lr, seed, [], [], [])
-        seconds = 0.0
 
-        def evaluate(step):
-            with torch.no_grad():
-                loss = torch.nn.functional.cross_entropy(model(held_images), held_labels).item()
-            result.steps.append(step), result.val_loss.append(loss), result.seconds.append(seconds)
-            if not math.isfinite(loss) and result.diverged_at is None:
-                result.diverged_at = step
-
-        evaluate(0)
-        for step in range(1, steps + 1):
-            started = time.perf_counter()
+        def batch_loss():
             index = torch.randint(0, len(labels), (self.batch_size,), generator=batches)
-            stepper.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(images[index]), labels[index])
-            if not torch.isfinite(loss):
-                result.diverged_at = step
-                break
-            loss.backward()
-            stepper.step()
-            seconds += time.perf_counter() - started
-            if step % every == 0 or step == steps:
-                evaluate(step)
-                if result.diverged_at is not None:
-                    break
-        return result
+            return torch.nn.functional.cross_entropy(model(images[index]), labels[index])
+
+        return self.train(optimizer, lr, seed, steps, model, batch_loss,
+                          lambda: torch.nn.functional.cross_entropy(model(held_images), held_labels))
 
     def shapes(self):
         return [tuple(param.shape) for param in self.network(0).parameters()]
@@ -188,25 +198,11 @@ class FlipNetwork(Workload):
     def run(self, optimizer, lr, seed, steps):
         inputs, targets = Flip.data()
         model = Flip.network(seed)
-        stepper = registry.get(optimizer).build(list(model.parameters()), lr=lr)
-        every = max(1, steps // self.evaluations)
-        result = Result(self.name, optimizer, lr, seed, [], [], [])
-        seconds = 0.0
-        for step in range(steps + 1):
-            started = time.perf_counter()
-            stepper.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(inputs), targets)
-            if step % every == 0 or step == steps:
-                result.steps.append(step), result.val_loss.append(loss.item()), result.seconds.append(seconds)
-            if not torch.isfinite(loss):
-                result.diverged_at = step
-                break
-            if step == steps:
-                break
-            loss.backward()
-            stepper.step()
-            seconds += time.perf_counter() - started
-        return result
+
+        def loss():  # full batch: the loss to step on is the one reported
+            return torch.nn.functional.mse_loss(model(inputs), targets)
+
+        return self.train(optimizer, lr, seed, steps, model, loss, loss)
 
     def shapes(self):
         return [tuple(param.shape) for param in Flip.network(0).parameters()]
@@ -276,9 +272,11 @@ def summarise(results: list[Result]) -> list[Summary]:
     grouped: dict[tuple[str, str], dict[float, list[Result]]] = {}
     for result in results:
         grouped.setdefault((result.workload, result.optimizer), {}).setdefault(result.lr, []).append(result)
-    summaries = []
+    summaries, shapes = [], {}
     for (workload_name, optimizer), by_lr in grouped.items():
         workload = WORKLOADS[workload_name]
+        if workload_name not in shapes:  # the names GPT's shapes take a model built: once per workload
+            shapes[workload_name] = workload.shapes()
         means = {lr: statistics.fmean(result.final for result in runs) for lr, runs in by_lr.items()}
         best_lr = min(means, key=lambda lr: (means[lr], lr))
         best = by_lr[best_lr]
@@ -291,6 +289,6 @@ def summarise(results: list[Result]) -> list[Summary]:
             statistics.median(step for step, _ in reached) if reached else None,
             statistics.median(seconds for _, seconds in reached) if reached else None,
             statistics.fmean(result.seconds[-1] for result in best),
-            memory.state_bytes(optimizer, workload.shapes()),
+            memory.state_bytes(optimizer, shapes[workload_name]),
             {f"{lr:.3g}": mean for lr, mean in sorted(means.items())}))
     return summaries

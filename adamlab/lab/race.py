@@ -266,8 +266,9 @@ class Surface(Problem):
         step, where Adam's moves by about lr only while the gradients agree)."""
         if optimizer in self.lrs:
             return self.lrs[optimizer]
-        if registry.get(optimizer).own_step_size_lr is not None:
-            return registry.get(optimizer).own_step_size_lr
+        own = registry.get(optimizer).own_step_size_lr
+        if own is not None:
+            return own
         if optimizer == "adagrad":
             return 10 * self.lrs["rmsprop"]
         return self.lrs["adam"] / 10 if optimizer == "lion" else self.lrs["adam"]

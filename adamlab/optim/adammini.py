@@ -5,7 +5,7 @@ import torch
 from ..maths import adammini
 from ..maths.hyperparameters import InvalidHyperparameter
 from .base import Optimizer, evaluate
-from .checks import StepRefused, _check_state_entry
+from .checks import StepRefused, _check_state_entry, _step_dtype
 
 
 class AdamMini(Optimizer):
@@ -102,7 +102,7 @@ class AdamMini(Optimizer):
 
     def _init_state(self, param: torch.Tensor, group: dict) -> dict:
         rows, _ = self._shape(param, group)
-        return {"step": torch.zeros((), dtype=torch.float32), "exp_avg": torch.zeros_like(param),
+        return {"step": torch.zeros((), dtype=_step_dtype()), "exp_avg": torch.zeros_like(param),
                 "exp_avg_sq": torch.zeros((rows, 1), dtype=param.dtype, device=param.device)}
 
     def _check_param_state(self, param_state: dict, param: torch.Tensor, group: dict, where: str) -> None:

@@ -8,10 +8,12 @@ different runs do not compare.
 import functools
 import gc
 import importlib
+import inspect
 import math
 import statistics
 import time
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -53,12 +55,14 @@ PEERS = {
     "adam-atan2-pytorch": ("adam_atan2_pytorch", {"adamatan2": "AdamAtan2"}),
     "schedulefree": ("schedulefree", {"schedulefree": "AdamWScheduleFree"}),
     "prodigyopt": ("prodigyopt", {"prodigy": "Prodigy"}),
+    "adam-mini": ("adam_mini", {"adammini": "Adam_mini"}),
 }
 
 #: What a peer's constructor needs beyond the parameters, by (peer, optimizer): optimi's
 #: StableAdamW has no default lr; pytorch-optimizer's MARS gives vectors to AdamW unless told.
 PEER_SETTINGS = {("optimi", "stableadamw"): {"lr": 1e-3, "kahan_sum": False},
-                 ("pytorch-optimizer", "mars"): {"optimize_1d": True}}
+                 ("pytorch-optimizer", "mars"): {"optimize_1d": True},
+                 ("adam-mini", "adammini"): {"verbose": False}}
 
 #: Peers --quick leaves out where another peer gives the ratio its divisor: they take seconds to
 #: import, or step slowly on the CPU.
@@ -75,6 +79,33 @@ def gpt2_shapes(n_embd: int = 768, n_layer: int = 12, vocab: int = 50257, contex
         shapes += [(n_embd,), (n_embd,), (n_embd, 3 * n_embd), (3 * n_embd,), (n_embd, n_embd), (n_embd,),
                    (n_embd,), (n_embd,), (n_embd, 4 * n_embd), (4 * n_embd,), (4 * n_embd, n_embd), (n_embd,)]
     return shapes + [(n_embd,), (n_embd,)]
+
+
+def gpt2_names(n_layer: int = 12) -> list[str]:
+    """The names of :func:`gpt2_shapes`' tensors, in order, as Hugging Face's GPT-2 names them."""
+    layer = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+             "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+             "mlp.c_proj.weight", "mlp.c_proj.bias"]
+    return ["wte.weight", "wpe.weight", *(f"h.{index}.{name}" for index in range(n_layer) for name in layer),
+            "ln_f.weight", "ln_f.bias"]
+
+
+def parameter_names(layout: str, shapes) -> list[str]:
+    """Names for a layout's tensors, which Adam-mini cuts its blocks by: GPT-2's on the GPT-2
+    layouts, else w0, w1, ... (each tensor a block of its own)."""
+    if layout.startswith("gpt2"):
+        return gpt2_names(n_layer=(len(shapes) - 4) // 12)
+    return [f"w{index}" for index in range(len(shapes))]
+
+
+def stepped(optimizer: str, layout: str, shapes) -> tuple[int, ...]:
+    """The indices of the tensors of a layout that ``optimizer`` steps: every one, but for an
+    optimizer of matrices (Muon) the hidden matrices, the 2-D tensors but the embeddings."""
+    if not registry.get(optimizer).matrices_only:
+        return tuple(range(len(shapes)))
+    names = parameter_names(layout, shapes)
+    return tuple(index for index, shape in enumerate(shapes)
+                 if len(shape) == 2 and not names[index].startswith(("wte.", "wpe.")))
 
 
 def layouts(quick: bool = False) -> dict[str, list[tuple]]:
@@ -104,14 +135,19 @@ class Series:
     """The floor and the contenders of one optimizer, timed in turns on one layout."""
 
     layout: str
-    shapes: tuple[tuple[int, ...], ...]
+    shapes: tuple[tuple[int, ...], ...]  # the layout's
     optimizer: str
     contenders: tuple[str, ...]  # implementation names, the floor not among them
     settling: bool = False  # timed and thrown away (see plan)
 
     @property
+    def stepped(self) -> tuple[int, ...]:
+        """The indices of the layout's tensors the optimizer steps (Muon's: the hidden matrices)."""
+        return stepped(self.optimizer, self.layout, self.shapes)
+
+    @property
     def params(self) -> int:
-        return sum(math.prod(shape) for shape in self.shapes)
+        return sum(math.prod(self.shapes[index]) for index in self.stepped)
 
 
 def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = WARMUP,
@@ -148,11 +184,12 @@ def implementations(optimizer: str) -> dict[str, Callable]:
     entry = registry.get(optimizer)
     settings = entry.settings  # what the name fixes (momentum's 0.9), for torch's class as for ours
     theirs = getattr(torch.optim, TORCH_CLASSES.get(optimizer, entry.make.__name__), None)
-    built = {
-        "adamlab": lambda params: entry.build(params),
-        "adamlab-simple": lambda params: entry.build(params, fused=False),
-    }
-    if theirs is not None:  # torch.optim has no Lion
+    built = {"adamlab": lambda params: entry.build(params)}
+    if entry.make.fused_step:  # else the simple step is adamlab's only one
+        built["adamlab-simple"] = lambda params: entry.build(params, fused=False)
+    if theirs is not None and "foreach" not in inspect.signature(theirs).parameters:  # Muon: one tensor at a time
+        built["torch-single"] = lambda params: theirs(params, **settings)
+    elif theirs is not None:  # torch.optim has no Lion
         built["torch-single"] = lambda params: theirs(params, foreach=False, **settings)
         built["torch-foreach"] = lambda params: theirs(params, foreach=True, **settings)
         if "fused" in theirs.__init__.__code__.co_varnames:
@@ -213,11 +250,12 @@ def plan(optimizers=tuple(registry.OPTIMIZERS), quick: bool = False, only_layout
         if only_layouts is not None and layout not in only_layouts:
             continue
         shapes = tuple(tuple(shape) for shape in shapes)
+        timed = [Series(layout, shapes, optimizer, tuple(contenders(optimizer, quick))) for optimizer in optimizers
+                 if stepped(optimizer, layout, shapes)]  # Muon has nothing to step among vectors
         # The first series on a fresh layout runs slow for whichever optimizer comes first
         # (its adamlab step ~15% slower on GPT-2 small, whichever optimizer that is): one
         # series, timed and thrown away, absorbs it.
-        series.append(Series(layout, shapes, optimizers[0], tuple(contenders(optimizers[0], quick)), settling=True))
-        series += [Series(layout, shapes, optimizer, tuple(contenders(optimizer, quick))) for optimizer in optimizers]
+        series += [dataclasses.replace(timed[0], settling=True), *timed] if timed else []
     return series
 
 
@@ -246,7 +284,7 @@ def estimate_seconds(series_list: list[Series], repeats: int, seconds_per_byte: 
         step = 0.0
         for impl in ("floor", *series.contenders):
             floors, microseconds_per_tensor = TYPICAL_COST.get(impl, TYPICAL_COST["peer"])
-            step += floors * floor + microseconds_per_tensor * 1e-6 * len(series.shapes)
+            step += floors * floor + microseconds_per_tensor * 1e-6 * len(series.stepped)
         setup = SERIES_S + SETUP_FLOORS * (len(series.contenders) + 1) * floor
         if series.settling:  # the first series on its layout, which draws the parameters
             setup += LAYOUT_FLOORS * floor
@@ -314,6 +352,9 @@ def _time_series(series: Series, params: list[torch.nn.Parameter], repeats: int,
     """Median milliseconds of the floor and of every contender of ``series``, in turns."""
     # Each implementation steps its own copy of the parameters, so none starts from
     # another's result.
+    params = [params[index] for index in series.stepped]
+    names = [parameter_names(series.layout, series.shapes)[index] for index in series.stepped]
+    named = registry.get(series.optimizer).takes_names
     steps = {"floor": floor_step([param.detach() for param in params])}
     fresh = {}
     built = implementations(series.optimizer)
@@ -321,7 +362,7 @@ def _time_series(series: Series, params: list[torch.nn.Parameter], repeats: int,
         copies = [torch.nn.Parameter(param.detach().clone()) for param in params]
         fresh[impl] = _fresh_gradients(copies, params)
         fresh[impl]()
-        steps[impl] = built[impl](copies).step
+        steps[impl] = built[impl](list(zip(names, copies)) if named else copies).step
     times = interleaved_medians(steps, repeats, synchronize=synchronize, on_round=on_round, before=fresh)
     del steps
     gc.collect()

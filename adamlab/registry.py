@@ -55,6 +55,23 @@ class Entry:
     #: where lr multiplies a step size the optimizer finds itself (Prodigy's d), the lr to race
     #: it with: the same on every problem
     own_step_size_lr: float | None = None
+    #: its maths takes each parameter as a matrix (Muon's rows and columns, Adam-mini's blocks):
+    #: the lessons hand it their number or point as one row
+    matrix_maths: bool = False
+    #: the explorer's page steps it itself, in JavaScript printed from its maths (the page steps
+    #: flat parameters: not Muon's matrix products, nor Adam-mini's blocks); the others it races
+    #: on the server
+    in_page: bool = True
+
+    @property
+    def takes_names(self) -> bool:
+        """Its class takes ``model.named_parameters()`` (Adam-mini cuts its blocks by name)."""
+        return next(iter(inspect.signature(self.make).parameters)) == "named_parameters"
+
+    @property
+    def matrices_only(self) -> bool:
+        """Its class steps matrices and nothing else (Muon): :meth:`build` gives other tensors to AdamW."""
+        return getattr(self.make, "matrices_only", False)
 
     def applicable(self, knobs: dict) -> dict:
         """Those of ``knobs`` that are set (not None) and mean something to this optimizer: a
@@ -86,7 +103,23 @@ class Entry:
     def build(self, params, knobs: dict | None = None, **arguments) -> torch.optim.Optimizer:
         """The optimizer over ``params``: the name's settings, ``knobs``, then ``arguments`` as
         the constructor takes them (lr, fused ...). A knob out of range is an
-        :class:`InvalidHyperparameter` naming the knob (beta2), not the argument it set (alpha)."""
+        :class:`InvalidHyperparameter` naming the knob (beta2), not the argument it set (alpha).
+
+        Tensors are given as the class takes them: named by position where it takes named
+        parameters (Adam-mini); where it steps matrices only (Muon), the matrices, the rest to
+        AdamW at the same lr, the two as one :class:`adamlab.Hybrid` (AdamW alone if no matrix)."""
+        params = list(params)
+        if self.matrices_only and all(isinstance(param, torch.Tensor) for param in params):
+            matrices = [param for param in params if param.ndim == 2]
+            others = [param for param in params if param.ndim != 2]
+            if others:  # as a model is trained with Muon: AdamW for the rest, at the same lr
+                decay = {"weight_decay": knobs["weight_decay"]} if (knobs or {}).get("weight_decay") is not None else {}
+                rest = get("adamw").build(others, decay, **{name: value for name, value in arguments.items()
+                                                            if name in ("lr", "maximize")})
+                return optim.Hybrid(self.build(matrices, knobs, **arguments), rest) if matrices else rest
+        if self.takes_names:  # a tensor given without a name is one block
+            params = [param if isinstance(param, tuple) else (f"param{number}", param)
+                      for number, param in enumerate(params)]
         with named_as(self._error_names()):
             return self.make(params, **{**self.arguments(knobs), **arguments})
 
@@ -197,6 +230,14 @@ OPTIMIZERS = _by_name(
           own_step_size_lr=1.0),
     Entry("mars", optim.MARS, maths.mars,
           "MARS: AdamW on the gradient plus gamma times its change since the last step, clipped to norm 1", _ADAM),
+    Entry("muon", optim.Muon, maths.muon,
+          "Muon: Nesterov momentum (beta1 0.95) orthogonalised by Newton-Schulz, for matrices (the rest: AdamW); "
+          "a vector's orthogonalisation is its direction",
+          {"beta1": Knob("momentum", "momentum"), **_DECAY}, {"adjust_lr_fn": "match_rms_adamw"},
+          {"adjust_lr_fn": "match_rms_adamw"}, matrix_maths=True, in_page=False),
+    Entry("adammini", optim.AdamMini, maths.adammini,
+          "Adam-mini: Adam with one v per block (a head, a neuron; a tensor of unknown name is one block)",
+          _ADAM, matrix_maths=True, in_page=False),
 )
 
 

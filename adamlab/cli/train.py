@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import distributed
+from .. import distributed, registry
 from ..files import PNG, atomic_write, check_outputs
 from ..lab.names import CorpusError
-from ..lab.training import (CHECKPOINT_FILE, DTYPES, HYBRIDS, LARGEST_SAMPLES, OPTIMIZERS, RECIPES, ROUNDINGS, History,
+from ..lab.training import (CHECKPOINT_FILE, DTYPES, LARGEST_SAMPLES, OPTIMIZERS, RECIPES, ROUNDINGS, History,
                              TrainConfig, Training, read_checkpoint, read_split, saved_config)
 from ..maths.hyperparameters import InvalidHyperparameter
 from ..recipe import SCHEDULES
@@ -121,7 +121,7 @@ def _check_options(args) -> None:
     if args.nproc is not None and args.resume is not None and not Path(args.resume).is_dir():
         raise ValueError(f"--nproc resumes a checkpoint folder of a sharded run; {args.resume} is not one "
                          f"(resume a checkpoint file without --nproc)")
-    if args.nproc is not None and (args.optimizer or "") in HYBRIDS:
+    if args.nproc is not None and args.optimizer in registry.OPTIMIZERS and registry.get(args.optimizer).matrices_only:
         raise ValueError(f"--optimizer {args.optimizer} does not train sharded yet (Muon's Newton-Schulz products "
                          f"need whole matrices); leave out --nproc")
     if args.compare and (args.save or args.resume):

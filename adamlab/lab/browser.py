@@ -95,19 +95,22 @@ def printed(function, positional: tuple[str, ...], about: dict) -> str:
 
 @functools.cache
 def script() -> str:
-    """The page's script, printed once a process: every optimizer's rule (``ADAMLAB_RULES``),
+    """The page's script, printed once a process: the rule of every optimizer it steps itself
+    (``ADAMLAB_RULES``), the registry's names in order (``ADAMLAB_NAMES``),
     the knobs each lets the page turn, by the maths' name each sets (``ADAMLAB_KNOBS``: RMSprop's
     beta2 is its alpha), the headers of the step's quantities (``ADAMLAB_COLUMNS``, as
     ``adamlab trace`` prints them), the moment generating function of a normal distribution
     and its two moments (``ADAMLAB_MOMENTS``, from ``adamlab.maths.moments``), the linear race
     problems (``ADAMLAB_LINEAR``), the race surfaces (``ADAMLAB_SURFACES``) and the parabola w^2
     (``ADAMLAB_PARABOLA``)."""
-    rules = {name: rule(entry) for name, entry in registry.OPTIMIZERS.items()}
+    rules = {name: rule(entry) for name, entry in registry.OPTIMIZERS.items() if entry.in_page}
     knobs = {name: {knob: setting.maths for knob, setting in registry.get(name).knobs.items()
                     if setting.maths in rules[name].changing} for name in rules}
     mgf = {name: javascript.function(getattr(moments, name), positional, ("mean", "spread"))
            for name, positional in (("normal_mgf", ("t",)), ("first_moment", ()), ("second_moment", ()))}
     return (javascript.module(rules) + f"const ADAMLAB_KNOBS = {json.dumps(knobs)};\n"
+            "/* Every optimizer of the registry, in its order (the page's colours), those raced on the server too. */\n"
+            f"const ADAMLAB_NAMES = {json.dumps(list(registry.OPTIMIZERS))};\n"
             f"const ADAMLAB_COLUMNS = {json.dumps(trace.COLUMNS)};\n"
             "/* The moment generating function of N(mean, spread^2), from adamlab.maths.moments. */\n"
             "const ADAMLAB_MOMENTS = {\n"

@@ -147,6 +147,8 @@ class Problem:
     options: dict[str, Option] = {}
     #: the optimizers whose inner workings the problem is about (None: any)
     only: tuple[str, ...] | None = None
+    #: its parameters are several seeds' tensors stacked (flip): an optimizer of matrices cannot race
+    stacks_seeds = False
     #: the work of one optimizer's step here, in steps of one optimizer on one parameter
     work_per_step = 1.0
     #: set by the one who runs the race (see Plan.run): the race stops at the next step once it is
@@ -189,15 +191,18 @@ class Problem:
 
     def descend(self, optimizer: str, lr: float, steps: int, start, knobs: dict) -> Run:
         """Run one optimizer on the loss from ``start``."""
-        w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-        stepper = make(optimizer, [w], lr, knobs)
+        # the point as one row, for an optimizer of matrices (Muon): w below is that row's view
+        row = torch.tensor([start] if registry.get(optimizer).matrix_maths else start, dtype=torch.float64,
+                           requires_grad=True)
+        w = row.view(-1)
+        stepper = make(optimizer, [row], lr, knobs)
         schedule = torch.optim.lr_scheduler.LambdaLR(stepper, self.schedule)
         params, losses, grads = [w.tolist()], [self.loss(w.detach()).item()], []
         for t in range(steps):
             self.check_cancel()
             stepper.zero_grad()
-            self.loss(w, t).backward()
-            grads.append(w.grad.tolist())
+            self.loss(row.view(-1), t).backward()
+            grads.append(row.grad.view(-1).tolist())
             stepper.step()
             schedule.step()
             with torch.no_grad():
@@ -350,6 +355,7 @@ class Flip(Problem):
     lrs = {"momentum": 0.05, "adam": 0.001}
     other_lrs = {"momentum": (0.01, 0.2), "adam": (0.01, 0.05), "sgd": (0.05, 0.5), "rmsprop": (0.001, 0.01)}
     seeds = 5
+    stacks_seeds = True
     work_per_step = 2.0  # five seeds' networks, stacked: about twice a step on one parameter
 
     def runs(self, optimizers):
@@ -678,6 +684,10 @@ def plan(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float
     refused = [name for name in optimizers if course.only and name not in course.only]
     if refused:
         raise ValueError(f"{problem} races {', '.join(course.only)}, not {refused[0]}")
+    for name in optimizers:
+        if course.stacks_seeds and registry.get(name).matrices_only:
+            raise ValueError(f"{problem} stacks its seeds' weights into 3-D tensors, which {name} (for matrices "
+                             f"only) cannot step; race {name} on a surface, or train with it")
     unknown = set(knobs) - set(registry.KNOBS)
     if unknown:
         raise ValueError(f"unknown setting {sorted(unknown)[0]!r}; choose from {', '.join(registry.KNOBS)}")
@@ -703,7 +713,8 @@ def plan(problem: str, optimizers: list[str] | None = None, lrs: dict[str, float
     # Each optimizer checks its knobs when made: make it once now, so that a bad value is refused
     # before any work is done.
     for name in optimizers:
-        make(name, [torch.zeros(1, dtype=torch.float64, requires_grad=True)], rates[name], settings)
+        shape = (1, 1) if registry.get(name).matrix_maths else (1,)
+        make(name, [torch.zeros(shape, dtype=torch.float64, requires_grad=True)], rates[name], settings)
     return Plan(course, optimizers, rates, steps, start, settings)
 
 

@@ -26,8 +26,8 @@ STANDARD_KEYS = ("step", "grad", "m", "v", "m_hat", "v_hat", "update", "param")
 #: The quantities shown as columns, in order, and their headers: in ``adamlab trace``'s table
 #: and in the explorer's (which /api/problems sends them to). An optimizer lacking one shows none.
 COLUMNS = {"step": "t", "grad": "grad", "g": "g", "m": "m", "v": "v", "v_max": "v_max", "sum": "sum",
-           "grad_avg": "grad_avg", "momentum_buffer": "buffer", "mu": "mu_t", "bias_correction1": "1-beta1^t",
-           "bias_correction2": "1-beta2^t", "m_hat": "m_hat", "v_hat": "v_hat", "u": "u", "rho_t": "rho_t",
+           "grad_avg": "grad_avg", "momentum_buffer": "buffer", "buffer": "buffer", "mu": "mu_t", "bias_correction1": "1-beta1^t",
+           "bias_correction2": "1-beta2^t", "m_hat": "m_hat", "v_hat": "v_hat", "u": "u", "o": "NS(u)", "rho_t": "rho_t",
            "trust_ratio": "trust ratio", "lr_t": "lr_t", "decay": "decay", "update": "update", "param": "theta"}
 
 
@@ -55,20 +55,21 @@ def trace(optimizer: str = "adam", grads=WORKED_EXAMPLE_GRADS, theta: float = 1.
         raise ValueError("grads must hold at least one gradient")
     if not all(np.isfinite(grads + [theta])):
         raise ValueError("grads and theta must be finite numbers")
-    maths = registry.get(optimizer).maths
-    init_arguments = inspect.signature(maths.init).parameters
-    state = maths.init(np.float64(theta), **{name: value for name, value in arguments.items()
-                                              if name in init_arguments})
-    param = np.float64(theta)
+    entry = registry.get(optimizer)
+    # one number, or a 1x1 matrix for maths that takes matrices (Muon's, Adam-mini's)
+    number = (lambda value: np.full((1, 1), value)) if entry.matrix_maths else np.float64
+    init_arguments = inspect.signature(entry.maths.init).parameters
+    param = number(theta)
+    state = entry.maths.init(param, **{name: value for name, value in arguments.items() if name in init_arguments})
     rows = []
     for t, grad in enumerate(grads, start=1):
         # An overflow is reported by diverged_at, once, rather than as a warning per operation.
         with np.errstate(all="ignore"):
-            step = maths.update(np.float64(grad), state, param, **arguments)
+            step = entry.maths.update(number(grad), state, param, **arguments)
         param, state = step.param, step.state
         row = dict.fromkeys(STANDARD_KEYS)
-        row.update(step=t, grad=grad, **{name: float(value) for name, value in step.quantities.items()})
-        row["param"] = float(param)
+        row.update(step=t, grad=grad, **{name: np.asarray(value).item() for name, value in step.quantities.items()})
+        row["param"] = np.asarray(param).item()
         rows.append(row)
     return rows
 

@@ -32,9 +32,8 @@ from .names import DEFAULT_CORPUS, Vocabulary, encode_all, read_names, split
 TORCH_OPTIMIZERS = {"torch-adam": torch.optim.Adam, "torch-adamw": torch.optim.AdamW}
 #: Optimizers that train the model as two, by command-line name: Muon for its hidden matrices
 #: beside AdamW for the rest (embeddings, head, norms), as the nanoGPT speedrun trains.
-HYBRIDS = {"muon": optim.Muon}
 #: The optimizers a run can use, by command-line name: the registry's, the hybrids, then torch.optim's.
-OPTIMIZERS = (*registry.OPTIMIZERS, *HYBRIDS, *TORCH_OPTIMIZERS)
+OPTIMIZERS = (*registry.OPTIMIZERS, *TORCH_OPTIMIZERS)
 
 #: The precisions a run can train in: of the weights, the gradients and the optimizer state alike.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -145,16 +144,14 @@ def read_split(config: TrainConfig) -> tuple[list[str], list[str], list[str]]:
 
 
 def optimizer_class(name: str) -> type:
-    """The class an optimizer's name makes: adamlab's (the registry's, or a hybrid's first), or torch.optim's."""
-    if name in HYBRIDS:
-        return HYBRIDS[name]
+    """The class an optimizer's name makes: adamlab's (the registry's), or torch.optim's."""
     return TORCH_OPTIMIZERS[name] if name in TORCH_OPTIMIZERS else registry.get(name).make
 
 
 def make_optimizer(config: TrainConfig, groups: list[dict], model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
     """The configured optimizer over ``groups``, given only the settings its class takes (and
-    those its name fixes: "momentum" is SGD with momentum 0.9). A hybrid (``muon``) splits
-    ``model`` itself."""
+    those its name fixes: "momentum" is SGD with momentum 0.9). Muon takes ``model``'s hidden
+    matrices (AdamW the rest), Adam-mini its named parameters."""
     accepted = inspect.signature(optimizer_class(config.optimizer)).parameters
     settings = {name: getattr(config, name) for name in ("lr", "betas", "eps") if name in accepted}
     if "eps" in accepted and isinstance(accepted["eps"].default, tuple):
@@ -170,9 +167,13 @@ def make_optimizer(config: TrainConfig, groups: list[dict], model: torch.nn.Modu
         settings["stochastic_rounding"] = True
     if config.optimizer in TORCH_OPTIMIZERS:
         return TORCH_OPTIMIZERS[config.optimizer](groups, **settings)
-    if config.optimizer in HYBRIDS:
+    entry = registry.get(config.optimizer)
+    if entry.matrices_only:
         return muon_with_adamw(config, model)
-    return registry.get(config.optimizer).build(groups, **settings)
+    if entry.takes_names:  # Adam-mini: the model's names and shape choose its blocks
+        return entry.build(model.named_parameters(), **settings, weight_decay=config.weight_decay,
+                           dim=config.n_embd, n_heads=config.n_head)
+    return entry.build(groups, **settings)
 
 
 def muon_with_adamw(config: TrainConfig, model: torch.nn.Module) -> optim.Hybrid:
@@ -237,7 +238,7 @@ class Training:
                                    config.init_std)).to(self.device, DTYPES[config.dtype])
         if sharded:
             distributed.shard(self.model, self.model.blocks)
-        if sharded and config.optimizer in HYBRIDS:
+        if sharded and config.optimizer in registry.OPTIMIZERS and registry.get(config.optimizer).matrices_only:
             raise ValueError(f"{config.optimizer} does not train sharded yet (its Newton-Schulz products need whole "
                              f"matrices); leave out --nproc")
         self.groups = param_groups(self.model, config.weight_decay)

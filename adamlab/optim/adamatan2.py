@@ -46,6 +46,7 @@ class AdamAtan2(Optimizer):
 
     maths = adamatan2
     state_fields = {"step": "step", "exp_avg": "m", "exp_avg_sq": "v"}
+    fused_step = False
     kernel_limits = "torch's atan2 is not C's: no fused CPU kernel rounds as the step does"
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-4, betas: tuple[float, float] = (0.9, 0.99),

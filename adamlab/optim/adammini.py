@@ -51,6 +51,7 @@ class AdamMini(Optimizer):
     maths = adammini
     state_fields = {"step": "step", "exp_avg": "m", "exp_avg_sq": "v"}
     elementwise = False
+    fused_step = False
     kernel_limits = "Adam-mini's step has no fused kernel yet"
 
     #: Name fragments and the blocks they choose, in the authors' order of precedence.

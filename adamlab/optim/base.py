@@ -298,6 +298,9 @@ class Optimizer(torch.optim.Optimizer):
     elementwise: bool = True
     #: What the fused CPU kernel does not take, said when ``_kernel`` returns None under fused=True.
     kernel_limits: str = "its fused CPU kernel does not take this group's settings"
+    #: Whether it has a fused step at all (Muon's matrix products, Prodigy's sums over the model
+    #: have none: their default step is the simple one)
+    fused_step: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -50,6 +50,8 @@ class Muon(Optimizer):
     state_fields = {"momentum_buffer": "buffer"}
     scalar_state = ()
     elementwise = False
+    fused_step = False
+    matrices_only = True  # the registry gives a model's other tensors to AdamW
     kernel_limits = "Muon's step is matrix products: it has no fused kernel"
 
     def __init__(self, params, lr: float | torch.Tensor = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,

@@ -60,6 +60,7 @@ class Prodigy(Optimizer):
     maths = prodigy
     state_fields = {"step": "step", "s": "s", "p0": "theta0", "exp_avg": "m", "exp_avg_sq": "v"}
     elementwise = False
+    fused_step = False
     kernel_limits = "Prodigy's step sums over every tensor of the model: it has no fused kernel"
 
     def __init__(self, params, lr: float = 1.0, betas: tuple[float, float] = (0.9, 0.999), beta3: float | None = None,

@@ -8,12 +8,12 @@ import pytest
 
 from adamlab import registry
 from adamlab.kernels import javascript, symbolic
-from adamlab.lab import browser
+from adamlab.lab import browser, race
 
 
 #: Every optimizer twice: at its name's defaults, and with each knob it has turned.
 KNOBS = {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.05}
-CASES = [(name, knobs) for name in registry.OPTIMIZERS for knobs in ({}, KNOBS)]
+CASES = [(name, knobs) for name, entry in registry.OPTIMIZERS.items() if entry.in_page for knobs in ({}, KNOBS)]
 STEPS = 40
 
 RUN = """([name, h, param, grads, lrs]) => {
@@ -93,8 +93,19 @@ def test_a_number_that_is_nan_is_true_in_a_branch_as_in_python(page):
 def test_the_printed_script_names_every_optimizer_and_is_not_written_by_hand():
     script = browser.script()
     assert script.startswith("/* Printed from adamlab.maths")
-    for name in registry.OPTIMIZERS:
-        assert f'"{name}": {{' in script
+    for name, entry in registry.OPTIMIZERS.items():
+        assert (f'"{name}": {{' in script) == entry.in_page
+    assert 'const ADAMLAB_NAMES = ["sgd", "momentum", ' in script and '"muon", "adammini"]' in script
+
+
+@pytest.mark.parametrize("name", [name for name, entry in registry.OPTIMIZERS.items() if not entry.in_page])
+def test_what_the_page_cannot_step_is_said_and_raced_on_the_server(name):
+    """Muon's matrix products and Adam-mini's blocks do not print for the page's flat parameters
+    (when they do, this fails: let the page step them); the server races them on every surface."""
+    with pytest.raises(javascript.TraceError):
+        browser.rule(registry.get(name))
+    runs = race.run("rosenbrock", optimizers=["adam", name]).runs
+    assert runs[1].losses[-1] < runs[1].losses[0] / 10 and runs[1].losses[-1] != runs[0].losses[-1]
     # Adam's moments are the maths': a changed maths changes the script
     rule = browser.rule(registry.get("adam"))
     assert "Math.sqrt" in rule.source and rule.first is None

@@ -69,14 +69,14 @@ function adamlabChart(id, config) {
   }
 }
 
-/* An optimizer's colour, by its place in adamlab's registry (the order of ADAMLAB_RULES): the
- * same in every view. Past the palette, hues a golden angle apart. */
+/* An optimizer's colour, by its place in adamlab's registry (ADAMLAB_NAMES): the same in every
+ * view. Past the palette, hues a golden angle apart. */
 const ADAMLAB_PALETTE = [
   "#7f7f7f", "#8c564b", "#bcbd22", "#17becf", "#d62728", "#ff7f0e", "#9467bd", "#2ca02c",
   "#1f77b4", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
 ];
 function adamlabColor(name) {
-  const index = Object.keys(ADAMLAB_RULES).indexOf(name);
+  const index = ADAMLAB_NAMES.indexOf(name);
   return ADAMLAB_PALETTE[index] ?? `hsl(${(index * 137.5) % 360}, 60%, 40%)`;
 }
 

@@ -254,8 +254,10 @@ def plan(optimizers=tuple(registry.OPTIMIZERS), quick: bool = False, only_layout
                  if stepped(optimizer, layout, shapes)]  # Muon has nothing to step among vectors
         # The first series on a fresh layout runs slow for whichever optimizer comes first
         # (its adamlab step ~15% slower on GPT-2 small, whichever optimizer that is): one
-        # series, timed and thrown away, absorbs it.
-        series += [dataclasses.replace(timed[0], settling=True), *timed] if timed else []
+        # series, timed and thrown away, absorbs it; not Muon's, seconds a step, if another will do.
+        if timed:
+            settling = next((each for each in timed if not registry.get(each.optimizer).matrices_only), timed[0])
+            series += [dataclasses.replace(settling, settling=True), *timed]
     return series
 
 
@@ -272,6 +274,16 @@ TYPICAL_COST = {
 #: Python, a peer's first import, and off the CPU torch.compile building adamlab's step for a
 #: series (a guess).
 SETUP_FLOORS, LAYOUT_FLOORS, SERIES_S, IMPORT_S, COMPILE_S = 2, 30, 0.1, 1, 20
+#: Matrix products a second, for Muon's Newton-Schulz iterations (bfloat16): about 1.9e11 measured
+#: on this project's 2-core CPU (GPT-2 small's hidden matrices), a guess off the CPU.
+MATMUL_FLOPS = {"cpu": 2e11, "other": 1e14}
+
+
+def newton_schulz_flops(shape: tuple, steps: int = 5) -> float:
+    """The multiply-adds (times two) of Muon's iteration on a matrix: each step x x^T, its square
+    and the product with x, the shorter side s and the longer l: 4 s^2 l + 2 s^3."""
+    short, long = sorted(shape[:2])
+    return steps * (4 * short * short * long + 2 * short ** 3)
 
 
 def estimate_seconds(series_list: list[Series], repeats: int, seconds_per_byte: float,
@@ -285,6 +297,10 @@ def estimate_seconds(series_list: list[Series], repeats: int, seconds_per_byte: 
         for impl in ("floor", *series.contenders):
             floors, microseconds_per_tensor = TYPICAL_COST.get(impl, TYPICAL_COST["peer"])
             step += floors * floor + microseconds_per_tensor * 1e-6 * len(series.stepped)
+        if registry.get(series.optimizer).matrices_only:  # its matrix products, for every contender
+            rate = MATMUL_FLOPS["cpu" if torch.device(device).type == "cpu" else "other"]
+            step += len(series.contenders) * sum(newton_schulz_flops(series.shapes[index])
+                                                 for index in series.stepped) / rate
         setup = SERIES_S + SETUP_FLOORS * (len(series.contenders) + 1) * floor
         if series.settling:  # the first series on its layout, which draws the parameters
             setup += LAYOUT_FLOORS * floor

@@ -98,11 +98,11 @@ class _Printer:
             text = f"{args[0]} {value.op} {args[1]}"
         elif value.op in symbolic._COMPARISONS:
             text = f"{args[0]} {value.op} {args[1]}"
-        elif value.op in ("exp", "atan2") and element:  # torch's are not C's: no kernel rounds as they do
+        elif value.op == "exp" and element:  # torch's is not C's: no kernel rounds as it does
             raise symbolic.TraceError(f"{value.op} of a tensor: a kernel cannot round it as torch does")
         else:
             text = {"neg": "-{0}", "sqrt": sqrt + "({0})", "abs": absolute + "({0})", "**": "pow({0}, {1})",
-                    "exp": "exp({0})", "atan2": "atan2({0}, {1})",
+                    "exp": "exp({0})",
                     "where": "{0} ? {1} : {2}",
                     "maximum": "MAXIMUM({0}, {1})", "minimum": "MINIMUM({0}, {1})", "fmax": "FMAX({0}, {1})",
                     "sign": "(" + ("REAL" if element else "double") + ")SIGN({0})"}[value.op].format(*args)

@@ -30,7 +30,7 @@ from .symbolic import REDUCTIONS, Path, Trace, TraceError, Value, derivative, is
 
 _COMPARISONS = {">", ">=", "<", "<="}
 _INFIX = {"+", "-", "*", "/"} | _COMPARISONS
-_CALLS = {"sqrt": "Math.sqrt({0})", "exp": "Math.exp({0})", "atan2": "Math.atan2({0}, {1})", "abs": "Math.abs({0})", "neg": "(-({0}))", "**": "Math.pow({0}, {1})",
+_CALLS = {"sqrt": "Math.sqrt({0})", "exp": "Math.exp({0})", "abs": "Math.abs({0})", "neg": "(-({0}))", "**": "Math.pow({0}, {1})",
           "where": "({0} ? {1} : {2})", "maximum": "(({0} > {1} || {0} !== {0}) ? {0} : {1})",
           "minimum": "(({0} < {1} || {0} !== {0}) ? {0} : {1})",
           "fmax": "(({1} !== {1} || {0} > {1}) ? {0} : {1})", "sign": "({0} > 0 ? 1 : {0} < 0 ? -1 : {0} + 0)"}

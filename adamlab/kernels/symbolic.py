@@ -154,13 +154,12 @@ def _operand(value: Value) -> str:
     return f"({value!r})" if value.op in _INFIX else repr(value)
 
 
-_UFUNCS = {"sqrt": "sqrt", "exp": "exp", "arctan2": "atan2", "maximum": "maximum", "minimum": "minimum", "fmax": "fmax", "sign": "sign", "absolute": "abs",
+_UFUNCS = {"sqrt": "sqrt", "exp": "exp", "maximum": "maximum", "minimum": "minimum", "fmax": "fmax", "sign": "sign", "absolute": "abs",
            "negative": "neg", "square": "*"}
 _COMPARISONS = (">", ">=", "<", "<=")
 # Python's own arithmetic, for guards: the numbers the simple path's Python computes.
 _PYTHON = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
            "**": operator.pow, "neg": operator.neg, "abs": abs, "sqrt": lambda x: float(np.sqrt(x)), "exp": lambda x: float(np.exp(x)),
-           "atan2": lambda y, x: float(np.arctan2(y, x)),
            "maximum": lambda a, b: float(np.maximum(a, b)), "minimum": lambda a, b: float(np.minimum(a, b)),
            "fmax": lambda a, b: float(np.fmax(a, b)),
            "sign": lambda x: float(np.sign(x)), ">": operator.gt, ">=": operator.ge, "<": operator.lt,

@@ -5,6 +5,7 @@ one statement of the maths runs on Python floats and NumPy arrays (the float64
 reference) and on torch tensors (the optimizers), in the caller's own precision.
 """
 
+import math
 from numbers import Real
 
 import numpy as np
@@ -34,15 +35,49 @@ def exp(x):
     return x.exp() if isinstance(x, torch.Tensor) else np.exp(x)
 
 
-def atan2(y, x):
-    """Element-wise angle of the point (x, y), in [-pi, pi]: arctan(y / x) for x > 0, and pi/2
-    times the sign of y where x is 0, so it never divides by zero."""
-    return torch.atan2(y, x) if isinstance(y, torch.Tensor) or isinstance(x, torch.Tensor) else np.arctan2(y, x)
-
-
 def maximum(a, b):
     """Element-wise maximum of two arrays of one kind."""
     return torch.maximum(a, b) if isinstance(a, torch.Tensor) else np.maximum(a, b)
+
+
+def minimum(a, b):
+    """Element-wise minimum of two arrays of one kind."""
+    return torch.minimum(a, b) if isinstance(a, torch.Tensor) else np.minimum(a, b)
+
+
+#: atan(z) = z + z^3 q(z^2) for |z| <= tan(pi/8), q's coefficients from the lowest power: a
+#: least-squares fit at Chebyshev nodes to atan's series, within 3e-16 of atan (relative), which
+#: a test holds.
+ATAN_COEFFICIENTS = (-0.33333333333333265, 0.1999999999989944, -0.1428571426629509, 0.11111109649154835,
+                     -0.09090852932838993, 0.07691061217957375, -0.06649669817900414, 0.057366298856064146,
+                     -0.04484172918443962, 0.02276020009667742)
+_TAN_PI_8 = math.sqrt(2) - 1
+
+
+def atan2(y, x):
+    """Element-wise angle of the point (x, y), in [-pi, pi]: arctan(y / x) for x > 0, and pi/2
+    times the sign of y where x is 0, so it never divides by zero.
+
+    Computed from + - * /, comparisons and choices alone, not by a library's atan2: torch's,
+    C's and JavaScript's each round their last bit their own way, and this way the simple path,
+    the fused kernel, the page and the float64 reference (within 3e-16 of the exact angle)
+    compute the same numbers. The ratio of the smaller to the larger of |y| and |x| is taken
+    into [0, tan(pi/8)] (atan(r) = pi/4 + atan((r - 1) / (r + 1))), where the polynomial holds,
+    and the angle is put back in its octant."""
+    ay, ax = abs(y), abs(x)
+    big, small = maximum(ay, ax), minimum(ay, ax)
+    r = small / where(big > 0, big, 1.0)  # 0 at the origin
+    far = r > _TAN_PI_8
+    z = where(far, (r - 1) / (r + 1), r)
+    s = z * z
+    q = ATAN_COEFFICIENTS[-1]
+    for coefficient in reversed(ATAN_COEFFICIENTS[:-1]):
+        q = q * s + coefficient
+    angle = z + z * s * q  # atan(z)
+    angle = where(far, math.pi / 4 + angle, angle)  # atan(r)
+    angle = where(ay > ax, math.pi / 2 - angle, angle)  # the angle from the x axis
+    angle = where(x < 0, math.pi - angle, angle)
+    return where(y < 0, -angle, angle)
 
 
 def sign(x):

@@ -10,9 +10,9 @@ from adam_atan2_pytorch import AdamAtan2 as Oracle
 
 import adamlab
 from adamlab.kernels import compiled
-from adamlab.maths import adamatan2
+from adamlab.maths import adamatan2, ops
 
-from ..conftest import assert_a_checkpoint_resumes_exactly, make_mlp, train_pair
+from ..conftest import assert_a_checkpoint_resumes_exactly, make_mlp, train, train_pair
 from . import test_behaviour as behaviour
 
 
@@ -82,14 +82,33 @@ def test_the_compiled_path_matches_the_oracle(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
 
 
-def test_there_is_no_fused_cpu_step_and_fused_true_says_why():
-    model = make_mlp()
-    optimizer = adamlab.AdamAtan2(model.parameters(), fused=True)
-    for param in model.parameters():
-        param.grad = torch.ones_like(param)
-    with pytest.raises(ValueError, match="torch's atan2 is not C's"):
-        optimizer.step()
-    assert len(optimizer.state) == 0
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_the_fused_kernel_runs_by_default_and_equals_the_simple_path_bit_for_bit(kernel_calls, dtype):
+    """(The cautious mask's count sums in another precision: tests/optim/test_cautious.py.)"""
+    models = [make_mlp(dtype), make_mlp(dtype)]
+    optimizers = [adamlab.AdamAtan2(models[0].parameters(), lr=1e-2, weight_decay=0.1),
+                  adamlab.AdamAtan2(models[1].parameters(), lr=1e-2, weight_decay=0.1, fused=False)]
+    for model, optimizer in zip(models, optimizers):
+        train(model, optimizer, 5)
+    assert kernel_calls == ["adamatan2"] * 5
+    for a, b in zip(*(model.parameters() for model in models)):
+        assert torch.equal(a, b)
+
+
+def test_the_angle_is_within_3e_16_of_the_exact_one_in_every_octant():
+    """ops.atan2 is arithmetic, so that every backend rounds it alike; held here to NumPy's."""
+    generator = np.random.default_rng(0)
+    y = np.concatenate([generator.standard_normal(100_000) * 10.0 ** generator.integers(-30, 30, 100_000),
+                        [0.0, 1.0, -1.0, 0.0, 3.0, -2.0, 1e-300, np.tan(np.pi / 8)]])
+    x = np.concatenate([generator.standard_normal(100_000) * 10.0 ** generator.integers(-30, 30, 100_000),
+                        [0.0, 0.0, 0.0, 1.0, 3.0, -2.0, 1.0, 1.0]])
+    exact = np.arctan2(y, x)
+    np.testing.assert_allclose(ops.atan2(y, x), exact, rtol=3e-16, atol=0)
+    assert np.isnan(ops.atan2(np.array([np.nan, 1.0]), np.array([1.0, np.nan]))).all()
+    # float32 on torch: within two of float32's ulps of the exact angle
+    y32, x32 = torch.tensor(y, dtype=torch.float32), torch.tensor(x, dtype=torch.float32)
+    exact32 = np.arctan2(y32.double().numpy(), x32.double().numpy())
+    np.testing.assert_allclose(ops.atan2(y32, x32).double().numpy(), exact32, rtol=2.4e-7, atol=1e-38)
 
 
 def test_a_checkpoint_resumes_exactly():

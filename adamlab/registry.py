@@ -24,6 +24,7 @@ import torch
 
 from . import maths, optim
 from .maths.hyperparameters import InvalidHyperparameter, check_known, keyword_arguments
+from .recipe import hidden_matrices
 
 #: The knobs race, trace and the explorer turn, and what each is about.
 KNOBS = {"beta1": "first-moment decay", "beta2": "second-moment decay", "eps": "the denominator's epsilon",
@@ -58,9 +59,8 @@ class Entry:
     #: its maths takes each parameter as a matrix (Muon's rows and columns, Adam-mini's blocks):
     #: the lessons hand it their number or point as one row
     matrix_maths: bool = False
-    #: the explorer's page steps it itself, in JavaScript printed from its maths (the page steps
-    #: flat parameters: not Muon's matrix products, nor Adam-mini's blocks); the others it races
-    #: on the server
+    #: the explorer's page steps it itself, in JavaScript printed from its maths (not Muon's matrix
+    #: products); the others it races on the server
     in_page: bool = True
 
     @property
@@ -122,6 +122,19 @@ class Entry:
                       for number, param in enumerate(params)]
         with named_as(self._error_names()):
             return self.make(params, **{**self.arguments(knobs), **arguments})
+
+    def for_model(self, model: torch.nn.Module, knobs: dict | None = None, **arguments) -> torch.optim.Optimizer:
+        """The optimizer over ``model``'s trainable parameters as it is meant to train a model: Muon
+        over the hidden matrices (:func:`adamlab.hidden_matrices`), AdamW at the same lr over the
+        rest; Adam-mini over the named parameters; the others over them all."""
+        if self.matrices_only:
+            matrices, others = hidden_matrices(model)
+            rest = {name: value for name, value in arguments.items() if name in ("lr", "maximize")}
+            return optim.Hybrid(self.build(matrices, knobs, **arguments), get("adamw").build(others, **rest))
+        if self.takes_names:
+            return self.build([(name, param) for name, param in model.named_parameters() if param.requires_grad],
+                              knobs, **arguments)
+        return self.build([param for param in model.parameters() if param.requires_grad], knobs, **arguments)
 
     def maths_arguments(self, knobs: dict | None = None, **arguments) -> dict:
         """Every keyword argument of the maths' ``update``: its defaults, the name's settings,
@@ -237,7 +250,7 @@ OPTIMIZERS = _by_name(
           {"adjust_lr_fn": "match_rms_adamw"}, matrix_maths=True, in_page=False),
     Entry("adammini", optim.AdamMini, maths.adammini,
           "Adam-mini: Adam with one v per block (a head, a neuron; a tensor of unknown name is one block)",
-          _ADAM, matrix_maths=True, in_page=False),
+          _ADAM, matrix_maths=True),
 )
 
 

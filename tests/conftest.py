@@ -71,6 +71,18 @@ def train_pair(ours, theirs, models, steps, dtype, negate_theirs=False, spike_at
             optimizer.step()
 
 
+def assert_the_fused_step_is_the_simple_paths_bit_for_bit(optimizer_class, kernel_calls: list, family: str,
+                                                          dtype=torch.float32, **kwargs):
+    """Five steps of ``optimizer_class(**kwargs)`` by default (each on the fused kernel of
+    ``family``) and with fused=False give the same parameters, to the bit."""
+    models = [make_mlp(dtype), make_mlp(dtype)]
+    for model, fused in zip(models, (None, False)):
+        train(model, optimizer_class(model.parameters(), **kwargs, fused=fused), 5)
+    assert kernel_calls == [family] * 5
+    for a, b in zip(*(model.parameters() for model in models)):
+        assert torch.equal(a, b)
+
+
 def assert_a_checkpoint_resumes_exactly(optimizer_class, **kwargs):
     """Ten steps, a state_dict copied as if saved to disk and loaded into a fresh optimizer
     (built with defaults), ten more steps on each: the two runs must not differ by a bit."""

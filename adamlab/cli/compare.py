@@ -112,13 +112,14 @@ def _finite(values: dict) -> dict:
 def _table(workload, summaries) -> Table:
     table = Table(title=f"{workload.name}: {workload.summary}. At each optimizer's best lr: the final validation "
                         f"loss (mean and spread over the seeds), the seeds that reached {workload.target:g}, their "
-                        f"median steps and training seconds to it, the seconds of a run, the optimizer's state",
+                        f"median steps and training seconds to it, the seconds of a run, the optimizer's state "
+                        f"(lr*: the sweep's smallest or largest, a better one may lie beyond)",
                   box=box.SIMPLE_HEAD, title_justify="left")
     for heading in ("optimizer", "lr", "val loss", "±", "reached", "steps", "seconds", "s/run", "state"):
         table.add_column(heading, justify="left" if heading == "optimizer" else "right", no_wrap=True)
     for summary in sorted(summaries, key=lambda summary: summary.final_val_loss):
         finite = math.isfinite(summary.final_val_loss)
-        table.add_row(summary.optimizer, f"{summary.best_lr:.3g}",
+        table.add_row(summary.optimizer, f"{summary.best_lr:.3g}" + ("*" if summary.at_edge else ""),
                       f"{summary.final_val_loss:.4f}" if finite else "diverged",
                       f"{summary.final_val_loss_std:.4f}" if finite else "", f"{summary.reached}/{summary.seeds}",
                       "" if summary.steps_to_target is None else f"{summary.steps_to_target:.0f}",

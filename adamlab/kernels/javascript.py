@@ -49,24 +49,28 @@ class Rule(NamedTuple):
 
 
 def rule(maths, hyperparameters: dict, initial, born: tuple[str, ...] = (), at_run_time=(),
-         starts_as_param: tuple[str, ...] = ()) -> Rule:
+         starts_as_param: tuple[str, ...] = (), one_row: bool = False) -> Rule:
     """The page's rule for ``maths.update`` with these hyperparameters, starting from ``initial``
-    (``maths.State`` of a one-element parameter: numbers stay numbers, arrays give their fill,
+    (``maths.State`` of a small parameter: numbers stay numbers, arrays give their fill,
     but those named in ``starts_as_param`` start as a copy of the parameter: Schedule-Free's z).
     Every number is read from ``h`` as the page runs, but only those named in ``at_run_time``
     may change there: the branches the others take are fixed by their values here (RMSprop's
-    momentum of 0 keeps no buffer). ``born``: state fields the first step makes."""
+    momentum of 0 keeps no buffer). ``born``: state fields the first step makes. ``one_row``: the
+    maths takes the parameter as a matrix (Adam-mini's blocks), and the page's is its one row:
+    ``initial`` is then the state of a row of two, where a field of one number per row (one
+    column) is one number for the page's parameter."""
     numbers = {name: float(value) for name, value in hyperparameters.items() if is_number(value)}
     fills, kinds = {}, {}
     for field in maths.State._fields:
         value = getattr(initial, field)
         if value is not None and field not in born:
             fills[field] = float(np.asarray(value).reshape(-1)[0])
-            kinds[field] = "tensor" if np.ndim(value) == 0 else "element"
+            per_row = one_row and np.shape(value)[-1:] == (1,)
+            kinds[field] = "tensor" if np.ndim(value) == 0 or per_row else "element"
     for field in starts_as_param:
         fills[field] = "param"
-    step = _function(trace(maths, hyperparameters, {**kinds, **dict.fromkeys(born, "element")}, at_run_time))
-    first = _function(trace(maths, hyperparameters, kinds, at_run_time)) if born else None
+    step = _function(trace(maths, hyperparameters, {**kinds, **dict.fromkeys(born, "element")}, at_run_time, one_row))
+    first = _function(trace(maths, hyperparameters, kinds, at_run_time, one_row)) if born else None
     return Rule(step, first, numbers, fills, tuple(field for field, kind in kinds.items() if kind == "tensor"),
                 tuple(born), tuple(name for name in numbers if name in at_run_time))
 
@@ -236,12 +240,14 @@ class _Printer:
             return _number(value.number)
         if value.op == "input":
             return self._input(value)
-        if value.op == "sum":
+        if value.op == "sum" or (value.op == "mean-1" and value.kind == "tensor"):  # the mean of one row
             loop = _Printer(outer=self)
             term = loop.name(value.args[0])
             total = self.names[value] = f"q{self.counter()}"
             self.lines += [f"let {total} = 0;", "for (let i = 0; i < n; i++) {"]
             self.lines += ["  " + line for line in loop.lines] + [f"  {total} += {term};", "}"]
+            if value.op == "mean-1":
+                self.lines.append(f"{total} /= n;")
             return total
         if value.op in REDUCTIONS:
             raise TraceError(f"{value.op} along an axis: the page steps flat parameters")

@@ -195,8 +195,10 @@ class Trace(NamedTuple):
 
 
 class _Tracer:
-    def __init__(self, numbers: dict, decisions: list[bool], at_run_time: frozenset = frozenset()):
+    def __init__(self, numbers: dict, decisions: list[bool], at_run_time: frozenset = frozenset(),
+                 one_row: bool = False):
         self.numbers = numbers  # the hyperparameters' values, to decide branches on them
+        self.one_row = one_row  # the tensor is one row: a mean along it is one number for the tensor
         self.at_run_time = at_run_time  # those whose branches are taken both ways, as the step's
         self.decisions = decisions  # the way to take at each per-tensor branch, in order
         self.taken: list[tuple[Value, bool]] = []
@@ -224,6 +226,8 @@ class _Tracer:
         return Value(op, args, kind, self)
 
     def mean(self, value, axis) -> Value:
+        if self.one_row and axis == -1 and getattr(value, "kind", None) == "element":
+            return Value("mean-1", (value,), "tensor", self)
         kind = _MEANS.get((getattr(value, "kind", None), axis))
         if kind is None:
             raise TraceError(f"a kernel takes the mean of an element along axis -1 or -2, or of a row or a column "
@@ -256,20 +260,23 @@ def is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def trace(maths, hyperparameters: dict, present: dict[str, str], at_run_time=frozenset()) -> Trace:
+def trace(maths, hyperparameters: dict, present: dict[str, str], at_run_time=frozenset(),
+          one_row: bool = False) -> Trace:
     """Trace ``maths.update`` for these hyperparameters (flags as they are; numbers, by their
     values, decide only the branches taken on them, but for those named in ``at_run_time``,
     whose branches are traced both ways, as branches on the step are, for the code to pick one
     as it runs) and this state: ``present`` maps each
     state field the update reads to its kind, ``"tensor"`` (one number per tensor: the step),
-    ``"element"``, or ``"row"`` or ``"column"`` (a factored state); the other fields are None."""
+    ``"element"``, or ``"row"`` or ``"column"`` (a factored state); the other fields are None.
+    ``one_row``: the parameter is one row of a matrix (the page's point for Adam-mini's maths),
+    so a mean along its rows is one number for the tensor."""
     numbers = {name: float(value) for name, value in hyperparameters.items() if is_number(value)}
     declared = [name for name in keyword_arguments(maths.update) if name in numbers]
     order = tuple(declared + [name for name in numbers if name not in declared])  # then any **keywords
     paths, pending, guards = [], [[]], []
     while pending:  # every way through the per-tensor branches, depth first
         decisions = pending.pop()
-        tracer = _Tracer(numbers, decisions, frozenset(at_run_time))
+        tracer = _Tracer(numbers, decisions, frozenset(at_run_time), one_row)
         arguments = {name: tracer.input(name, "call") if name in numbers else value
                      for name, value in hyperparameters.items()}
         state = maths.State(**{field: tracer.input(field, present[field]) if field in present else None

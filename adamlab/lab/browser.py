@@ -33,10 +33,17 @@ def hyperparameters(entry: registry.Entry, knobs: dict | None = None, **argument
     return values
 
 
+def as_maths_takes(entry: registry.Entry, array: np.ndarray) -> np.ndarray:
+    """The page's flat parameter (or gradient) as ``entry``'s maths takes it: one row for maths
+    of matrices (Adam-mini's blocks), as the lessons hand it."""
+    return np.reshape(array, (1, -1)) if entry.matrix_maths else array
+
+
 def initial_state(entry: registry.Entry, param: np.ndarray, values: dict):
-    """The maths' state of a fresh ``param`` (float64), for these hyperparameters."""
+    """The maths' state of a fresh ``param`` (float64, the page's flat array), for these hyperparameters."""
     maths = maths_of(entry)
-    return maths.init(param, **{name: value for name, value in values.items() if name in keyword_arguments(maths.init)})
+    return maths.init(as_maths_takes(entry, param),
+                      **{name: value for name, value in values.items() if name in keyword_arguments(maths.init)})
 
 
 def rule(entry: registry.Entry) -> javascript.Rule:
@@ -44,13 +51,15 @@ def rule(entry: registry.Entry) -> javascript.Rule:
     values = hyperparameters(entry)
     born = tuple(entry.make.state_fields[key] for key in entry.make.born_at_first_step)
     changing = {"lr", *(knob.maths for knob in entry.knobs.values())}
-    initial = initial_state(entry, np.ones(1), values)
+    # the state of a parameter of two elements, where one number per row (Adam-mini's v) shows as one
+    initial = initial_state(entry, np.ones(2), values)
     # a state that starts as the parameter (Schedule-Free's z): a fresh state of another parameter shows it
-    other = initial_state(entry, np.full(1, 2.0), values)
+    other = initial_state(entry, np.full(2, 2.0), values)
     starts_as_param = tuple(field for field, one, two in zip(initial._fields, initial, other)
                             if isinstance(one, np.ndarray) and np.all(one == 1.0) and np.all(two == 2.0))
     return javascript.rule(maths_of(entry), values, initial, born,
-                           {name for name in changing if isinstance(values.get(name), (int, float))}, starts_as_param)
+                           {name for name in changing if isinstance(values.get(name), (int, float))}, starts_as_param,
+                           one_row=entry.matrix_maths)
 
 
 #: The race problems whose loss is linear in the parameters at every step, so that their gradients

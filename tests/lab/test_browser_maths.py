@@ -47,12 +47,13 @@ def reference(entry, knobs, param, grads, lrs):
     maths = browser.maths_of(entry)
     values = browser.hyperparameters(entry, knobs)
     state = browser.initial_state(entry, param, values)
+    param = browser.as_maths_takes(entry, param)  # Adam-mini's: one row
     path, quantities = [], []
     for grad, lr in zip(grads, lrs):
-        step = maths.update(grad, state, param, **{**values, "lr": lr})
+        step = maths.update(browser.as_maths_takes(entry, grad), state, param, **{**values, "lr": lr})
         param, state = step.param, step.state
-        path.append(np.asarray(param, dtype=np.float64))
-        quantities.append({name: np.atleast_1d(np.asarray(value, dtype=np.float64))
+        path.append(np.asarray(param, dtype=np.float64).reshape(-1))
+        quantities.append({name: np.asarray(value, dtype=np.float64).reshape(-1)
                            for name, value in step.quantities.items() if value is not None})
     return np.array(path), quantities
 
@@ -100,7 +101,7 @@ def test_the_printed_script_names_every_optimizer_and_is_not_written_by_hand():
 
 @pytest.mark.parametrize("name", [name for name, entry in registry.OPTIMIZERS.items() if not entry.in_page])
 def test_what_the_page_cannot_step_is_said_and_raced_on_the_server(name):
-    """Muon's matrix products and Adam-mini's blocks do not print for the page's flat parameters
+    """Muon's matrix products do not print for the page's parameters
     (when they do, this fails: let the page step them); the server races them on every surface."""
     with pytest.raises(javascript.TraceError):
         browser.rule(registry.get(name))

@@ -29,13 +29,16 @@ def test_the_summary_keeps_the_best_learning_rate_and_times_the_target_there():
     assert summary.lrs == {"0.01": pytest.approx(0.25), "0.03": pytest.approx(0.06), "0.09": math.inf}
     assert json.loads(json.dumps(summary.as_dict()))["lrs"]["0.09"] is None  # a diverged seed: no number
     assert summary.state_bytes == 2 * 4 * 31 + 4 * 4  # Adam's m and v of the 31 parameters, a step per tensor
+    assert not summary.at_edge and json.loads(json.dumps(summary.as_dict()))["at_edge"] is False
+    (edge,) = compare.summarise(results[:4])  # 0.03, the largest of 0.01 and 0.03
+    assert edge.best_lr == 0.03 and edge.at_edge
 
 
 def test_each_family_sweeps_around_its_own_learning_rate():
     digits = compare.WORKLOADS["digits"]
-    assert digits.lrs("adam") == pytest.approx([1e-3, 3e-3, 9e-3])
-    assert digits.lrs("lion") == pytest.approx([1e-4, 3e-4, 9e-4])
-    assert digits.lrs("prodigy") == pytest.approx([1 / 3, 1, 3])  # a multiplier of the step size it finds
+    assert digits.lrs("adam") == pytest.approx([1e-3, 3e-3, 9e-3, 2.7e-2])
+    assert digits.lrs("lion") == pytest.approx([1e-4, 3e-4, 9e-4, 2.7e-3])
+    assert digits.lrs("prodigy") == pytest.approx([1 / 3, 1, 3, 9])  # a multiplier of the step size it finds
 
 
 @pytest.mark.parametrize("name", ["digits", "flip", "names"])
@@ -59,7 +62,7 @@ def test_the_command_prints_json_and_draws_the_plot(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [(s["workload"], s["optimizer"]) for s in out["summaries"]] == [
         ("flip", "adam"), ("flip", "sgd"), ("digits", "adam"), ("digits", "sgd")]
-    assert len(out["runs"]) == 2 * 2 * 3  # two workloads, two optimizers, three learning rates, one seed
+    assert len(out["runs"]) == 2 * 2 * len(compare.SWEEP)  # two workloads, two optimizers, every learning rate, one seed
     assert out["workloads"]["digits"]["steps"] == 150 and _is_adamlab_png(plot)
 
 

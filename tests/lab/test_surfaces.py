@@ -89,8 +89,9 @@ def reference(course, name: str, lr: float, start, steps: int):
     state = browser.initial_state(entry, param, values)
     path = [param]
     for _ in range(steps):
-        step = maths.update(gradient(*param), state, param, **{**values, "lr": lr})
-        param, state = np.asarray(step.param, dtype=np.float64), step.state
+        grad = browser.as_maths_takes(entry, np.asarray(gradient(*param)))  # Adam-mini's maths: one row
+        step = maths.update(grad, state, browser.as_maths_takes(entry, param), **{**values, "lr": lr})
+        param, state = np.asarray(step.param, dtype=np.float64).reshape(-1), step.state
         path.append(param)
     return np.array(path)
 
@@ -143,7 +144,7 @@ def test_every_optimizer_races_every_surface_in_the_page_as_the_float64_referenc
 def test_the_page_races_as_adamlab_race_does_with_torchs_autograd(page):
     """The server's race (adamlab's torch optimizers on autograd's gradients) and the page's take
     the same steps: on the bowl, where nothing amplifies a last bit, to 1e-12."""
-    served = race.run("bowl", ["sgd", "momentum", "rmsprop", "adam", "lion"])
+    served = race.run("bowl", ["sgd", "momentum", "rmsprop", "adam", "lion", "adammini"])
     for run in served.runs:
         got = page.evaluate(DESCEND, ["bowl", run.optimizer, run.lr, list(race.PROBLEMS["bowl"].start), served.steps])
         np.testing.assert_allclose(got["path"], run.params, rtol=1e-12, atol=1e-300, err_msg=run.optimizer)

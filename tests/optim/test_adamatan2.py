@@ -12,7 +12,8 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.maths import adamatan2, ops
 
-from ..conftest import assert_a_checkpoint_resumes_exactly, make_mlp, train, train_pair
+from ..conftest import (assert_a_checkpoint_resumes_exactly, assert_the_fused_step_is_the_simple_paths_bit_for_bit,
+                        make_mlp, train_pair)
 from . import test_behaviour as behaviour
 
 
@@ -85,14 +86,8 @@ def test_the_compiled_path_matches_the_oracle(monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 def test_the_fused_kernel_runs_by_default_and_equals_the_simple_path_bit_for_bit(kernel_calls, dtype):
     """(The cautious mask's count sums in another precision: tests/optim/test_cautious.py.)"""
-    models = [make_mlp(dtype), make_mlp(dtype)]
-    optimizers = [adamlab.AdamAtan2(models[0].parameters(), lr=1e-2, weight_decay=0.1),
-                  adamlab.AdamAtan2(models[1].parameters(), lr=1e-2, weight_decay=0.1, fused=False)]
-    for model, optimizer in zip(models, optimizers):
-        train(model, optimizer, 5)
-    assert kernel_calls == ["adamatan2"] * 5
-    for a, b in zip(*(model.parameters() for model in models)):
-        assert torch.equal(a, b)
+    assert_the_fused_step_is_the_simple_paths_bit_for_bit(adamlab.AdamAtan2, kernel_calls, "adamatan2", dtype,
+                                                          lr=1e-2, weight_decay=0.1)
 
 
 def test_the_angle_is_within_3e_16_of_the_exact_one_in_every_octant():

@@ -13,7 +13,8 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.maths import ademamix
 
-from ..conftest import assert_a_checkpoint_resumes_exactly, make_mlp, train, train_pair
+from ..conftest import (assert_a_checkpoint_resumes_exactly, assert_the_fused_step_is_the_simple_paths_bit_for_bit,
+                        make_mlp, train, train_pair)
 from . import test_behaviour as behaviour
 
 
@@ -74,14 +75,8 @@ def test_matches_pytorch_optimizers_ademamix_in_float64(warmup, fused):
 
 
 def test_the_fused_kernel_runs_without_the_beta3_warmup_and_equals_the_simple_path(kernel_calls):
-    models = [make_mlp(), make_mlp()]
-    optimizers = [adamlab.AdEMAMix(models[0].parameters(), lr=1e-2, t_alpha=10),
-                  adamlab.AdEMAMix(models[1].parameters(), lr=1e-2, t_alpha=10, fused=False)]
-    for model, optimizer in zip(models, optimizers):
-        train(model, optimizer, 5)
-    assert kernel_calls == ["ademamix"] * 5
-    for a, b in zip(*(model.parameters() for model in models)):
-        assert torch.equal(a, b)
+    assert_the_fused_step_is_the_simple_paths_bit_for_bit(adamlab.AdEMAMix, kernel_calls, "ademamix", lr=1e-2,
+                                                          t_alpha=10)
 
 
 def test_the_beta3_warmup_takes_the_simple_path_and_fused_true_says_why():

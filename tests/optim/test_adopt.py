@@ -11,7 +11,8 @@ from adamlab.kernels import compiled
 from adamlab.lab import trace
 from adamlab.maths import adopt
 
-from ..conftest import assert_a_checkpoint_resumes_exactly, make_mlp, train, train_pair
+from ..conftest import (assert_a_checkpoint_resumes_exactly, assert_the_fused_step_is_the_simple_paths_bit_for_bit,
+                        make_mlp, train_pair)
 from . import test_behaviour as behaviour
 
 TOLERANCES = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-15)}
@@ -79,14 +80,8 @@ def test_maximize_is_minimizing_the_negated_loss(fused):
 
 
 def test_the_fused_kernel_runs_by_default_and_equals_the_simple_path_bit_for_bit(kernel_calls):
-    models = [make_mlp(), make_mlp()]
-    optimizers = [adamlab.ADOPT(models[0].parameters(), lr=1e-2, weight_decay=0.1),
-                  adamlab.ADOPT(models[1].parameters(), lr=1e-2, weight_decay=0.1, fused=False)]
-    for model, optimizer in zip(models, optimizers):
-        train(model, optimizer, 5)
-    assert kernel_calls == ["adopt"] * 5
-    for a, b in zip(*(model.parameters() for model in models)):
-        assert torch.equal(a, b)
+    assert_the_fused_step_is_the_simple_paths_bit_for_bit(adamlab.ADOPT, kernel_calls, "adopt", lr=1e-2,
+                                                          weight_decay=0.1)
 
 
 def test_the_compiled_path_matches_the_oracle(monkeypatch):

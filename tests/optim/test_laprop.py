@@ -12,7 +12,8 @@ import adamlab
 from adamlab.kernels import compiled
 from adamlab.lab import trace
 
-from ..conftest import Batches, assert_a_checkpoint_resumes_exactly, default_dtype, make_mlp, train, train_pair
+from ..conftest import (Batches, assert_a_checkpoint_resumes_exactly, assert_the_fused_step_is_the_simple_paths_bit_for_bit,
+                        default_dtype, make_mlp, train, train_pair)
 from . import test_behaviour as behaviour
 
 
@@ -93,14 +94,8 @@ def test_the_oracles_l2_penalty_changes_nothing_and_adamlabs_does():
 
 
 def test_the_fused_kernel_runs_by_default_and_equals_the_simple_path_bit_for_bit(kernel_calls):
-    models = [make_mlp(), make_mlp()]
-    optimizers = [adamlab.LaProp(models[0].parameters(), lr=1e-2, weight_decay=0.1),
-                  adamlab.LaProp(models[1].parameters(), lr=1e-2, weight_decay=0.1, fused=False)]
-    for model, optimizer in zip(models, optimizers):
-        train(model, optimizer, 5)
-    assert kernel_calls == ["laprop"] * 5
-    for a, b in zip(*(model.parameters() for model in models)):
-        assert torch.equal(a, b)
+    assert_the_fused_step_is_the_simple_paths_bit_for_bit(adamlab.LaProp, kernel_calls, "laprop", lr=1e-2,
+                                                          weight_decay=0.1)
 
 
 def test_the_compiled_path_matches_the_oracle(monkeypatch, oracle_as_the_paper):

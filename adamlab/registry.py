@@ -110,13 +110,9 @@ class Entry:
         AdamW at the same lr, the two as one :class:`adamlab.Hybrid` (AdamW alone if no matrix)."""
         params = list(params)
         if self.matrices_only and all(isinstance(param, torch.Tensor) for param in params):
-            matrices = [param for param in params if param.ndim == 2]
             others = [param for param in params if param.ndim != 2]
-            if others:  # as a model is trained with Muon: AdamW for the rest, at the same lr
-                decay = {"weight_decay": knobs["weight_decay"]} if (knobs or {}).get("weight_decay") is not None else {}
-                rest = get("adamw").build(others, decay, **{name: value for name, value in arguments.items()
-                                                            if name in ("lr", "maximize")})
-                return optim.Hybrid(self.build(matrices, knobs, **arguments), rest) if matrices else rest
+            if others:
+                return self._with_adamw([param for param in params if param.ndim == 2], others, knobs, arguments)
         if self.takes_names:  # a tensor given without a name is one block
             params = [param if isinstance(param, tuple) else (f"param{number}", param)
                       for number, param in enumerate(params)]
@@ -128,13 +124,22 @@ class Entry:
         over the hidden matrices (:func:`adamlab.hidden_matrices`), AdamW at the same lr over the
         rest; Adam-mini over the named parameters; the others over them all."""
         if self.matrices_only:
-            matrices, others = hidden_matrices(model)
-            rest = {name: value for name, value in arguments.items() if name in ("lr", "maximize")}
-            return optim.Hybrid(self.build(matrices, knobs, **arguments), get("adamw").build(others, **rest))
+            return self._with_adamw(*hidden_matrices(model), knobs, arguments)
         if self.takes_names:
             return self.build([(name, param) for name, param in model.named_parameters() if param.requires_grad],
                               knobs, **arguments)
         return self.build([param for param in model.parameters() if param.requires_grad], knobs, **arguments)
+
+    def _with_adamw(self, matrices: list, others: list, knobs: dict | None, arguments: dict) -> torch.optim.Optimizer:
+        """This optimizer of matrices over ``matrices`` and AdamW over ``others``, at the same lr (and
+        weight decay, where a knob sets it), as one :class:`adamlab.Hybrid`; either alone where the
+        other has nothing to step."""
+        if not others:  # (nothing at all: the class's own error)
+            return self.build(matrices, knobs, **arguments)
+        decay = {"weight_decay": knobs["weight_decay"]} if (knobs or {}).get("weight_decay") is not None else {}
+        rest = get("adamw").build(others, decay, **{name: value for name, value in arguments.items()
+                                                    if name in ("lr", "maximize")})
+        return optim.Hybrid(self.build(matrices, knobs, **arguments), rest) if matrices else rest
 
     def maths_arguments(self, knobs: dict | None = None, **arguments) -> dict:
         """Every keyword argument of the maths' ``update``: its defaults, the name's settings,

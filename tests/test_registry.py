@@ -53,6 +53,20 @@ def test_every_entry_builds_and_steps_a_small_model(name):
     assert all(not torch.equal(old, new) and new.isfinite().all() for old, new in zip(before, model.parameters()))
 
 
+def test_each_entry_builds_for_a_model_as_it_is_meant_to_train_one():
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+                                torch.nn.Linear(8, 3))
+    muon = registry.get("muon").for_model(model, {"weight_decay": 0.0}, lr=0.02)
+    hidden, rest = muon.optimizers  # the hidden layers' weights; the head, the biases: AdamW's, at the same lr
+    assert [param.shape for param in hidden.param_groups[0]["params"]] == [(8, 5), (8, 8)]
+    assert isinstance(rest, optim.AdamW) and len(rest.param_groups[0]["params"]) == 4
+    assert {group["lr"] for group in muon.param_groups} == {0.02} and rest.param_groups[0]["weight_decay"] == 0.0
+    mini = registry.get("adammini").for_model(model)
+    assert [group["name"] for group in mini.param_groups] == [name for name, _ in model.named_parameters()]
+    assert [group["blocks"] for group in mini.param_groups][:2] == ["tensor", "element"]  # "0.weight", "0.bias"
+    assert registry.get("adam").for_model(model).param_groups[0]["params"] == list(model.parameters())
+
+
 #: Not the defaults: a knob mapped to the wrong argument moves the class and the maths apart.
 KNOBS = {"beta1": 0.8, "beta2": 0.95, "eps": 1e-6, "weight_decay": 0.1}
 #: The 8-bit maths keeps m and v through a float32 scale each step, where a one-element tensor,

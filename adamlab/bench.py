@@ -13,8 +13,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -257,7 +256,7 @@ def plan(optimizers=tuple(registry.OPTIMIZERS), quick: bool = False, only_layout
         # series, timed and thrown away, absorbs it; not Muon's, seconds a step, if another will do.
         if timed:
             settling = next((each for each in timed if not registry.get(each.optimizer).matrices_only), timed[0])
-            series += [dataclasses.replace(settling, settling=True), *timed]
+            series += [replace(settling, settling=True), *timed]
     return series
 
 
@@ -368,8 +367,8 @@ def _time_series(series: Series, params: list[torch.nn.Parameter], repeats: int,
     """Median milliseconds of the floor and of every contender of ``series``, in turns."""
     # Each implementation steps its own copy of the parameters, so none starts from
     # another's result.
-    params = [params[index] for index in series.stepped]
-    names = [parameter_names(series.layout, series.shapes)[index] for index in series.stepped]
+    names = parameter_names(series.layout, series.shapes)
+    params, names = [params[index] for index in series.stepped], [names[index] for index in series.stepped]
     named = registry.get(series.optimizer).takes_names
     steps = {"floor": floor_step([param.detach() for param in params])}
     fresh = {}

@@ -26,7 +26,7 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "compare", help="every optimizer on small real workloads: which one wins where",
         description="Train every optimizer on small real workloads (the names GPT, scikit-learn's digits, "
-                    "the lessons' flip network), each at three learning rates around its family's usual one "
+                    "the lessons' flip network), each at four learning rates around its family's usual one "
                     "and from several seeds; report at each optimizer's best learning rate the final "
                     "validation loss, the steps and seconds to the workload's target loss, and the state "
                     "it keeps. A table per workload, a plot, or --json.")

@@ -143,6 +143,8 @@ def test_moments_are_the_exponential_averages_and_their_corrections():
     ("flip", {"start": (1.0,)}, "takes no start"),
     ("quadratic", {"options": {"mean": 1.0}}, "quadratic has no setting 'mean'"),
     ("adagrad-decay", {"optimizers": ["adam"]}, "adagrad-decay races adagrad, rmsprop, not adam"),
+    ("flip", {"optimizers": ["adam", "muon"]}, "flip stacks its seeds' weights into 3-D tensors, which muon"),
+    ("quadratic", {"optimizers": ["muon"], "beta1": -1.0}, "beta1 must be >= 0, got -1.0"),  # Muon's momentum, named as set
 ])
 def test_bad_races_are_refused(problem, arguments, message):
     with pytest.raises(ValueError) as error:
